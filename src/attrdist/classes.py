@@ -1,0 +1,190 @@
+"""Class sets: which K classes VAR compares at every pixel.
+
+A class set is parsed from a spec string that works on the command line:
+
+* ``"top3"``: the 3 most probable classes;
+* ``"top3+worst"``: the 3 most probable classes and the least probable one (the paper's choice);
+* ``"best-vs-worst"``: the most and the least probable class;
+* ``"281,285,287"``: a predefined list (the classes of a 2x2 grid, disease subtypes, ...).
+
+Resolving a class set against logits ``[B, num_classes]`` gives a ``LongTensor [B, K]``. The target
+class is always in the set: for ``top`` sets it takes the first column, and a predefined list that
+lacks it is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["ClassSet", "parse_class_set", "validate_classes"]
+
+_TOP = re.compile(r"^top(\d+)(\+worst)?$")
+
+
+@dataclass(frozen=True)
+class ClassSet:
+    """A class-set rule.
+
+    Attributes:
+        spec: The spec string it was parsed from (normalised).
+        top: Number of most probable classes (0 for a predefined list).
+        worst: Whether the least probable class is appended.
+        fixed: The predefined classes, in order (empty for ``top`` sets).
+    """
+
+    spec: str
+    top: int = 0
+    worst: bool = False
+    fixed: tuple[int, ...] = ()
+
+    @property
+    def size(self) -> int:
+        """Number of classes K in the set."""
+        return len(self.fixed) if self.fixed else self.top + int(self.worst)
+
+    def __call__(self, logits: Tensor, target: Tensor | int | None = None) -> Tensor:
+        """Resolve the set for a batch.
+
+        Args:
+            logits: Model outputs ``[B, num_classes]``.
+            target: Target class per sample (``[B]`` or an int); default: the predicted class.
+
+        Returns:
+            ``LongTensor [B, K]``; column 0 is the target for ``top`` sets.
+
+        Raises:
+            ValueError: If the set does not fit the number of classes, or a target is out of range or
+                missing from a predefined list.
+        """
+        if logits.dim() != 2:
+            raise ValueError(f"logits must have shape [B, num_classes], got {tuple(logits.shape)}")
+        b, n = logits.shape
+        tgt = _as_target(target, b, n, logits.device)
+        if self.fixed:
+            classes = torch.tensor(self.fixed, dtype=torch.long, device=logits.device).expand(b, -1)
+            validate_classes(classes, n)
+            if tgt is not None:
+                missing = ~(classes == tgt[:, None]).any(1)
+                if missing.any():
+                    i = int(missing.nonzero()[0])
+                    raise ValueError(
+                        f"target class {int(tgt[i])} of sample {i} is not in the class set {list(self.fixed)}"
+                    )
+            return classes.clone()
+        if self.size > n:
+            raise ValueError(f"class set {self.spec!r} needs {self.size} classes, the model has {n}")
+        order = logits.detach().argsort(dim=1, descending=True).tolist()
+        rows = []
+        for i, ranked in enumerate(order):
+            first = ranked[0] if tgt is None else int(tgt[i])
+            # the least probable class is kept for the "worst" slot, unless it is the target itself
+            worst = next(c for c in reversed(ranked) if c != first) if self.worst else None
+            rest = [c for c in ranked if c not in (first, worst)][: self.top - 1]
+            rows.append([first, *rest] + ([worst] if self.worst else []))
+        return torch.tensor(rows, dtype=torch.long, device=logits.device)
+
+
+def _as_target(target: Tensor | int | None, b: int, n: int, device: torch.device) -> Tensor | None:
+    if target is None:
+        return None
+    t = torch.as_tensor(target, dtype=torch.long, device=device).flatten()
+    if t.numel() == 1:
+        t = t.expand(b)
+    if t.numel() != b:
+        raise ValueError(f"got {t.numel()} targets for a batch of {b}")
+    if ((t < 0) | (t >= n)).any():
+        raise ValueError(f"target class(es) {t[(t < 0) | (t >= n)].tolist()} out of range [0, {n})")
+    return t
+
+
+def validate_classes(classes: Tensor, num_classes: int | None = None) -> Tensor:
+    """Check a ``[B, K]`` class tensor: integer, in range, no duplicates within a row.
+
+    Args:
+        classes: Class indices ``[B, K]``.
+        num_classes: Number of model outputs, if known.
+
+    Returns:
+        The classes as ``LongTensor``.
+
+    Raises:
+        ValueError: On a wrong shape, a non-integer dtype, an out-of-range index or a duplicate.
+    """
+    if not isinstance(classes, Tensor):
+        classes = torch.as_tensor(classes)
+    if classes.dim() != 2:
+        raise ValueError(f"classes must have shape [B, K], got {tuple(classes.shape)}")
+    if classes.dtype.is_floating_point or classes.dtype == torch.bool or classes.is_complex():
+        raise ValueError(f"classes must be integer indices, got dtype {classes.dtype}")
+    classes = classes.long()
+    if classes.shape[1] < 1:
+        raise ValueError("classes must hold at least one class per sample")
+    hi = num_classes if num_classes is not None else None
+    bad = (classes < 0) if hi is None else (classes < 0) | (classes >= hi)
+    if bad.any():
+        raise ValueError(
+            f"class index(es) {sorted(set(classes[bad].tolist()))} out of range [0, {hi if hi else 'inf'})"
+        )
+    srt = classes.sort(1).values
+    dup = (srt[:, 1:] == srt[:, :-1]).any(1)
+    if dup.any():
+        i = int(dup.nonzero()[0])
+        raise ValueError(f"duplicate classes in the set of sample {i}: {classes[i].tolist()}")
+    return classes
+
+
+def parse_class_set(spec: str | Sequence[int] | ClassSet) -> ClassSet:
+    """Parse a class-set spec.
+
+    Args:
+        spec: ``"topN"``, ``"topN+worst"``, ``"best-vs-worst"``, a comma-separated list of indices,
+            a sequence of indices, or a :class:`ClassSet`.
+
+    Returns:
+        The class set.
+
+    Raises:
+        ValueError: On an unknown spec, a set of fewer than 2 classes, negative or duplicate indices.
+
+    Example:
+        >>> parse_class_set("top3+worst").size
+        4
+    """
+    if isinstance(spec, ClassSet):
+        return spec
+    if not isinstance(spec, str):
+        idx = tuple(int(i) for i in spec)
+        return _fixed(idx, ",".join(map(str, idx)))
+    s = spec.strip().lower().replace(" ", "")
+    if s in ("best-vs-worst", "bestvsworst", "best+worst"):
+        return ClassSet(spec="best-vs-worst", top=1, worst=True)
+    m = _TOP.match(s)
+    if m:
+        top = int(m.group(1))
+        worst = bool(m.group(2))
+        if top < 1:
+            raise ValueError(f"class set {spec!r}: top-k needs k >= 1")
+        cs = ClassSet(spec=s, top=top, worst=worst)
+        if cs.size < 2:
+            raise ValueError(f"class set {spec!r} has K=1 class; VAR needs at least 2 (try 'top1+worst')")
+        return cs
+    if re.fullmatch(r"-?\d+(,-?\d+)*", s):
+        return _fixed(tuple(int(p) for p in s.split(",")), s)
+    raise ValueError(
+        f"unknown class set {spec!r}; use 'topN', 'topN+worst', 'best-vs-worst' or a list like '281,285,287'"
+    )
+
+
+def _fixed(idx: tuple[int, ...], spec: str) -> ClassSet:
+    if len(idx) < 2:
+        raise ValueError(f"class set {spec!r} has K={len(idx)} class; VAR needs at least 2")
+    if any(i < 0 for i in idx):
+        raise ValueError(f"class set {spec!r} has negative class indices")
+    if len(set(idx)) != len(idx):
+        raise ValueError(f"class set {spec!r} has duplicate classes")
+    return ClassSet(spec=spec, fixed=idx)

@@ -1,0 +1,77 @@
+"""Read images robustly: any mode (grayscale, RGBA, palette, 16-bit), EXIF rotation, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = ["ImageReadError", "read_image", "to_rgb"]
+
+#: Larger images are refused before decoding (decompression-bomb guard), in pixels.
+MAX_PIXELS = 20_000 * 20_000
+
+
+class ImageReadError(ValueError):
+    """A file could not be read as an image."""
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL image to 8-bit RGB, honouring EXIF orientation and transparency.
+
+    16-bit and float images are rescaled by their value range (not clipped); transparent pixels are
+    composed over white; palette images are expanded.
+
+    Args:
+        image: A PIL image of any mode.
+
+    Returns:
+        An RGB image.
+    """
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(image, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        image = Image.fromarray(arr.round().astype(np.uint8), mode="L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return image.convert("RGB")
+
+
+def read_image(path: str | Path) -> Image.Image:
+    """Read an image file as RGB.
+
+    Args:
+        path: The file.
+
+    Returns:
+        The RGB image.
+
+    Raises:
+        ImageReadError: If the file is missing, empty, not an image, truncated or too large.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ImageReadError(f"{p}: no such file")
+    if p.stat().st_size == 0:
+        raise ImageReadError(f"{p}: the file is empty")
+    try:
+        with Image.open(p) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise ImageReadError(f"{p}: {im.width}x{im.height} pixels is larger than the limit")
+            if im.width < 1 or im.height < 1:
+                raise ImageReadError(f"{p}: the image has no pixels")
+            im.load()
+            return to_rgb(im)
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{p}: not an image file (or a format Pillow cannot read)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        if isinstance(err, ImageReadError):
+            raise
+        raise ImageReadError(f"{p}: cannot decode the image ({err})") from None

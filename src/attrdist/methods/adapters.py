@@ -1,0 +1,126 @@
+"""Adapters: let VAR refine attributions computed by other libraries or by any function.
+
+Adapters call the wrapped attribution once per class of the set (K calls, K forward passes): they give
+the same contract as the built-in methods, not their one-forward-pass speed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..classes import ClassSet
+from .base import Attributor
+
+__all__ = ["CallableAdapter", "CaptumAdapter", "GradCamAdapter"]
+
+
+class CallableAdapter(Attributor):
+    """Any function ``fn(x, classes) -> map``, called once per class of the set.
+
+    Args:
+        model: The classifier (its logits pick the class set).
+        fn: ``fn(x [B, C, H, W], class [B] LongTensor) -> [B, H, W]`` or ``[B, C', H, W]`` (channels are
+            summed); maps at another resolution are upsampled bilinearly to the input size.
+        name: Name shown in results.
+
+    Example:
+        >>> adapter = CallableAdapter(model, lambda x, c: my_saliency(x, c))  # doctest: +SKIP
+    """
+
+    summary = "any callable (x, class) -> map, one call per class"
+
+    def __init__(self, model: nn.Module, fn: Callable[[Tensor, Tensor], Tensor], name: str = "callable",
+                 **kwargs: object) -> None:
+        super().__init__(model, **kwargs)  # type: ignore[arg-type]
+        self.fn = fn
+        self.name = name  # type: ignore[misc]
+
+    def per_class(self, x: Tensor, cls: Tensor) -> Tensor:
+        """One map ``[B, H, W]`` for class ``cls`` ``[B]``."""
+        with torch.enable_grad():
+            out = self.fn(x.clone().requires_grad_(True), cls)
+        return torch.as_tensor(out, device=x.device)
+
+    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor.attribute`)."""
+        with torch.no_grad():
+            logits, cls = self.forward(x, classes, target)
+        maps = []
+        for k in range(cls.shape[1]):
+            m = self.per_class(x, cls[:, k]).detach()
+            if m.dim() == 4:
+                m = m.sum(1)
+            if m.dim() != 3 or m.shape[0] != x.shape[0]:
+                raise ValueError(f"{self.name} returned a map of shape {tuple(m.shape)}; expected [B, H, W]")
+            maps.append(m.to(x.dtype))
+        stacked = torch.stack(maps, 1)
+        return self.to_input_size(stacked, tuple(x.shape[-2:])), cls, logits
+
+
+class CaptumAdapter(CallableAdapter):
+    """A Captum ``Attribution`` object (``Saliency``, ``IntegratedGradients``, ``LayerGradCam``, ...).
+
+    ``attribute(x, target=class, **kwargs)`` runs once per class; 4-D results are channel-summed, and
+    layer attributions (Grad-CAM) are upsampled bilinearly to the input size.
+
+    Args:
+        model: The classifier the Captum object explains.
+        attribution: The Captum attribution object.
+        **attribute_kwargs: Passed to ``attribution.attribute`` (``n_steps``, ``baselines``, ...).
+    """
+
+    summary = "a Captum Attribution object, one call per class"
+
+    def __init__(self, model: nn.Module, attribution: object, **attribute_kwargs: object) -> None:
+        super().__init__(model, self._call, name=f"captum:{type(attribution).__name__}")
+        self.attribution = attribution
+        self.attribute_kwargs = attribute_kwargs
+
+    def _call(self, x: Tensor, cls: Tensor) -> Tensor:
+        return self.attribution.attribute(x, target=cls, **self.attribute_kwargs)  # type: ignore[attr-defined]
+
+
+class GradCamAdapter(CallableAdapter):
+    """A pytorch-grad-cam CAM object, raw: the ReLU'd CAM before its per-map min-max scaling.
+
+    pytorch-grad-cam scales every map to [0, 1] on its own, which removes the cross-class comparison VAR
+    needs; this adapter reads the CAM before that step, averages over its target layers and upsamples
+    bilinearly to the input size.
+
+    Args:
+        model: The classifier the CAM object explains.
+        cam: A ``pytorch_grad_cam`` CAM object (``GradCAM``, ``LayerCAM``, ``HiResCAM``, ...).
+    """
+
+    summary = "a pytorch-grad-cam CAM object (raw, not min-max scaled), one call per class"
+
+    def __init__(self, model: nn.Module, cam: object) -> None:
+        super().__init__(model, self._call, name=f"pytorch-grad-cam:{type(cam).__name__}")
+        self.cam = cam
+
+    def _call(self, x: Tensor, cls: Tensor) -> Tensor:
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        cam = self.cam
+        targets = [ClassifierOutputTarget(int(c)) for c in cls]
+        outputs = cam.activations_and_grads(x)  # type: ignore[attr-defined]
+        try:
+            if cam.uses_gradients:  # type: ignore[attr-defined]
+                cam.model.zero_grad()  # type: ignore[attr-defined]
+                loss = sum(t(o) for t, o in zip(targets, outputs, strict=True))
+                loss.backward(retain_graph=True)  # type: ignore[union-attr]
+            acts = [a.cpu().numpy() for a in cam.activations_and_grads.activations]  # type: ignore[attr-defined]
+            grads = [g.cpu().numpy() for g in cam.activations_and_grads.gradients]  # type: ignore[attr-defined]
+            layers = []
+            for i, layer in enumerate(cam.target_layers):  # type: ignore[attr-defined]
+                raw = cam.get_cam_image(x, layer, targets, acts[i], grads[i], False)  # type: ignore[attr-defined]
+                m = torch.as_tensor(raw, dtype=x.dtype).clamp(min=0)[:, None]
+                layers.append(F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0])
+        finally:
+            cam.activations_and_grads.gradients = []  # type: ignore[attr-defined]
+            cam.activations_and_grads.activations = []  # type: ignore[attr-defined]
+        return torch.stack(layers).mean(0)

@@ -1,0 +1,129 @@
+"""Class activation maps from one layer: Grad-CAM, LayerCAM and Guided Grad-CAM.
+
+The K class gradients only flow back to the CAM layer, so K classes cost about one forward pass plus
+K short backward passes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from ..classes import ClassSet
+from .base import Attributor, register_method
+from .hooks import GuidedState, capture_output, guided_activations, resolve_module
+
+__all__ = ["GradCAM", "GuidedGradCAM", "LayerCAM"]
+
+
+class _CAM(Attributor):
+    """Base of layer-activation methods.
+
+    Args:
+        model: The classifier.
+        layer: The layer whose output is weighted: a dotted module name or a module; default: the
+            architecture's CAM layer (``attrdist models`` lists them).
+        relu: Apply the ReLU of the method's definition to the map.
+        resolution: ``"input"`` (upsampled to the input size) or ``"native"`` (the layer's grid).
+        upsample: Interpolation mode used for ``resolution="input"``.
+        **kwargs: See :class:`Attributor`.
+    """
+
+    def __init__(
+        self, model: nn.Module, *, layer: str | nn.Module | None = None, relu: bool = True,
+        resolution: Literal["input", "native"] = "input", upsample: str = "bilinear", **kwargs: object,
+    ) -> None:
+        super().__init__(model, **kwargs)  # type: ignore[arg-type]
+        if layer is None:
+            from ..models.architectures import default_cam_layer
+
+            layer = default_cam_layer(model)
+        self.layer = resolve_module(model, layer)
+        if resolution not in ("input", "native"):
+            raise ValueError(f"resolution must be 'input' or 'native', got {resolution!r}")
+        self.relu, self.resolution, self.upsample = relu, resolution, upsample
+
+    def cam(self, acts: Tensor, grads: Tensor) -> Tensor:
+        """Combine activations ``[B, C, h, w]`` and class gradients ``[K, B, C, h, w]`` into ``[K, B, h, w]``."""
+        raise NotImplementedError
+
+    def layer_maps(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
+        """Forward once, capture the layer, return ``(cam [B, K, h, w], classes, logits)`` (graph kept)."""
+        with capture_output(self.layer, as_leaf=True) as cap:
+            logits, cls = self.forward(x, classes, target)
+        acts = cap.output
+        if acts.dim() != 4:
+            raise ValueError(
+                f"CAM layer output must be [B, C, h, w], got {tuple(acts.shape)}; choose a convolutional layer"
+            )
+        (g,) = self.gradients(logits, cls, [acts], retain_graph=True)
+        cam = self.cam(acts.detach(), g)
+        if self.relu:
+            cam = cam.clamp(min=0)
+        return cam.transpose(0, 1), cls, logits
+
+    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor.attribute`)."""
+        with torch.enable_grad():
+            cam, cls, logits = self.layer_maps(x, classes, target)
+        if self.resolution == "input":
+            cam = self.to_input_size(cam, tuple(x.shape[-2:]), self.upsample)
+        return cam, cls, logits.detach()
+
+
+@register_method("gradcam")
+class GradCAM(_CAM):
+    """Grad-CAM (Selvaraju et al., 2017): ``ReLU(sum_c mean_ij(dy/dA_c) A_c)``, raw (never min-max scaled)."""
+
+    summary = "Grad-CAM on the architecture's CAM layer, upsampled bilinearly"
+    reference = "Selvaraju et al. Grad-CAM: Visual Explanations from Deep Networks. ICCV 2017"
+
+    def cam(self, acts: Tensor, grads: Tensor) -> Tensor:
+        """Channel weights are the spatial mean of the gradients."""
+        weights = grads.mean(dim=(-2, -1), keepdim=True)
+        return (weights * acts).sum(2)
+
+
+@register_method("layercam")
+class LayerCAM(_CAM):
+    """LayerCAM (Jiang et al., 2021): ``ReLU(sum_c ReLU(dy/dA_c) * A_c)``, raw."""
+
+    summary = "LayerCAM: positive gradients as per-location weights"
+    reference = "Jiang et al. LayerCAM: Exploring Hierarchical Class Activation Maps. IEEE TIP 2021"
+
+    def cam(self, acts: Tensor, grads: Tensor) -> Tensor:
+        """Weights are the positive gradients at each location."""
+        return (grads.clamp(min=0) * acts).sum(2)
+
+
+@register_method("guided_gradcam")
+class GuidedGradCAM(GradCAM):
+    """Guided Grad-CAM (Selvaraju et al., 2017): Guided Backprop times the upsampled Grad-CAM.
+
+    One forward pass serves both: the CAM uses plain gradients, the guided part the guided ones.
+    Channel-summed, this is ``cam * sum_c gbp_c``.
+    """
+
+    summary = "guided backprop x Grad-CAM (one forward pass for both)"
+    reference = "Selvaraju et al. Grad-CAM: Visual Explanations from Deep Networks. ICCV 2017"
+
+    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor.attribute`)."""
+        state = GuidedState(guided=False)
+        with guided_activations(self.model, state):
+            xg = x.clone().requires_grad_(True)
+            with capture_output(self.layer) as cap:
+                logits, cls = self.forward(xg, classes, target)
+            acts = cap.output
+            (g_layer,) = self.gradients(logits, cls, [acts], retain_graph=True)
+            state.guided = True
+            (g_in,) = self.gradients(logits, cls, [xg])
+        cam = self.cam(acts.detach(), g_layer)
+        if self.relu:
+            cam = cam.clamp(min=0)
+        cam = self.to_input_size(cam.transpose(0, 1), tuple(x.shape[-2:]), self.upsample)
+        gbp = g_in.transpose(0, 1)  # [B, K, C, H, W]
+        maps = gbp * cam.unsqueeze(2)
+        return (maps if self.keep_channels else maps.sum(2)), cls, logits.detach()

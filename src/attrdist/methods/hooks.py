@@ -1,0 +1,214 @@
+"""Hooks as context managers: every modification of a model is undone on exit, also after an error."""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "Capture",
+    "GuidedState",
+    "capture_output",
+    "guided_activations",
+    "model_scope",
+    "resolve_module",
+]
+
+
+def resolve_module(model: nn.Module, layer: str | nn.Module) -> nn.Module:
+    """Find a sub-module by dotted name (or check that a module belongs to the model).
+
+    Args:
+        model: The model.
+        layer: A dotted name as in ``model.named_modules()`` (``"layer4"``, ``"features.7.2"``), or a
+            module of the model.
+
+    Returns:
+        The module.
+
+    Raises:
+        ValueError: If no such module exists; the message lists the closest names.
+    """
+    if isinstance(layer, nn.Module):
+        if not any(m is layer for m in model.modules()):
+            raise ValueError(f"layer {type(layer).__name__} is not a sub-module of the model")
+        return layer
+    modules = dict(model.named_modules())
+    if layer in modules:
+        return modules[layer]
+    close = difflib.get_close_matches(layer, [n for n in modules if n], n=5, cutoff=0.4)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    raise ValueError(f"the model has no layer {layer!r}{hint}")
+
+
+@contextlib.contextmanager
+def model_scope(model: nn.Module) -> Iterator[nn.Module]:
+    """Run attribution on ``model`` in eval mode without parameter gradients, then restore it.
+
+    Parameters get ``requires_grad=False`` during the call (attributions only need input and activation
+    gradients), activations that work in place are switched to out-of-place; the train/eval mode of every
+    module, the ``requires_grad`` flags and the ``inplace`` flags are restored on exit, also after an error.
+
+    Args:
+        model: The model.
+
+    Yields:
+        The same model.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    inplace = [(m, m.inplace) for m in model.modules() if isinstance(getattr(m, "inplace", None), bool)]
+    try:
+        model.eval()
+        for p, _ in flags:
+            p.requires_grad_(False)
+        for m, _ in inplace:
+            m.inplace = False
+        yield model
+    finally:
+        for m, mode in modes:
+            m.training = mode
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        for m, flag in inplace:
+            m.inplace = flag
+
+
+@dataclass
+class Capture:
+    """Output of a hooked module, as seen in the last forward pass (kept in the autograd graph)."""
+
+    module: nn.Module
+    outputs: list[Tensor] = field(default_factory=list)
+
+    @property
+    def output(self) -> Tensor:
+        """The module's output of the last forward pass.
+
+        Raises:
+            RuntimeError: If the module was not called, or was called more than once.
+        """
+        if len(self.outputs) != 1:
+            raise RuntimeError(
+                f"layer {type(self.module).__name__} ran {len(self.outputs)} times in one forward pass; "
+                "choose a layer that runs exactly once"
+            )
+        return self.outputs[0]
+
+
+@contextlib.contextmanager
+def capture_output(module: nn.Module, as_leaf: bool = False) -> Iterator[Capture]:
+    """Record the output tensor of ``module`` in every forward pass inside the context.
+
+    Args:
+        module: The module to watch.
+        as_leaf: Replace the output by a detached copy that requires grad, so that the autograd graph
+            starts at this layer (nothing below it is recorded). The forward values are unchanged.
+
+    Yields:
+        A :class:`Capture` whose ``outputs`` are filled during forward passes.
+    """
+    cap = Capture(module)
+
+    def hook(mod: nn.Module, args: tuple, out: object) -> Tensor:
+        if not isinstance(out, Tensor):
+            raise TypeError(f"layer {type(mod).__name__} returns {type(out).__name__}, not a tensor")
+        if as_leaf:
+            out = out.detach().requires_grad_(True)
+        cap.outputs.append(out)
+        return out
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield cap
+    finally:
+        handle.remove()
+
+
+@dataclass
+class GuidedState:
+    """Switch read by the guided backward at backward time (plain or guided gradient)."""
+
+    guided: bool = True
+
+
+class _GuidedGrad(torch.autograd.Function):
+    """Identity on the activation's output; backward passes ``g * f'(x)``, clamped at 0 when guided."""
+
+    @staticmethod
+    def forward(x: Tensor, deriv: Tensor, y: Tensor, state: GuidedState) -> Tensor:
+        return y.clone()
+
+    @staticmethod
+    def setup_context(ctx: object, inputs: tuple, output: Tensor) -> None:
+        _, deriv, _, state = inputs
+        ctx.save_for_backward(deriv)  # type: ignore[attr-defined]
+        ctx.state = state  # type: ignore[attr-defined]
+
+    @staticmethod
+    def backward(ctx: object, grad: Tensor) -> tuple:
+        (deriv,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        gx = grad * deriv
+        if ctx.state.guided:  # type: ignore[attr-defined]
+            gx = gx.clamp(min=0)
+        return gx, None, None, None
+
+
+def _piecewise_derivative(module: nn.Module, x: Tensor) -> Tensor | None:
+    if isinstance(module, nn.ReLU):
+        return (x > 0).to(x.dtype)
+    if isinstance(module, nn.ReLU6):
+        return ((x > 0) & (x < 6)).to(x.dtype)
+    if isinstance(module, nn.Hardtanh):
+        return ((x > module.min_val) & (x < module.max_val)).to(x.dtype)
+    if isinstance(module, nn.LeakyReLU):
+        return torch.where(x > 0, torch.ones_like(x), torch.full_like(x, module.negative_slope))
+    return None
+
+
+#: Activations treated by guided backprop. Piecewise-linear ones use their exact derivative mask; smooth
+#: ones (GELU, SiLU, ...) use their derivative f'(x), and the guided clamp acts on g * f'(x).
+GUIDED_ACTIVATIONS: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Softplus, nn.Hardswish,
+    nn.Mish, nn.CELU, nn.SELU,
+)
+
+
+@contextlib.contextmanager
+def guided_activations(model: nn.Module, state: GuidedState) -> Iterator[list[nn.Module]]:
+    """Make every activation module of ``model`` pass guided gradients (Springenberg et al., 2015).
+
+    The forward output is unchanged; in backward, the gradient reaching an activation's input becomes
+    ``max(0, g * f'(x))`` while ``state.guided`` is true, and the plain ``g * f'(x)`` otherwise. Works for
+    modules reused several times per forward pass (EfficientNet's shared ReLU6) and under batched VJPs.
+    Activations called functionally (``F.relu``) are not seen.
+
+    Args:
+        model: The model.
+        state: The switch between guided and plain gradients.
+
+    Yields:
+        The hooked activation modules (empty if the model has none).
+    """
+    mods = [m for m in model.modules() if isinstance(m, GUIDED_ACTIVATIONS)]
+
+    def hook(mod: nn.Module, args: tuple, out: Tensor) -> Tensor:
+        x = args[0]
+        deriv = _piecewise_derivative(mod, x)
+        if deriv is None:
+            with torch.enable_grad():
+                xd = x.detach().requires_grad_(True)
+                (deriv,) = torch.autograd.grad(mod.forward(xd).sum(), xd)  # forward(): no hook
+        return _GuidedGrad.apply(x, deriv.detach(), out.detach(), state)
+
+    handles = [m.register_forward_hook(hook) for m in mods]
+    try:
+        yield mods
+    finally:
+        for h in handles:
+            h.remove()

