@@ -192,7 +192,8 @@ class SmoothGrad(_SampledGradient):
         model: The classifier.
         samples: Number of noisy copies (default 25).
         noise_level: Noise standard deviation as a fraction of each image's value range (default 0.15).
-        seed: Seed of the noise, so that results are reproducible.
+        seed: Seed of the noise draws (the same draws for every image, so results are reproducible and
+            independent of the batch).
         chunk_size: Copies per forward pass.
         **kwargs: See :class:`Attributor`.
     """
@@ -210,9 +211,10 @@ class SmoothGrad(_SampledGradient):
         self.samples, self.noise_level, self.seed = samples, noise_level, seed
 
     def points(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Noisy copies of ``x`` (seeded)."""
+        """Noisy copies of ``x``; every image gets the same seeded noise draws, so a result does not depend
+        on the batch it was computed in."""
         gen = torch.Generator(device="cpu").manual_seed(self.seed)
-        noise = torch.randn((self.samples, *x.shape), generator=gen, dtype=x.dtype).to(x.device)
+        noise = torch.randn((self.samples, 1, *x.shape[1:]), generator=gen, dtype=x.dtype).to(x.device)
         flat = x.flatten(1)
         span = (flat.amax(1) - flat.amin(1)).view(1, -1, 1, 1, 1)
         return x + noise * self.noise_level * span, torch.full((self.samples,), 1.0 / self.samples)

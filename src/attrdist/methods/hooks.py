@@ -121,7 +121,9 @@ def capture_output(module: nn.Module, as_leaf: bool = False) -> Iterator[Capture
         if as_leaf:
             out = out.detach().requires_grad_(True)
         cap.outputs.append(out)
-        return out
+        # the model goes on with a copy, so an in-place op after the layer (DenseNet's F.relu(inplace=True))
+        # cannot change the captured activations or their gradient
+        return out.clone()
 
     handle = module.register_forward_hook(hook)
     try:

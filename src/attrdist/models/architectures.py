@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from torch import nn
-from zennit.canonizers import Canonizer, SequentialMergeBatchNorm
+from zennit.canonizers import Canonizer, NamedMergeBatchNorm, SequentialMergeBatchNorm
 from zennit.torchvision import ResNetCanonizer, VGGCanonizer
 
 from ..registry import Registry
@@ -110,8 +110,9 @@ register_family(Family(
     "torchvision ResNet / Wide-ResNet; CAM: layer4; LRP: BN merged, residual Sum",
 ))
 register_family(Family(
-    "densenet", _is("torchvision.models.densenet.DenseNet"), "features", lambda: [SequentialMergeBatchNorm()],
-    "torchvision DenseNet; CAM: features (norm5); LRP: stem BN merged (pre-activation BNs stay)",
+    "densenet", _is("torchvision.models.densenet.DenseNet"), "features",
+    lambda: [NamedMergeBatchNorm([(("features.conv0",), "features.norm0")])],
+    "torchvision DenseNet; CAM: features (norm5); LRP: stem BN merged (pre-activation BNs pass gradients)",
 ))
 register_family(Family(
     "convnext", _is("torchvision.models.convnext.ConvNeXt"), "features.7", _no_canonizers,

@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from attrdist.classes import parse_class_set, validate_classes
+
+
+@pytest.fixture
+def logits():
+    return torch.tensor([[0.1, 3.0, 2.0, -5.0, 1.0], [4.0, 0.0, 1.0, 2.0, -1.0]])
+
+
+def test_top_plus_worst(logits):
+    cs = parse_class_set("top3+worst")
+    assert cs.size == 4
+    assert cs(logits).tolist() == [[1, 2, 4, 3], [0, 3, 2, 4]]
+
+
+def test_best_vs_worst(logits):
+    assert parse_class_set("best-vs-worst")(logits).tolist() == [[1, 3], [0, 4]]
+
+
+def test_target_is_first_and_in_set(logits):
+    out = parse_class_set("top2+worst")(logits, target=torch.tensor([3, 2]))
+    assert out[:, 0].tolist() == [3, 2]
+    # target 3 is the worst of sample 0: the next-least probable class takes the worst slot
+    assert out.tolist() == [[3, 1, 0], [2, 0, 4]]
+    for row in out.tolist():
+        assert len(set(row)) == len(row)
+
+
+def test_fixed_list(logits):
+    cs = parse_class_set("4,0,2")
+    assert cs(logits).tolist() == [[4, 0, 2], [4, 0, 2]]
+    assert parse_class_set([1, 2]).fixed == (1, 2)
+
+
+def test_fixed_list_missing_target(logits):
+    with pytest.raises(ValueError, match="not in the class set"):
+        parse_class_set("0,2")(logits, target=1)
+
+
+@pytest.mark.parametrize("spec, msg", [("top1", "K=1"), ("5", "K=1"), ("1,1", "duplicate"), ("-1,2", "negative"),
+                                       ("banana", "unknown class set"), ("top0+worst", "k >= 1")])
+def test_bad_specs(spec, msg):
+    with pytest.raises(ValueError, match=msg):
+        parse_class_set(spec)
+
+
+def test_out_of_range(logits):
+    with pytest.raises(ValueError, match="out of range"):
+        parse_class_set("1,7")(logits)
+    with pytest.raises(ValueError, match="needs 6 classes"):
+        parse_class_set("top5+worst")(logits)
+    with pytest.raises(ValueError, match="out of range"):
+        parse_class_set("top2")(logits, target=9)
+
+
+def test_validate_classes():
+    assert validate_classes(torch.tensor([[1, 2]]), 3).dtype == torch.long
+    with pytest.raises(ValueError, match="duplicate"):
+        validate_classes(torch.tensor([[1, 1]]))
+    with pytest.raises(ValueError, match="integer"):
+        validate_classes(torch.tensor([[1.0, 2.0]]))
+    with pytest.raises(ValueError, match=r"\[B, K\]"):
+        validate_classes(torch.tensor([1, 2]))

@@ -1,0 +1,163 @@
+import math
+import warnings
+
+import pytest
+import torch
+
+from attrdist import var
+from attrdist.var import PRESETS, ClassAgnosticWarning, VARConfig, get_preset
+
+
+def literal_var(maps, temperatures, tau, magnitude, convention):
+    """Per-pixel loop of the formula, in plain Python floats."""
+    b, k, h, w = maps.shape
+    out = torch.zeros(b, k, h, w, dtype=torch.float64)
+    qs = torch.zeros(b, k, h, w, dtype=torch.float64)
+    for i in range(b):
+        for y in range(h):
+            for x in range(w):
+                vals = [float(maps[i, c, y, x]) for c in range(k)]
+                if magnitude == "abs":
+                    vals = [abs(v) for v in vals]
+                q = [0.0] * k
+                for t in temperatures:
+                    z = [v / t if convention == "divide" else v * t for v in vals]
+                    mx = max(z)
+                    e = [math.exp(v - mx) for v in z]
+                    s = sum(e)
+                    for c in range(k):
+                        q[c] += e[c] / s / len(temperatures)
+                for c in range(k):
+                    qs[i, c, y, x] = q[c]
+                    keep = q[c] - 1.0 / k > tau + 1e-12
+                    out[i, c, y, x] = float(maps[i, c, y, x]) * q[c] * keep
+    return out, qs
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("preset", ["paper", "authors-code"])
+def test_matches_literal_loop(seed, preset):
+    gen = torch.Generator().manual_seed(seed)
+    maps = torch.randn(2, 4, 5, 6, generator=gen, dtype=torch.float64) * 3
+    cfg = PRESETS[preset]
+    ref, qref = literal_var(maps, cfg.temperatures, cfg.tau, cfg.magnitude, cfg.convention)
+    out = var(maps, preset=preset)
+    torch.testing.assert_close(out.q, qref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out.refined, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_authors_code_preset_is_their_formula():
+    cfg = get_preset("authors-code")
+    assert cfg == VARConfig(temperatures=(10.0,), tau=0.1, magnitude="abs", convention="multiply")
+    maps = torch.randn(1, 3, 4, 4, dtype=torch.float64)
+    q = torch.softmax(10 * maps.abs(), dim=1)
+    expected = maps * q * (q - 1 / 3 > 0.1)
+    torch.testing.assert_close(var(maps, preset="authors-code").refined, expected)
+
+
+def test_paper_preset_formula():
+    maps = torch.randn(2, 4, 3, 3, dtype=torch.float64)
+    q = sum(torch.softmax(maps / t, dim=1) for t in (1, 5, 100)) / 3
+    torch.testing.assert_close(var(maps).refined, maps * q * (q > 0.25))
+
+
+def test_overrides_and_q_is_distribution():
+    maps = torch.randn(3, 5, 4, 4)
+    out = var(maps, temperatures=(2.0,), tau=0.05, magnitude="abs")
+    assert out.config.temperatures == (2.0,) and out.config.tau == 0.05
+    torch.testing.assert_close(out.q.sum(1), torch.ones(3, 4, 4, dtype=torch.float64))
+    assert out.refined.dtype == maps.dtype and out.refined.shape == maps.shape
+
+
+def test_stable_at_large_magnitude():
+    maps = torch.randn(2, 4, 8, 8) * 1e4
+    out = var(maps)
+    assert torch.isfinite(out.refined).all() and torch.isfinite(out.q).all()
+    # the winning class keeps its pixels
+    win = maps.argmax(1, keepdim=True)
+    assert out.keep.gather(1, win).float().mean() > 0.99
+
+
+def test_all_zero_maps_no_nan():
+    out = var(torch.zeros(1, 3, 4, 4), warn_identical=False)
+    assert torch.isfinite(out.refined).all()
+    assert (out.refined == 0).all()
+    torch.testing.assert_close(out.q, torch.full((1, 3, 4, 4), 1 / 3, dtype=torch.float64))
+
+
+def test_tiny_magnitude_keeps_class_differences():
+    # LRP-like relevances: float32 softmax would round to exactly 1/K everywhere
+    gen = torch.Generator().manual_seed(0)
+    maps = torch.randn(1, 4, 16, 16, generator=gen) * 1e-8
+    out = var(maps)
+    assert out.keep.any(1).float().mean() > 0.9
+
+
+@pytest.mark.parametrize("k", [0, 1])
+def test_k_below_two_is_error(k):
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        var(torch.randn(1, k, 4, 4))
+
+
+def test_identical_maps_warn():
+    m = torch.randn(2, 1, 4, 4).expand(2, 3, 4, 4)
+    with pytest.warns(ClassAgnosticWarning, match="identical across classes"):
+        var(m)
+
+
+def test_distinct_maps_do_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        var(torch.randn(2, 3, 4, 4))
+
+
+def test_nan_is_error():
+    m = torch.randn(1, 3, 4, 4)
+    m[0, 1, 2, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        var(m)
+
+
+@pytest.mark.parametrize("bad", [dict(temperatures=()), dict(temperatures=(0,)), dict(magnitude="x"),
+                                 dict(convention="x"), dict(normalize="x"), dict(tau=2.0)])
+def test_bad_config(bad):
+    with pytest.raises(ValueError):
+        var(torch.randn(1, 3, 2, 2), **bad)
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="unknown VAR preset"):
+        var(torch.randn(1, 3, 2, 2), preset="nope")
+
+
+def test_wrong_shape():
+    with pytest.raises(ValueError, match="shape"):
+        var(torch.randn(3, 4))
+
+
+@pytest.mark.parametrize("normalize", ["max", "quantile"])
+@pytest.mark.parametrize("scale", [1e-8, 3.0, 1e5])
+def test_joint_normalisation_is_scale_invariant(normalize, scale):
+    maps = torch.randn(2, 4, 6, 6, dtype=torch.float64)
+    a = var(maps, normalize=normalize)
+    b = var(maps * scale, normalize=normalize)
+    torch.testing.assert_close(a.q, b.q)
+    torch.testing.assert_close(b.refined, a.refined * scale)
+
+
+@pytest.mark.parametrize("normalize", ["max", "quantile"])
+def test_normalisation_is_none_at_unit_scale(normalize):
+    maps = torch.randn(2, 4, 6, 6, dtype=torch.float64)
+    maps = maps / maps.abs().amax(dim=(1, 2, 3), keepdim=True)  # joint max-abs scale is 1
+    if normalize == "quantile":
+        cfg = VARConfig(normalize="quantile", quantile=1.0)
+        torch.testing.assert_close(var(maps, preset=cfg).refined, var(maps).refined)
+    else:
+        torch.testing.assert_close(var(maps, normalize="max").refined, var(maps).refined)
+
+
+def test_normalisation_is_joint_not_per_map():
+    maps = torch.rand(1, 2, 4, 4, dtype=torch.float64) + 0.1
+    maps[:, 1] *= 100  # one class dominates; per-map scaling would hide that
+    out = var(maps, normalize="max")
+    assert float(out.q[:, 1].mean()) > float(out.q[:, 0].mean()) + 0.1
