@@ -161,3 +161,36 @@ def test_normalisation_is_joint_not_per_map():
     maps[:, 1] *= 100  # one class dominates; per-map scaling would hide that
     out = var(maps, normalize="max")
     assert float(out.q[:, 1].mean()) > float(out.q[:, 0].mean()) + 0.1
+
+
+# --- the VAR wrapper -------------------------------------------------------------------------------
+
+from attrdist import VAR, get_method  # noqa: E402
+
+
+def test_var_wrapper_returns_target_map(tiny_cnn):
+    x = torch.randn(2, 3, 16, 16)
+    res = VAR(get_method("gradcam", tiny_cnn), classes="top3+worst")(x)
+    pred = tiny_cnn(x).argmax(1)
+    assert res.target.tolist() == pred.tolist()
+    assert res.classes[:, 0].tolist() == pred.tolist()
+    assert res.maps.shape == res.q.shape == res.refined_all.shape == (2, 4, 16, 16)
+    torch.testing.assert_close(res.refined, res.refined_all[:, 0])
+    torch.testing.assert_close(res.refined_all, var(res.maps).refined)
+
+
+def test_var_wrapper_target_and_fixed_set(tiny_cnn):
+    x = torch.randn(1, 3, 16, 16)
+    res = VAR(get_method("gradient", tiny_cnn), classes="top2+worst")(x, target=7)
+    assert int(res.target) == 7 and res.classes[0, 0] == 7
+    fixed = VAR(get_method("gradient", tiny_cnn), classes="2,5,7", preset="authors-code")(x)
+    logits = tiny_cnn(x)[0, [2, 5, 7]]
+    assert int(fixed.target) == [2, 5, 7][int(logits.argmax())]
+    assert fixed.config == PRESETS["authors-code"]
+    with pytest.raises(ValueError, match="not in its class set"):
+        VAR(get_method("gradient", tiny_cnn), classes="2,5,7")(x, target=1)
+
+
+def test_var_wrapper_overrides(tiny_cnn):
+    v = VAR(get_method("gradient", tiny_cnn), classes="best-vs-worst", tau=0.2, temperatures=[3])
+    assert v.config.tau == 0.2 and v.config.temperatures == (3.0,)

@@ -88,7 +88,7 @@ class Preprocess:
 def _rgb_array(image: Image.Image):  # noqa: ANN202
     import numpy as np
 
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return np.array(image.convert("RGB"), dtype=np.uint8)
 
 
 @dataclass

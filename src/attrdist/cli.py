@@ -1,0 +1,152 @@
+"""Command line: ``attrdist explain``, ``attrdist methods``, ``attrdist models``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _csv(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(p) for p in _csv(text))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (choices come from the registries)."""
+    from .methods import METHODS
+    from .var import NORMALIZATIONS, PRESETS
+
+    parser = argparse.ArgumentParser(prog="attrdist", description="Class-specific attribution maps with VAR.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ex = sub.add_parser("explain", help="explain images: per-class vanilla and VAR maps, as a figure, JSON and npz")
+    ex.add_argument("images", nargs="*", help="image files; none: a 2x2 grid of sample photos from scikit-image")
+    ex.add_argument("--model", default="efficientnet_lite0",
+                    help="efficientnet_lite0 (default, offline), torchvision:NAME, timm:NAME or a checkpoint path")
+    ex.add_argument("--weights", default=None, help="state-dict file for the model, or 'random'")
+    ex.add_argument("--method", default="gradcam,guided_backprop",
+                    help=f"comma-separated methods among: {', '.join(METHODS.names())}")
+    ex.add_argument("--classes", default=None,
+                    help="class set: topN, topN+worst, best-vs-worst or a list like 281,285,287 "
+                         "(default: top3+worst; for the sample grid, the classes of its four photos)")
+    ex.add_argument("--target", type=int, default=None, help="explained class (default: the predicted one)")
+    ex.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="VAR preset")
+    ex.add_argument("--temperatures", type=_floats, default=None, help="override, e.g. 1,5,100")
+    ex.add_argument("--tau", type=float, default=None, help="override the margin tau")
+    ex.add_argument("--magnitude", choices=["signed", "abs"], default=None, help="override the magnitude")
+    ex.add_argument("--normalize", choices=sorted(NORMALIZATIONS), default=None,
+                    help="joint scale of the K maps before the softmax (override)")
+    ex.add_argument("--out", default="attrdist-out", help="output folder (default: attrdist-out)")
+    ex.add_argument("--format", default="png", help="figure formats, comma-separated: png, pdf, svg")
+    ex.add_argument("--device", default="cpu", help="cpu or cuda")
+    ex.add_argument("--multiply-input", action="store_true", help="multiply maps by the image for illustration")
+
+    sub.add_parser("methods", help="list the attribution methods")
+    sub.add_parser("models", help="list the model names and architecture families")
+    return parser
+
+
+def _cmd_methods() -> int:
+    from .methods import METHODS
+
+    width = max(len(n) for n in METHODS.names())
+    for name, cls in METHODS.items():
+        flag = " [class-agnostic]" if cls.class_agnostic else ""
+        print(f"{name:<{width}}  {cls.summary}{flag}")
+    return 0
+
+
+def _cmd_models() -> int:
+    from .models import FAMILIES, MODELS
+
+    print("Model names:")
+    for name, fn in MODELS.items():
+        print(f"  {name:<22} {(fn.__doc__ or '').strip().splitlines()[0]}")
+    print("  torchvision:NAME        any torchvision classifier (weights from the torch hub cache or --weights)")
+    print("  timm:NAME               any timm model (weights from the Hugging Face cache or --weights)")
+    print("  PATH                    a checkpoint file (whole pickled model or TorchScript)")
+    print("Architecture families (default CAM layer, LRP canonizers):")
+    for name, fam in FAMILIES.items():
+        print(f"  {name:<22} {fam.note}")
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .data import ImageReadError, read_image, sample_grid
+    from .data.samples import SAMPLES, sample_image
+    from .explain import explain_image, grid_classes, save_explanation
+    from .methods import METHODS
+    from .models import WeightsUnavailableError, load_model
+
+    methods = _csv(args.method)
+    unknown = [m for m in methods if m not in METHODS]
+    if not methods or unknown:
+        print(f"error: unknown method(s) {unknown}; choose from {', '.join(METHODS.names())}", file=sys.stderr)
+        return 2
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("error: --device cuda was asked for, but no CUDA device is available", file=sys.stderr)
+        return 2
+    formats = _csv(args.format)
+    bad = [f for f in formats if f not in ("png", "pdf", "svg")]
+    if bad or not formats:
+        print(f"error: unknown figure format(s) {bad}; use png, pdf or svg", file=sys.stderr)
+        return 2
+    try:
+        lm = load_model(args.model, weights=args.weights)
+    except (WeightsUnavailableError, ValueError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    overrides = dict(temperatures=args.temperatures, tau=args.tau, magnitude=args.magnitude,
+                     normalize=args.normalize)
+    jobs = [(p, "file") for p in args.images] or [("sample_grid", "grid")]
+    failures = 0
+    for source, kind in tqdm(jobs, desc="explain", unit="image", file=sys.stderr, disable=len(jobs) < 2):
+        try:
+            if kind == "grid":
+                names = tuple(SAMPLES)
+                image = sample_grid(names, cell=lm.preprocess.crop)
+                classes = args.classes or grid_classes(lm, [sample_image(n) for n in names], args.device)
+                stem, resize = "sample_grid", False
+            else:
+                image = read_image(source)
+                classes, stem, resize = args.classes or "top3+worst", Path(source).stem, True
+            exp = explain_image(lm, image, methods, classes, args.target, args.preset, args.device, resize=resize,
+                                **overrides)
+            exp.source = source
+            written = save_explanation(exp, args.out, stem, formats, multiply_input=args.multiply_input)
+            tqdm.write(f"{source}: wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+        except (ImageReadError, ValueError) as err:
+            failures += 1
+            print(f"error: {err}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: Arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status.
+    """
+    args = build_parser().parse_args(argv)
+    if args.command == "methods":
+        return _cmd_methods()
+    if args.command == "models":
+        return _cmd_models()
+    return _cmd_explain(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
