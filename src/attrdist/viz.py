@@ -1,5 +1,8 @@
-"""Figures in the style of the paper: one column per class, vanilla and VAR rows per method, and a
-class-dominance panel that shows which regions are shared between classes and which discriminate."""
+"""Figures in the style of the paper.
+
+One column per class, vanilla and VAR rows per method, and a class-dominance panel that shows which
+regions are shared between classes and which discriminate.
+"""
 
 from __future__ import annotations
 

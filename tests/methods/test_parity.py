@@ -125,7 +125,7 @@ def _grad_cam_raw(cam_cls, model, layer, x, c):
         targets = [ClassifierOutputTarget(int(t)) for t in c]
         out = cam.activations_and_grads(x)
         model.zero_grad()
-        sum(t(o) for t, o in zip(targets, out)).backward()
+        sum(t(o) for t, o in zip(targets, out, strict=True)).backward()
         a = cam.activations_and_grads.activations[0].numpy()
         g = cam.activations_and_grads.gradients[0].numpy()
         raw = cam.get_cam_image(x, layer, targets, a, g, False)

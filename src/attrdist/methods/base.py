@@ -170,7 +170,9 @@ class Attributor(abc.ABC):
         """
         return self.explain(x, classes).maps
 
-    def explain(self, x: Tensor, classes: ClassesLike = "top3+worst", target: Tensor | int | None = None) -> Attribution:
+    def explain(
+        self, x: Tensor, classes: ClassesLike = "top3+worst", target: Tensor | int | None = None
+    ) -> Attribution:
         """Raw maps of the K classes, with the class set and the logits.
 
         Args:

@@ -211,8 +211,7 @@ class SmoothGrad(_SampledGradient):
         self.samples, self.noise_level, self.seed = samples, noise_level, seed
 
     def points(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Noisy copies of ``x``; every image gets the same seeded noise draws, so a result does not depend
-        on the batch it was computed in."""
+        """Noisy copies of ``x``, the same seeded draws for every image (results do not depend on the batch)."""
         gen = torch.Generator(device="cpu").manual_seed(self.seed)
         noise = torch.randn((self.samples, 1, *x.shape[1:]), generator=gen, dtype=x.dtype).to(x.device)
         flat = x.flatten(1)

@@ -141,7 +141,8 @@ class EfficientNetLiteCanonizer(CompositeCanonizer):
 
     Folds each BatchNorm into its convolution (the model calls them by attribute, so Zennit's sequential
     merging finds none), routes residual additions through a Zennit ``Sum`` module, gives every use of
-    the shared ReLU6 its own module, and lets relevance pass the squeeze-excitation product to the signal unchanged (none to the gate).
+    the shared ReLU6 its own module, and lets relevance pass the squeeze-excitation product
+    to the signal unchanged (none to the gate).
     """
 
     def __init__(self) -> None:
