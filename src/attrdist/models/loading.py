@@ -13,8 +13,9 @@ Weights come from ``weights=PATH``, from the local cache (torch hub / Hugging Fa
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,9 +170,9 @@ def _timm(name: str, weights: str | None) -> tuple[nn.Module, Preprocess, str]:
     except ImportError as err:
         raise ImportError("timm models need `pip install timm` (or `pip install attrdist[timm]`)") from err
     if weights is None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
-            model = timm.create_model(name, pretrained=True)
+            with _hf_offline():
+                model = timm.create_model(name, pretrained=True)
         except Exception as err:  # noqa: BLE001 - timm raises many kinds when offline
             raise WeightsUnavailableError(
                 f"the weights of timm:{name} are not in the local Hugging Face cache and this machine cannot "
@@ -190,6 +191,29 @@ def _timm(name: str, weights: str | None) -> tuple[nn.Module, Preprocess, str]:
     pre = Preprocess(resize=int(round(crop / cfg.get("crop_pct", 0.875))), crop=crop, mean=tuple(cfg["mean"]),
                      std=tuple(cfg["std"]), interpolation=str(cfg.get("interpolation", "bilinear")))
     return model.eval(), pre, src
+
+
+@contextlib.contextmanager
+def _hf_offline() -> Iterator[None]:
+    """Look only in the local Hugging Face cache (no network round trips and retries)."""
+    old = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        import huggingface_hub.constants as hf_constants
+    except ImportError:
+        hf_constants = None
+    old_const = getattr(hf_constants, "HF_HUB_OFFLINE", None)
+    if hf_constants is not None:
+        hf_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        if hf_constants is not None:
+            hf_constants.HF_HUB_OFFLINE = old_const
+        if old is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old
 
 
 def _state_dict(path: str) -> dict:

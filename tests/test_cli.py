@@ -1,0 +1,134 @@
+"""End-to-end: the command line in a subprocess, with the real EfficientNet-Lite0 on sample photos."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from attrdist import get_method, var
+from attrdist.data import read_image, sample_image
+
+
+def run(*args, cwd=None):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "attrdist", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=600)
+
+
+def figure_size(k, n_methods, cell=2.2, dpi=100):
+    return round(cell * (k + 1) * dpi), round((cell * 2 * n_methods + 0.6) * dpi)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    d = tmp_path_factory.mktemp("imgs")
+    cat = sample_image("chelsea")
+    cat.save(d / "cat.png")
+    cat.convert("L").save(d / "grey.png")
+    rgba = cat.convert("RGBA")
+    rgba.putalpha(128)
+    rgba.save(d / "rgba.png")
+    cat.convert("P", palette=Image.Palette.ADAPTIVE).save(d / "palette.png")
+    arr16 = (np.asarray(cat.convert("L"), dtype=np.uint16) * 257)
+    Image.fromarray(arr16).save(d / "sixteen.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    cat.save(d / "rotated.jpg", exif=exif)
+    cat.resize((4000, 3000)).save(d / "large.jpg")
+    cat.resize((7, 5)).save(d / "small.png")
+    (d / "notes.png").write_text("this is not an image")
+    buf = io.BytesIO()
+    cat.save(buf, format="PNG")
+    (d / "truncated.png").write_bytes(buf.getvalue()[:2000])
+    (d / "empty.jpg").write_bytes(b"")
+    return d
+
+
+@pytest.fixture(scope="module")
+def explained(images, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    good = ["cat.png", "grey.png", "rgba.png", "palette.png", "sixteen.png", "rotated.jpg", "large.jpg", "small.png"]
+    bad = ["notes.png", "truncated.png", "empty.jpg", "missing.png"]
+    files = [str(images / f) for f in bad[:2] + good + bad[2:]]
+    proc = run("explain", *files, "--method", "gradcam,input_x_gradient", "--out", str(out), "--format", "png,pdf")
+    return proc, out, good, bad
+
+
+def test_good_images_all_processed(explained):
+    proc, out, good, _ = explained
+    for name in good:
+        stem = name.rsplit(".", 1)[0]
+        png = Image.open(out / f"{stem}.png")
+        png.load()
+        assert png.size == figure_size(4, 2), name
+        assert (out / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
+        rec = json.loads((out / f"{stem}.json").read_text())
+        assert rec["methods"] == ["gradcam", "input_x_gradient"] and len(rec["classes"]) == 4
+
+
+def test_bad_images_fail_clearly_but_others_continue(explained):
+    proc, out, _, bad = explained
+    assert proc.returncode == 1
+    assert "notes.png: not an image file" in proc.stderr
+    assert "truncated.png: cannot decode" in proc.stderr
+    assert "empty.jpg: the file is empty" in proc.stderr
+    assert "missing.png: no such file" in proc.stderr
+    for name in bad:
+        assert not (out / f"{name.rsplit('.', 1)[0]}.json").exists()
+
+
+def test_json_and_npz_match_direct_library_calls(explained, images, lite0):
+    _, out, _, _ = explained
+    rec = json.loads((out / "cat.json").read_text())
+    x = lite0.preprocess(read_image(images / "cat.png"))[None]
+    with torch.no_grad():
+        probs = lite0.model(x).softmax(1)[0]
+    classes = [c["index"] for c in rec["classes"]]
+    order = probs.argsort(descending=True).tolist()
+    assert classes == order[:3] + [order[-1]]
+    np.testing.assert_allclose([c["probability"] for c in rec["classes"]], probs[classes].numpy(), rtol=1e-5)
+    assert [c["name"] for c in rec["classes"]] == [lite0.class_names[c] for c in classes]
+    assert rec["target"]["index"] == order[0]
+    assert rec["preset"]["temperatures"] == [1.0, 5.0, 100.0] and rec["model"]["name"] == "efficientnet_lite0"
+    arrays = np.load(out / "cat.npz")
+    cls = torch.tensor([classes])
+    for name in ("gradcam", "input_x_gradient"):
+        direct = get_method(name, lite0.model)(x, cls)
+        tol = dict(rtol=1e-4, atol=1e-6 * float(direct.abs().max()))
+        np.testing.assert_allclose(arrays[f"maps_{name}"], direct[0].numpy(), **tol)
+        np.testing.assert_allclose(arrays[f"refined_{name}"], var(direct).refined[0].numpy(), **tol)
+    assert arrays["image"].shape == (224, 224, 3)
+
+
+def test_default_sample_grid(tmp_path):
+    proc = run("explain", "--out", str(tmp_path / "o"), "--method", "gradcam")
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads((tmp_path / "o" / "sample_grid.json").read_text())
+    names = [c["name"] for c in rec["classes"]]
+    assert len(set(names)) == 4 and "espresso" in names  # the four photos' own classes
+    assert Image.open(tmp_path / "o" / "sample_grid.png").size == figure_size(4, 1)
+    assert rec["input_size"] == [448, 448]
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--method", "nope"], "unknown method"),
+    (["--model", "torchvision:resnet50"], "--weights PATH"),
+    (["--model", "nonsense"], "unknown model"),
+    (["--format", "gif"], "unknown figure format"),
+])
+def test_usage_errors(args, msg, tmp_path):
+    proc = run("explain", "--out", str(tmp_path), *args)
+    assert proc.returncode == 2 and msg in proc.stderr
+
+
+def test_list_commands():
+    proc = run("methods")
+    assert proc.returncode == 0 and "gradcam" in proc.stdout and "lrp" in proc.stdout
+    proc = run("models")
+    assert proc.returncode == 0 and "efficientnet_lite0" in proc.stdout and "resnet" in proc.stdout
