@@ -18,6 +18,15 @@ def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(p) for p in _csv(text))
 
 
+def _variants(text: str) -> dict[str, dict]:
+    out = {}
+    for part in _csv(text):
+        name, _, spec = part.partition("=")
+        preset, _, norm = (spec or "paper").partition("+")
+        out[name] = {"preset": preset, **({"normalize": norm} if norm else {})}
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (choices come from the registries)."""
     from .methods import METHODS
@@ -47,6 +56,31 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", default="png", help="figure formats, comma-separated: png, pdf, svg")
     ex.add_argument("--device", default="cpu", help="cpu or cuda")
     ex.add_argument("--multiply-input", action="store_true", help="multiply maps by the image for illustration")
+
+    bench = sub.add_parser("bench", help="run (or resume) a benchmark into a run folder")
+    bsub = bench.add_subparsers(dest="benchmark", required=True)
+    loc = bsub.add_parser("localization", help="grid pointing game, Part-Quad or COCO localisation")
+    loc.add_argument("--config", default=None, help="YAML configuration (options given here override it)")
+    loc.add_argument("--dataset", default=None,
+                     help="sample (default), imagenet:PATH, folder:PATH, parts:PATH[:ANNOTATIONS], coco:PATH")
+    loc.add_argument("--model", default=None)
+    loc.add_argument("--weights", default=None)
+    loc.add_argument("--methods", type=_csv, default=None, help="comma-separated method names")
+    loc.add_argument("--variants", type=_variants, default=None,
+                     help="VAR variants from the same raw maps, NAME=PRESET[+NORMALIZE],...; e.g. "
+                          "var=paper,authors=authors-code,var-max=paper+max (default: var=paper)")
+    for name, typ in (("grid", int), ("cell", int), ("confidence", float), ("seed", int), ("max-items", int),
+                      ("kernel", int), ("sigma", float), ("binarize-value", float), ("min-area", float),
+                      ("min-prob", float)):
+        loc.add_argument(f"--{name}", type=typ, default=None)
+    loc.add_argument("--selection", choices=["rao", "random"], default=None)
+    loc.add_argument("--smoothing", choices=["gaussian", "box", "none"], default=None)
+    loc.add_argument("--binarize", default=None, help="mean (default), max_fraction or region_size")
+    loc.add_argument("--device", default=None)
+    loc.add_argument("--out", required=True, help="run folder (results.sqlite, config.yaml); re-run to resume")
+
+    rep = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV) and plots of a run folder")
+    rep.add_argument("run_dir")
 
     sub.add_parser("methods", help="list the attribution methods")
     sub.add_parser("models", help="list the model names and architecture families")
@@ -131,6 +165,42 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .bench.localization import LocalizationConfig, run_localization
+    from .bench.report import markdown, summarize
+    from .bench.store import ConfigMismatchError
+    from .data.datasets import DatasetLayoutError
+    from .models import WeightsUnavailableError
+
+    cfg = LocalizationConfig.load(args.config) if args.config else LocalizationConfig()
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cfg) if getattr(args, f.name, None) is not None}
+    cfg = dataclasses.replace(cfg, **given)
+    try:
+        store = run_localization(cfg, args.out)
+    except (ConfigMismatchError, DatasetLayoutError, WeightsUnavailableError, ValueError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if int(__import__("os").environ.get("RANK", 0)) == 0:
+        print(markdown(summarize(store)))
+    store.close()
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .bench.report import write_report
+
+    try:
+        written = write_report(args.run_dir)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(written["markdown"].read_text())
+    print("wrote " + ", ".join(str(p) for p in written.values()), file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
@@ -145,6 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_methods()
     if args.command == "models":
         return _cmd_models()
+    if args.command == "bench":
+        return _cmd_bench(args)
+    if args.command == "report":
+        return _cmd_report(args)
     return _cmd_explain(args)
 
 

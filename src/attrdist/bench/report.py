@@ -1,0 +1,169 @@
+"""Reports of benchmark runs: the paper's table layout as Markdown, LaTeX and CSV, plus a plot per metric.
+
+For each method and metric: the vanilla mean, the mean of each VAR variant and its relative change
+against vanilla; an average-improvement row over methods.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from .store import ResultStore
+
+__all__ = ["Table", "summarize", "write_report"]
+
+#: Metrics shown by default, in order (others found in the store follow).
+METRIC_ORDER = ["region_attribution", "iou", "precision", "recall", "f1", "zeroed"]
+
+
+@dataclass
+class Table:
+    """Means per (method, variant, metric) over all items and units, with counts."""
+
+    methods: list[str]
+    variants: list[str]
+    metrics: list[str]
+    mean: dict[tuple[str, str, str], float]
+    count: dict[tuple[str, str, str], int]
+    items: int
+    skipped: list[tuple[str, str]]
+
+    def change(self, method: str, variant: str, metric: str) -> float:
+        """Relative change of ``variant`` against vanilla, in percent (nan if vanilla is 0)."""
+        base = self.mean.get((method, "vanilla", metric), math.nan)
+        val = self.mean.get((method, variant, metric), math.nan)
+        return (val - base) / abs(base) * 100 if base else math.nan
+
+
+def summarize(store: ResultStore) -> Table:
+    """Aggregate the store's rows."""
+    sums: dict[tuple, float] = defaultdict(float)
+    counts: dict[tuple, int] = defaultdict(int)
+    methods, variants, metrics, items = [], [], [], set()
+    for item, _unit, method, variant, metric, value in store.rows():
+        items.add(item)
+        for lst, v in ((methods, method), (variants, variant), (metrics, metric)):
+            if v not in lst:
+                lst.append(v)
+        if value is not None and not math.isnan(value):
+            sums[(method, variant, metric)] += value
+            counts[(method, variant, metric)] += 1
+    cfg_methods = store.config().get("methods", [])
+    methods = [m for m in cfg_methods if m in methods] + [m for m in methods if m not in cfg_methods]
+    variants = ["vanilla"] + [v for v in variants if v != "vanilla"]
+    metrics = [m for m in METRIC_ORDER if m in metrics] + sorted(m for m in metrics if m not in METRIC_ORDER)
+    mean = {k: sums[k] / counts[k] for k in counts}
+    return Table(methods, variants, metrics, mean, dict(counts), len(items), store.skipped())
+
+
+def _fmt(v: float) -> str:
+    return "-" if math.isnan(v) else f"{v:.3f}"
+
+
+def _pct(v: float) -> str:
+    return "-" if math.isnan(v) else f"{v:+.1f}%"
+
+
+def _rows(t: Table) -> tuple[list[str], list[list[str]]]:
+    header = ["method"] + [f"{m} ({v})" for m in t.metrics for v in t.variants]
+    body = []
+    for method in t.methods:
+        row = [method]
+        for metric in t.metrics:
+            for v in t.variants:
+                val = _fmt(t.mean.get((method, v, metric), math.nan))
+                row.append(val if v == "vanilla" else f"{val} ({_pct(t.change(method, v, metric))})")
+        body.append(row)
+    avg = ["average change"]
+    for metric in t.metrics:
+        for v in t.variants:
+            changes = [t.change(m, v, metric) for m in t.methods]
+            changes = [c for c in changes if not math.isnan(c)]
+            avg.append("" if v == "vanilla" else _pct(sum(changes) / len(changes) if changes else math.nan))
+    body.append(avg)
+    return header, body
+
+
+def markdown(t: Table) -> str:
+    """The table as Markdown (value with VAR and its relative change against vanilla)."""
+    header, body = _rows(t)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in body]
+    note = f"\n{t.items} items; {len(t.skipped)} skipped." + (
+        "" if not t.skipped else " Skipped: " + "; ".join(f"{i} ({r})" for i, r in t.skipped[:10]))
+    return "\n".join(lines) + "\n" + note + "\n"
+
+
+def latex(t: Table) -> str:
+    """The table as a LaTeX tabular."""
+    header, body = _rows(t)
+    esc = [h.replace("_", r"\_").replace("%", r"\%") for h in header]
+    out = [r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule", " & ".join(esc) + r" \\", r"\midrule"]
+    for r in body:
+        out.append(" & ".join(c.replace("_", r"\_").replace("%", r"\%") for c in r) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(out) + "\n"
+
+
+def write_report(run_dir: str | Path) -> dict[str, Path]:
+    """Write ``report.md``, ``report.tex``, ``report.csv`` and ``plot_<metric>.png`` into ``run_dir``.
+
+    Args:
+        run_dir: A run folder with ``results.sqlite``.
+
+    Returns:
+        The written files by kind.
+
+    Raises:
+        FileNotFoundError: If the folder holds no results.
+    """
+    run = Path(run_dir)
+    db = run / "results.sqlite"
+    if not db.exists():
+        raise FileNotFoundError(f"{run}: no results.sqlite (not a benchmark run folder)")
+    with ResultStore(db) as store:
+        t = summarize(store)
+    written = {"markdown": run / "report.md", "latex": run / "report.tex", "csv": run / "report.csv"}
+    written["markdown"].write_text(markdown(t))
+    written["latex"].write_text(latex(t))
+    with written["csv"].open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["method", "variant", "metric", "mean", "count", "change_vs_vanilla_pct"])
+        for m in t.methods:
+            for v in t.variants:
+                for metric in t.metrics:
+                    if (m, v, metric) in t.mean:
+                        w.writerow([m, v, metric, t.mean[(m, v, metric)], t.count[(m, v, metric)],
+                                    "" if v == "vanilla" else t.change(m, v, metric)])
+    written.update(_plots(t, run))
+    return written
+
+
+def _plots(t: Table, run: Path) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    out = {}
+    for metric in t.metrics:
+        fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(t.methods), 3.2))
+        width = 0.8 / len(t.variants)
+        xs = np.arange(len(t.methods))
+        for i, v in enumerate(t.variants):
+            vals = [t.mean.get((m, v, metric), np.nan) for m in t.methods]
+            ax.bar(xs + i * width - 0.4 + width / 2, vals, width, label=v)
+        ax.set_xticks(xs, t.methods, rotation=20, ha="right", fontsize=8)
+        ax.set_ylabel(metric)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = run / f"plot_{metric}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        out[f"plot_{metric}"] = path
+    return out

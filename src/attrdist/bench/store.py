@@ -1,0 +1,132 @@
+"""An embedded SQLite store of per-item results: atomic per item, so a killed run resumes exactly.
+
+Each item's rows and its completion mark are written in one transaction: after a kill at any point an
+item is either fully stored or absent, and the primary key rules out duplicates. Several processes
+(torchrun ranks) may write to one store (WAL journal, busy timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+__all__ = ["ResultStore", "ConfigMismatchError"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS results (
+    item TEXT NOT NULL, unit TEXT NOT NULL, method TEXT NOT NULL, variant TEXT NOT NULL,
+    metric TEXT NOT NULL, value REAL,
+    PRIMARY KEY (item, unit, method, variant, metric)
+);
+CREATE TABLE IF NOT EXISTS done (item TEXT PRIMARY KEY, seconds REAL, rank INTEGER);
+CREATE TABLE IF NOT EXISTS skipped (item TEXT PRIMARY KEY, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class ConfigMismatchError(ValueError):
+    """A run folder holds results of a different configuration."""
+
+
+class ResultStore:
+    """Per-item results of one benchmark run in ``RUN_DIR/results.sqlite``.
+
+    Args:
+        path: The database file.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=120, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def bind_config(self, config: dict) -> None:
+        """Store the run configuration, or check that it equals the stored one.
+
+        Raises:
+            ConfigMismatchError: If the folder holds a run with another configuration.
+        """
+        text = json.dumps(config, sort_keys=True)
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self.db.execute("SELECT value FROM config WHERE key='run'").fetchone()
+            if row is None:
+                self.db.execute("INSERT INTO config VALUES ('run', ?)", (text,))
+            elif row[0] != text:
+                old, new = json.loads(row[0]), config
+                diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                raise ConfigMismatchError(
+                    f"{self.path.parent} holds a run with another configuration (differs in: {', '.join(diff)}); "
+                    "use a new --out folder or the same options"
+                )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def config(self) -> dict:
+        """The stored run configuration."""
+        row = self.db.execute("SELECT value FROM config WHERE key='run'").fetchone()
+        if row is None:
+            raise FileNotFoundError(f"{self.path}: no run configuration stored")
+        return json.loads(row[0])
+
+    def done(self) -> set[str]:
+        """Items fully stored (or recorded as skipped)."""
+        rows = self.db.execute("SELECT item FROM done UNION SELECT item FROM skipped").fetchall()
+        return {r[0] for r in rows}
+
+    def write_item(self, item: str, rows: Iterable[Sequence], seconds: float, rank: int = 0) -> None:
+        """Store all rows of one item and mark it done, atomically.
+
+        Args:
+            item: Item id.
+            rows: ``(unit, method, variant, metric, value)`` tuples.
+            seconds: Time spent on the item.
+            rank: The process that computed it.
+        """
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)", [(item, *r) for r in rows])
+            self.db.execute("INSERT INTO done VALUES (?, ?, ?)", (item, seconds, rank))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def skip_item(self, item: str, reason: str) -> None:
+        """Record that an item was skipped, with its reason (never silently dropped)."""
+        self.db.execute("INSERT OR REPLACE INTO skipped VALUES (?, ?)", (item, reason))
+
+    def cache_get(self, key: str) -> object | None:
+        """A JSON value cached by an earlier (possibly killed) run, or ``None``."""
+        row = self.db.execute("SELECT value FROM cache WHERE key=?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def cache_put(self, key: str, value: object) -> None:
+        """Cache a JSON value (e.g. the model's predictions for grid selection)."""
+        self.db.execute("INSERT OR REPLACE INTO cache VALUES (?, ?)", (key, json.dumps(value)))
+
+    def rows(self) -> list[tuple]:
+        """All result rows ``(item, unit, method, variant, metric, value)``, sorted."""
+        return self.db.execute("SELECT * FROM results ORDER BY item, unit, method, variant, metric").fetchall()
+
+    def skipped(self) -> list[tuple[str, str]]:
+        """Skipped items and their reasons."""
+        return self.db.execute("SELECT item, reason FROM skipped ORDER BY item").fetchall()

@@ -1,0 +1,125 @@
+"""Grids for the grid pointing game (Rao et al., CVPR 2022) and Part-Quad.
+
+Cell ``k`` of an ``n x n`` grid sits at row ``k // n``, column ``k % n``. The region of a cell is the
+whole cell (pointing game) or the object's mask inside the cell (Part-Quad).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["Candidate", "Grid", "cell_boxes", "cell_masks", "compose_grid", "select_grids"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An image that may go into a grid.
+
+    Attributes:
+        id: Image id (unique in the dataset).
+        label: Its class.
+        confidence: The model's softmax for ``label`` (Rao selection), if computed.
+        correct: Whether the model's top-1 is ``label``, if computed.
+    """
+
+    id: str
+    label: int
+    confidence: float | None = None
+    correct: bool | None = None
+
+
+@dataclass(frozen=True)
+class Grid:
+    """One grid: image ids and their classes, row-major."""
+
+    id: str
+    items: tuple[str, ...]
+    classes: tuple[int, ...]
+
+
+def select_grids(
+    candidates: Sequence[Candidate], n: int = 2, selection: str = "rao", confidence: float = 0.99, seed: int = 0,
+    count: int | None = None,
+) -> list[Grid]:
+    """Build grids of distinct classes, each image used at most once, deterministically for a seed.
+
+    Args:
+        candidates: The images.
+        n: Grid side (``n * n`` cells).
+        selection: ``"rao"``: only correctly classified images with confidence >= ``confidence``, classes
+            drawn without replacement for every grid; ``"random"``: the VAR authors' variant, random fixed
+            combinations of distinct classes, no filter.
+        confidence: Threshold of the ``rao`` selection.
+        seed: Seed of the draw.
+        count: Maximal number of grids (default: as many as possible).
+
+    Returns:
+        The grids.
+
+    Raises:
+        ValueError: On an unknown selection, or ``rao`` candidates without confidences.
+    """
+    cells = n * n
+    rng = random.Random(seed)
+    if selection == "rao":
+        if any(c.confidence is None or c.correct is None for c in candidates):
+            raise ValueError("the 'rao' selection needs each candidate's confidence and correctness")
+        pool = [c for c in candidates if c.correct and c.confidence >= confidence]  # type: ignore[operator]
+    elif selection == "random":
+        pool = list(candidates)
+    else:
+        raise ValueError(f"unknown grid selection {selection!r}; use 'rao' or 'random'")
+    by_class: dict[int, list[Candidate]] = defaultdict(list)
+    for c in sorted(pool, key=lambda c: c.id):
+        by_class[c.label].append(c)
+    for lst in by_class.values():
+        rng.shuffle(lst)
+    grids: list[Grid] = []
+    while count is None or len(grids) < count:
+        available = sorted(k for k, v in by_class.items() if v)
+        if len(available) < cells:
+            break
+        classes = rng.sample(available, cells)
+        items = tuple(by_class[k].pop().id for k in classes)
+        grids.append(Grid(id=f"grid{len(grids):06d}", items=items, classes=tuple(classes)))
+    return grids
+
+
+def cell_boxes(n: int, cell: int) -> list[tuple[int, int, int, int]]:
+    """``(top, left, bottom, right)`` of each cell, row-major."""
+    return [((k // n) * cell, (k % n) * cell, (k // n + 1) * cell, (k % n + 1) * cell) for k in range(n * n)]
+
+
+def cell_masks(n: int, cell: int, objects: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
+    """Regions of the cells, ``[n*n, n*cell, n*cell]`` bool.
+
+    Args:
+        n: Grid side.
+        cell: Cell size in pixels.
+        objects: Per cell, an object mask at cell resolution (Part-Quad) or ``None`` for the whole cell.
+
+    Returns:
+        The masks.
+    """
+    side = n * cell
+    masks = np.zeros((n * n, side, side), dtype=bool)
+    for k, (t, left, b, r) in enumerate(cell_boxes(n, cell)):
+        obj = None if objects is None else objects[k]
+        masks[k, t:b, left:r] = True if obj is None else obj
+    return masks
+
+
+def compose_grid(images: Sequence[Image.Image], n: int, cell: int) -> Image.Image:
+    """Resize each image to ``cell x cell`` (no crop, as in the references) and paste it into its cell."""
+    if len(images) != n * n:
+        raise ValueError(f"a {n}x{n} grid needs {n * n} images, got {len(images)}")
+    grid = Image.new("RGB", (n * cell, n * cell))
+    for k, (t, left, _, _) in enumerate(cell_boxes(n, cell)):
+        grid.paste(images[k].convert("RGB").resize((cell, cell), Image.Resampling.BILINEAR), (left, t))
+    return grid

@@ -1,0 +1,113 @@
+"""The localisation runner: results, resume after a real SIGKILL, torchrun sharding, config checks, report."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from attrdist.bench import ConfigMismatchError, LocalizationConfig, ResultStore, run_localization, write_report
+
+ARGS = ["--max-items", "6", "--methods", "gradcam,input_x_gradient", "--cell", "64"]
+# one thread everywhere: float32 sums depend on the thread count, and torchrun ranks use one thread each
+ENV = {"PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+
+
+def cli(*args):
+    return [sys.executable, "-m", "attrdist", *args], {**os.environ, **ENV}
+
+
+def rows_of(run_dir):
+    with ResultStore(run_dir / "results.sqlite") as s:
+        return s.rows()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref")
+    cmd, env = cli("bench", "localization", "--out", str(out), *ARGS)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "| gradcam |" in proc.stdout and "average change" in proc.stdout
+    return out
+
+
+def test_rows_complete(reference):
+    rows = rows_of(reference)
+    items = {r[0] for r in rows}
+    assert len(items) == 6
+    # 6 grids x 4 cells x 2 methods x 2 variants x 6 metrics
+    assert len(rows) == 6 * 4 * 2 * 2 * 6
+    assert {r[3] for r in rows} == {"vanilla", "var"}
+    ra = [r[5] for r in rows if r[4] == "region_attribution"]
+    assert all(0 <= v <= 1 for v in ra)
+
+
+def test_resume_after_sigkill(reference, tmp_path):
+    out = tmp_path / "run"
+    cmd, env = cli("bench", "localization", "--out", str(out), *ARGS)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = out / "results.sqlite"
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill once some, not all, items are stored
+        if db.exists():
+            with ResultStore(db) as s:
+                if 1 <= len(s.done()) < 6:
+                    break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with ResultStore(db) as s:
+        partial = len(s.done())
+    assert 1 <= partial < 6
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert rows_of(out) == rows_of(reference)
+
+
+def test_torchrun_two_processes_equal_one(reference, tmp_path):
+    torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
+    out = tmp_path / "dist"
+    env = {**os.environ, **ENV}
+    proc = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29533", "-m", "attrdist", "bench",
+                           "localization", "--out", str(out), *ARGS], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert rows_of(out) == rows_of(reference)
+    with ResultStore(out / "results.sqlite") as s:
+        ranks = {r[0] for r in s.db.execute("SELECT rank FROM done")}
+    assert ranks == {0, 1}
+
+
+def test_other_config_in_same_folder_is_refused(reference):
+    cmd, env = cli("bench", "localization", "--out", str(reference), *ARGS[:-2], "--cell", "32")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "differs in: cell" in proc.stderr
+
+
+def test_report_files(reference):
+    written = write_report(reference)
+    md = written["markdown"].read_text()
+    assert "| gradcam |" in md and "average change" in md and "%" in md
+    assert written["latex"].read_text().startswith("\\begin{tabular}")
+    assert "region_attribution" in written["csv"].read_text()
+    assert written["plot_region_attribution"].stat().st_size > 0
+    cmd, env = cli("report", str(reference))
+    assert subprocess.run(cmd, env=env, capture_output=True, text=True).returncode == 0
+
+
+def test_config_yaml_round_trip(reference, tmp_path):
+    cfg = LocalizationConfig.load(reference / "config.yaml")
+    assert cfg.cell == 64 and cfg.methods == ["gradcam", "input_x_gradient"]
+    with ResultStore(tmp_path / "r.sqlite") as s:
+        s.bind_config(cfg.to_dict())
+        with pytest.raises(ConfigMismatchError, match="seed"):
+            s.bind_config({**cfg.to_dict(), "seed": 9})
+
+
+def test_unknown_dataset(tmp_path, lite0):
+    with pytest.raises(ValueError, match="unknown dataset kind"):
+        run_localization(LocalizationConfig(dataset="mnist:/x"), tmp_path, lm=lite0)

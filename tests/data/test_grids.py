@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from attrdist.data.grids import Candidate, cell_masks, compose_grid, select_grids
+
+
+def candidates(n_classes=10, per_class=5):
+    return [Candidate(f"c{c}_{i}", c, confidence=0.995 if i % 2 == 0 else 0.5, correct=i != 4)
+            for c in range(n_classes) for i in range(per_class)]
+
+
+@pytest.mark.parametrize("selection", ["rao", "random"])
+def test_distinct_classes_no_reuse_deterministic(selection):
+    grids = select_grids(candidates(), 2, selection, 0.99, seed=3)
+    assert grids == select_grids(candidates(), 2, selection, 0.99, seed=3)
+    assert grids != select_grids(candidates(), 2, selection, 0.99, seed=4)
+    used = [i for g in grids for i in g.items]
+    assert len(used) == len(set(used))
+    for g in grids:
+        assert len(set(g.classes)) == 4
+        assert all(item.startswith(f"c{c}_") for item, c in zip(g.items, g.classes, strict=True))
+    if selection == "rao":  # only confident, correct images: i in {0, 2}
+        assert all(int(i.split("_")[1]) in (0, 2) for i in used)
+        assert len(grids) == 5  # 10 classes x 2 eligible images / 4 cells
+
+
+def test_count_and_errors():
+    assert len(select_grids(candidates(), 2, "random", count=2)) == 2
+    with pytest.raises(ValueError, match="confidence"):
+        select_grids([Candidate("a", 1)], 2, "rao")
+    with pytest.raises(ValueError, match="unknown grid selection"):
+        select_grids(candidates(), 2, "best")
+
+
+def test_cells_at_the_right_places():
+    colors = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
+    grid = np.asarray(compose_grid([Image.new("RGB", (30, 20), c) for c in colors], 2, 8))
+    assert grid.shape == (16, 16, 3)
+    assert grid[0, 0].tolist() == [255, 0, 0] and grid[0, 15].tolist() == [0, 255, 0]
+    assert grid[15, 0].tolist() == [0, 0, 255] and grid[15, 15].tolist() == [255, 255, 0]
+    masks = cell_masks(2, 8)
+    assert masks.sum((1, 2)).tolist() == [64] * 4 and masks[1, 0, 8] and masks[2, 8, 0]
+    obj = np.zeros((8, 8), bool)
+    obj[2:4, 2:4] = True
+    part = cell_masks(2, 8, [None, obj, None, None])
+    assert part[1].sum() == 4 and part[1, 2, 10] and not part[1, 0, 8]
