@@ -63,7 +63,7 @@ class LocalizationConfig:
         selection: ``rao`` (confident, correct, distinct classes, each image once) or ``random``.
         confidence: Confidence threshold of the ``rao`` selection.
         seed: Seed of the grid draw.
-        max_items: Maximal number of items (grids or COCO images).
+        max_items: Maximal number of items (grids or COCO images); ``None`` or 0: all (12 for ``sample``).
         smoothing: ``gaussian``, ``box`` or ``none``; kernel and sigma below.
         kernel: Smoothing kernel size.
         sigma: Gaussian sigma.
@@ -85,7 +85,7 @@ class LocalizationConfig:
     selection: str = "random"
     confidence: float = 0.99
     seed: int = 0
-    max_items: int | None = 12
+    max_items: int | None = None
     smoothing: str = "gaussian"
     kernel: int = 11
     sigma: float = 5.0
@@ -141,6 +141,7 @@ class LocalizationBenchmark:
         self.lm = lm or load_model(config.model, config.weights)
         self.store = store
         self.kind, _, self.path = config.dataset.partition(":")
+        self.limit = config.max_items if config.max_items and config.max_items > 0 else None
         if self.kind not in ("sample", "imagenet", "folder", "parts", "coco"):
             raise ValueError(f"unknown dataset kind {self.kind!r}; use sample, imagenet:PATH, folder:PATH, "
                              "parts:PATH or coco:PATH")
@@ -178,13 +179,13 @@ class LocalizationBenchmark:
         cands = [Candidate(r.id, r.label) for r in self._records.values()]
         if c.selection == "rao":
             cands = self._with_predictions(cands)
-        return {g.id: g for g in select_grids(cands, c.grid, c.selection, c.confidence, c.seed, c.max_items)}
+        return {g.id: g for g in select_grids(cands, c.grid, c.selection, c.confidence, c.seed, self.limit)}
 
     def items(self) -> list[str]:
         """All item ids in a deterministic order."""
         if self.kind == "coco":
             ids = [str(i) for i in sorted(self._coco)]
-            return ids[: self.config.max_items] if self.config.max_items else ids
+            return ids[: self.limit] if self.limit else ids
         return sorted(self.grids)
 
     def _sample_grids(self) -> list[Grid]:
@@ -193,7 +194,7 @@ class LocalizationBenchmark:
         labels = self._predict({n: self._sample_cell(n) for n in names})
         rng = random.Random(self.config.seed)
         grids = []
-        for g in range(self.config.max_items or 12):
+        for g in range(self.limit or 12):
             order = rng.sample(names, len(names))[: self.config.grid**2]
             items = tuple(f"{n}{'~flip' if rng.random() < 0.5 else ''}" for n in order)
             grids.append(Grid(f"sample{g:04d}", items, tuple(labels[n][0] for n in order)))

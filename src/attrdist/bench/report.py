@@ -16,7 +16,7 @@ from .store import ResultStore
 
 __all__ = ["Table", "summarize", "write_report"]
 
-#: Metrics shown by default, in order (others found in the store follow).
+#: Metrics shown by default, in order (others found in the store follow); ``zeroed`` counts all-zero maps.
 METRIC_ORDER = ["region_attribution", "iou", "precision", "recall", "f1", "zeroed"]
 
 
@@ -75,12 +75,20 @@ def _rows(t: Table) -> tuple[list[str], list[list[str]]]:
         row = [method]
         for metric in t.metrics:
             for v in t.variants:
-                val = _fmt(t.mean.get((method, v, metric), math.nan))
+                key = (method, v, metric)
+                if metric == "zeroed":  # how many maps are all zero, out of how many
+                    row.append(f"{round(t.mean[key] * t.count[key])}/{t.count[key]}" if key in t.mean else "-")
+                    continue
+                val = _fmt(t.mean.get(key, math.nan))
                 row.append(val if v == "vanilla" else f"{val} ({_pct(t.change(method, v, metric))})")
         body.append(row)
     avg = ["average change"]
     for metric in t.metrics:
         for v in t.variants:
+            if metric == "zeroed":
+                total = sum(round(t.mean[k] * t.count[k]) for k in t.mean if k[1] == v and k[2] == metric)
+                avg.append(f"{total} in all")
+                continue
             changes = [t.change(m, v, metric) for m in t.methods]
             changes = [c for c in changes if not math.isnan(c)]
             avg.append("" if v == "vanilla" else _pct(sum(changes) / len(changes) if changes else math.nan))
