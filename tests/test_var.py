@@ -58,7 +58,20 @@ def test_authors_code_preset_is_their_formula():
 def test_paper_preset_formula():
     maps = torch.randn(2, 4, 3, 3, dtype=torch.float64)
     q = sum(torch.softmax(maps / t, dim=1) for t in (1, 5, 100)) / 3
-    torch.testing.assert_close(var(maps).refined, maps * q * (q > 0.25))
+    torch.testing.assert_close(var(maps, preset="paper").refined, maps * q * (q > 0.25))
+
+
+def test_default_preset_is_paper_on_jointly_scaled_maps():
+    from attrdist.var import DEFAULT_PRESET
+
+    assert DEFAULT_PRESET == "normalized"
+    maps = torch.randn(2, 4, 5, 5, dtype=torch.float64) * 1e-6
+    scale = maps.abs().flatten(1).quantile(0.99, dim=1, interpolation="nearest").view(-1, 1, 1, 1)
+    h = maps / scale
+    q = sum(torch.softmax(h / t, dim=1) for t in (1, 5, 100)) / 3
+    out = var(maps)
+    torch.testing.assert_close(out.q, q)
+    torch.testing.assert_close(out.refined, maps * q * (q > 0.25))
 
 
 def test_overrides_and_q_is_distribution():
@@ -151,9 +164,10 @@ def test_normalisation_is_none_at_unit_scale(normalize):
     maps = maps / maps.abs().amax(dim=(1, 2, 3), keepdim=True)  # joint max-abs scale is 1
     if normalize == "quantile":
         cfg = VARConfig(normalize="quantile", quantile=1.0)
-        torch.testing.assert_close(var(maps, preset=cfg).refined, var(maps).refined)
+        torch.testing.assert_close(var(maps, preset=cfg).refined, var(maps, preset="paper").refined)
     else:
-        torch.testing.assert_close(var(maps, normalize="max").refined, var(maps).refined)
+        scaled = var(maps, preset="paper", normalize="max").refined
+        torch.testing.assert_close(scaled, var(maps, preset="paper").refined)
 
 
 def test_normalisation_is_joint_not_per_map():

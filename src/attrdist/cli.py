@@ -19,10 +19,15 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def _variants(text: str) -> dict[str, dict]:
+    from .bench.localization import ALL_VARIANTS
+    from .var import DEFAULT_PRESET
+
+    if text == "all":
+        return dict(ALL_VARIANTS)
     out = {}
     for part in _csv(text):
         name, _, spec = part.partition("=")
-        preset, _, norm = (spec or "paper").partition("+")
+        preset, _, norm = (spec or DEFAULT_PRESET).partition("+")
         out[name] = {"preset": preset, **({"normalize": norm} if norm else {})}
     return out
 
@@ -30,7 +35,7 @@ def _variants(text: str) -> dict[str, dict]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (choices come from the registries)."""
     from .methods import METHODS
-    from .var import NORMALIZATIONS, PRESETS
+    from .var import DEFAULT_PRESET, NORMALIZATIONS, PRESETS
 
     parser = argparse.ArgumentParser(prog="attrdist", description="Class-specific attribution maps with VAR.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="class set: topN, topN+worst, best-vs-worst or a list like 281,285,287 "
                          "(default: top3+worst; for the sample grid, the classes of its four photos)")
     ex.add_argument("--target", type=int, default=None, help="explained class (default: the predicted one)")
-    ex.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="VAR preset")
+    ex.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
+                    help=f"VAR preset (default: {DEFAULT_PRESET})")
     ex.add_argument("--temperatures", type=_floats, default=None, help="override, e.g. 1,5,100")
     ex.add_argument("--tau", type=float, default=None, help="override the margin tau")
     ex.add_argument("--magnitude", choices=["signed", "abs"], default=None, help="override the magnitude")
@@ -68,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--methods", type=_csv, default=None, help="comma-separated method names")
     loc.add_argument("--variants", type=_variants, default=None,
                      help="VAR variants from the same raw maps, NAME=PRESET[+NORMALIZE],...; e.g. "
-                          "var=paper,authors=authors-code,var-max=paper+max (default: var=paper)")
+                          "paper=paper,authors=authors-code,paper-max=paper+max; 'all': every preset and "
+                          "normalisation (default: var=the default preset)")
     for name, typ in (("grid", int), ("cell", int), ("confidence", float), ("seed", int), ("max-items", int),
                       ("kernel", int), ("sigma", float), ("binarize-value", float), ("min-area", float),
                       ("min-prob", float)):

@@ -21,7 +21,7 @@ from . import __version__
 from .classes import ClassSet, parse_class_set
 from .methods import get_method
 from .models import LoadedModel
-from .var import VARConfig, VAROutput, get_preset, var
+from .var import DEFAULT_PRESET, VARConfig, VAROutput, get_preset, var
 
 __all__ = ["Explanation", "MethodResult", "explain_image", "grid_classes", "save_explanation"]
 
@@ -121,7 +121,7 @@ def explain_image(
     methods: Sequence[str] = ("gradcam", "guided_backprop"),
     classes: str | ClassSet | Sequence[int] = "top3+worst",
     target: int | None = None,
-    preset: str | VARConfig = "paper",
+    preset: str | VARConfig = DEFAULT_PRESET,
     device: str = "cpu",
     resize: bool = True,
     method_options: dict[str, dict] | None = None,

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "DEFAULT_PRESET",
     "PRESETS",
     "NORMALIZATIONS",
     "VAR",
@@ -132,11 +133,17 @@ class VARConfig:
         return d
 
 
-#: Named presets. ``paper`` follows the paper's text; ``authors-code`` follows nilspwalter/var.
+#: Named presets. ``paper`` follows the paper's text; ``authors-code`` follows nilspwalter/var;
+#: ``normalized`` is the paper's formula on the K maps divided by their joint 99th percentile of ``|H|``,
+#: which makes VAR independent of a method's magnitude (the default: see the README's preset table).
 PRESETS: dict[str, VARConfig] = {
+    "normalized": VARConfig(normalize="quantile", quantile=0.99),
     "paper": VARConfig(),
     "authors-code": VARConfig(temperatures=(10.0,), tau=0.1, magnitude="abs", convention="multiply"),
 }
+
+#: The preset used when none is named, chosen on the variant benchmark (README, "VAR presets").
+DEFAULT_PRESET = "normalized"
 
 
 def get_preset(name: str | VARConfig, **overrides: object) -> VARConfig:
@@ -185,7 +192,7 @@ class VAROutput:
 def var(
     maps: Tensor,
     *,
-    preset: str | VARConfig = "paper",
+    preset: str | VARConfig = DEFAULT_PRESET,
     temperatures: Sequence[float] | None = None,
     tau: float | None = None,
     magnitude: Magnitude | None = None,
@@ -198,7 +205,7 @@ def var(
     Args:
         maps: Raw maps ``[B, K, H, W]`` (any trailing shape works), one per class of the set, never
             normalised per map.
-        preset: ``"paper"`` (default), ``"authors-code"`` or a :class:`VARConfig`.
+        preset: ``"normalized"`` (default), ``"paper"``, ``"authors-code"`` or a :class:`VARConfig`.
         temperatures: Overrides the preset's temperatures.
         tau: Overrides the preset's margin.
         magnitude: Overrides the preset's magnitude (``"signed"`` or ``"abs"``).
@@ -293,7 +300,7 @@ class VAR:
             Captum, pytorch-grad-cam or any callable).
         classes: Class-set spec (``"top3+worst"``, ``"best-vs-worst"``, ``"281,285,287"``), a
             :class:`~attrdist.classes.ClassSet` or a list of classes.
-        preset: ``"paper"`` (default), ``"authors-code"`` or a :class:`VARConfig`.
+        preset: ``"normalized"`` (default), ``"paper"``, ``"authors-code"`` or a :class:`VARConfig`.
         **overrides: Fields of :class:`VARConfig` to override (``temperatures``, ``tau``, ...).
 
     Example:
@@ -304,7 +311,7 @@ class VAR:
     """
 
     def __init__(
-        self, method: object, classes: object = "top3+worst", preset: str | VARConfig = "paper",
+        self, method: object, classes: object = "top3+worst", preset: str | VARConfig = DEFAULT_PRESET,
         **overrides: object,
     ) -> None:
         from .classes import parse_class_set

@@ -111,3 +111,27 @@ def test_config_yaml_round_trip(reference, tmp_path):
 def test_unknown_dataset(tmp_path, lite0):
     with pytest.raises(ValueError, match="unknown dataset kind"):
         run_localization(LocalizationConfig(dataset="mnist:/x"), tmp_path, lm=lite0)
+
+
+def test_default_preset_zeroes_no_map_on_the_sample_benchmark(tmp_path, lite0):
+    from attrdist import list_methods
+
+    cfg = LocalizationConfig(methods=list_methods(), max_items=4)
+    store = run_localization(cfg, tmp_path, lm=lite0)
+    zeroed = [r for r in store.rows() if r[3] == "var" and r[4] == "zeroed"]
+    assert len(zeroed) == 4 * 4 * len(list_methods())
+    assert sum(r[5] for r in zeroed) == 0, [r for r in zeroed if r[5]]
+    store.close()
+
+
+def test_variant_summary_orders_by_the_default_rule(tmp_path, lite0):
+    from attrdist.bench.report import markdown, summarize, variant_summary
+
+    cfg = LocalizationConfig(methods=["gradcam", "lrp"], max_items=2, variants={
+        "paper": {"preset": "paper"}, "authors-code": {"preset": "authors-code"},
+        "paper+quantile": {"preset": "paper", "normalize": "quantile"}})
+    with run_localization(cfg, tmp_path, lm=lite0) as store:
+        t = summarize(store)
+    summary = variant_summary(t)
+    assert summary[-1]["variant"] == "authors-code" and summary[-1]["zeroed"] > 0  # it zeroes LRP maps
+    assert "maps zeroed" in markdown(t)

@@ -38,14 +38,21 @@ from ..data.samples import SAMPLES, sample_image
 from ..methods import Attributor, get_method
 from ..metrics import localization_scores
 from ..models import LoadedModel, load_model
-from ..var import get_preset, var
+from ..var import DEFAULT_PRESET, NORMALIZATIONS, get_preset, var
 from .runner import Shard, Skip, current_shard, run_items
 from .store import ResultStore
 
 __all__ = ["LocalizationConfig", "LocalizationBenchmark", "run_localization"]
 
 #: The VAR variants computed by default beside vanilla (name -> preset and overrides).
-DEFAULT_VARIANTS: dict[str, dict] = {"var": {"preset": "paper"}}
+DEFAULT_VARIANTS: dict[str, dict] = {"var": {"preset": DEFAULT_PRESET}}
+#: The variant study (``--variants all``): the named presets and each normalisation with the paper's
+#: temperatures.
+ALL_VARIANTS: dict[str, dict] = {
+    "paper": {"preset": "paper"},
+    "authors-code": {"preset": "authors-code"},
+    **{f"paper+{n}": {"preset": "paper", "normalize": n} for n in NORMALIZATIONS if n != "none"},
+}
 
 
 @dataclass
@@ -147,7 +154,7 @@ class LocalizationBenchmark:
                              "parts:PATH or coco:PATH")
         if self.kind != "sample" and not self.path:
             raise ValueError(f"dataset {config.dataset!r} needs a path: {self.kind}:PATH")
-        self.variants = {name: get_preset(spec.get("preset", "paper"), **{k: v for k, v in spec.items()
+        self.variants = {name: get_preset(spec.get("preset", DEFAULT_PRESET), **{k: v for k, v in spec.items()
                                                                           if k != "preset"})
                          for name, spec in config.variants.items()}
 

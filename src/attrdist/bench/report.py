@@ -96,11 +96,38 @@ def _rows(t: Table) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
+def variant_summary(t: Table, metric: str = "region_attribution") -> list[dict]:
+    """Per VAR variant: for how many methods it beats vanilla on each metric, and how many maps it zeroed.
+
+    Returns:
+        One dict per variant, best first by the rule used to pick the default preset: no zeroed map, then
+        the most methods improved on ``metric``, then the largest mean relative change.
+    """
+    out = []
+    for v in t.variants[1:]:
+        row: dict = {"variant": v}
+        for m in ("region_attribution", "iou", "f1"):
+            row[m] = sum(1 for meth in t.methods if t.change(meth, v, m) > 0)
+        changes = [t.change(meth, v, metric) for meth in t.methods]
+        changes = [c for c in changes if not math.isnan(c)]
+        row["mean_change"] = sum(changes) / len(changes) if changes else math.nan
+        row["zeroed"] = sum(round(t.mean[k] * t.count[k]) for k in t.mean if k[1] == v and k[2] == "zeroed")
+        out.append(row)
+    return sorted(out, key=lambda r: (r["zeroed"] > 0, -r[metric], -r["mean_change"]))
+
+
 def markdown(t: Table) -> str:
     """The table as Markdown (value with VAR and its relative change against vanilla)."""
     header, body = _rows(t)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in body]
+    if len(t.variants) > 2:
+        n = len(t.methods)
+        lines += ["", "| variant | methods improved: region attribution | IoU | F1 | mean change (RA) | maps zeroed |",
+                  "|---|---|---|---|---|---|"]
+        for r in variant_summary(t):
+            lines.append(f"| {r['variant']} | {r['region_attribution']}/{n} | {r['iou']}/{n} | {r['f1']}/{n} | "
+                         f"{_pct(r['mean_change'])} | {r['zeroed']} |")
     note = f"\n{t.items} items; {len(t.skipped)} skipped." + (
         "" if not t.skipped else " Skipped: " + "; ".join(f"{i} ({r})" for i, r in t.skipped[:10]))
     return "\n".join(lines) + "\n" + note + "\n"
