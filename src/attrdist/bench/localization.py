@@ -13,17 +13,15 @@ Datasets (``--dataset KIND:PATH``):
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 
 from ..data.datasets import (
     LabeledImage,
@@ -39,13 +37,12 @@ from ..methods import Attributor, get_method
 from ..metrics import localization_scores
 from ..models import LoadedModel, load_model
 from ..var import DEFAULT_PRESET, NORMALIZATIONS, get_preset, var
+from .config import RunConfig, open_run
 from .runner import Shard, Skip, current_shard, run_items
 from .store import ResultStore
 
 __all__ = ["LocalizationConfig", "LocalizationBenchmark", "run_localization"]
 
-#: The VAR variants computed by default beside vanilla (name -> preset and overrides).
-DEFAULT_VARIANTS: dict[str, dict] = {"var": {"preset": DEFAULT_PRESET}}
 #: The variant study (``--variants all``): the named presets and each normalisation with the paper's
 #: temperatures.
 ALL_VARIANTS: dict[str, dict] = {
@@ -56,21 +53,15 @@ ALL_VARIANTS: dict[str, dict] = {
 
 
 @dataclass
-class LocalizationConfig:
+class LocalizationConfig(RunConfig):
     """Configuration of a localisation run (saved in the store and as ``config.yaml``).
 
     Attributes:
         dataset: ``sample``, ``imagenet:PATH``, ``folder:PATH``, ``parts:PATH[:ANNOTATIONS]`` or ``coco:PATH``.
-        model: Model name (see :func:`attrdist.load_model`).
-        weights: Weights path, ``random`` or ``None``.
-        methods: Method names.
-        variants: VAR variants computed from the same raw maps: name -> ``{"preset": ..., overrides}``.
         grid: Grid side n (n x n cells).
         cell: Cell size in pixels (224: full resolution 448 grids; 112: 224 grids).
         selection: ``rao`` (confident, correct, distinct classes, each image once) or ``random``.
         confidence: Confidence threshold of the ``rao`` selection.
-        seed: Seed of the grid draw.
-        max_items: Maximal number of items (grids or COCO images); ``None`` or 0: all (12 for ``sample``).
         smoothing: ``gaussian``, ``box`` or ``none``; kernel and sigma below.
         kernel: Smoothing kernel size.
         sigma: Gaussian sigma.
@@ -78,21 +69,15 @@ class LocalizationConfig:
         binarize_value: The rule's factor.
         min_area: COCO: minimal object area fraction.
         min_prob: COCO: minimal summed ImageNet probability of an object's class set.
-        device: ``cpu`` or ``cuda``.
+
+    The other fields are those of :class:`~attrdist.bench.config.RunConfig`; ``max_items`` limits grids
+    or COCO images (12 grids for ``sample`` when unset).
     """
 
-    dataset: str = "sample"
-    model: str = "efficientnet_lite0"
-    weights: str | None = None
-    methods: list[str] = field(default_factory=lambda: ["gradcam", "guided_backprop", "input_x_gradient",
-                                                        "integrated_gradients"])
-    variants: dict[str, dict] = field(default_factory=lambda: dict(DEFAULT_VARIANTS))
     grid: int = 2
     cell: int = 112
     selection: str = "random"
     confidence: float = 0.99
-    seed: int = 0
-    max_items: int | None = None
     smoothing: str = "gaussian"
     kernel: int = 11
     sigma: float = 5.0
@@ -100,22 +85,8 @@ class LocalizationConfig:
     binarize_value: float = 1.0
     min_area: float = 0.01
     min_prob: float = 1e-4
-    device: str = "cpu"
 
-    def to_dict(self) -> dict:
-        """Plain values (the stored configuration; ``device`` excluded, it does not change results)."""
-        d = dataclasses.asdict(self)
-        d.pop("device")
-        return d
-
-    def save(self, path: str | Path) -> None:
-        """Write the configuration as YAML."""
-        Path(path).write_text(yaml.safe_dump(dataclasses.asdict(self), sort_keys=False))
-
-    @classmethod
-    def load(cls, path: str | Path) -> LocalizationConfig:
-        """Read a YAML configuration."""
-        return cls(**yaml.safe_load(Path(path).read_text()))
+    benchmark = "localization"
 
 
 @dataclass
@@ -148,7 +119,7 @@ class LocalizationBenchmark:
         self.lm = lm or load_model(config.model, config.weights)
         self.store = store
         self.kind, _, self.path = config.dataset.partition(":")
-        self.limit = config.max_items if config.max_items and config.max_items > 0 else None
+        self.limit = config.limit
         if self.kind not in ("sample", "imagenet", "folder", "parts", "coco"):
             raise ValueError(f"unknown dataset kind {self.kind!r}; use sample, imagenet:PATH, folder:PATH, "
                              "parts:PATH or coco:PATH")
@@ -328,13 +299,7 @@ def run_localization(config: LocalizationConfig, out_dir: str | Path, shard: Sha
         The open store.
     """
     shard = shard or current_shard()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    store = ResultStore(out / "results.sqlite")
-    store.bind_config({"benchmark": "localization", **config.to_dict()})
-    if shard.rank == 0:
-        config.save(out / "config.yaml")
-    cfg = dataclasses.replace(config, device=shard.device(config.device))
+    store, cfg = open_run(config, out_dir, shard)
     bench = LocalizationBenchmark(cfg, lm, store)
     methods = {m: get_method(m, bench.lm.model.to(cfg.device)) for m in cfg.methods}
 

@@ -17,7 +17,7 @@ import torch
 
 from .store import ResultStore
 
-__all__ = ["Skip", "Shard", "current_shard", "run_items"]
+__all__ = ["ItemResult", "Skip", "Shard", "current_shard", "run_items"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,14 @@ class Skip:
     """Returned by an item's computation to skip it, with the reason (stored, never silently dropped)."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """Rows of one item, and optionally curves (``(unit, method, variant, name, values)``)."""
+
+    rows: list[tuple]
+    curves: list[tuple]
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,8 @@ def _barrier(shard: Shard) -> None:
 
 
 def run_items(
-    store: ResultStore, items: Sequence[str], compute: Callable[[str], list[tuple] | Skip], shard: Shard | None = None,
+    store: ResultStore, items: Sequence[str], compute: Callable[[str], list[tuple] | ItemResult | Skip],
+    shard: Shard | None = None,
     desc: str = "items",
 ) -> int:
     """Compute and store every item of this shard that the store does not hold yet.
@@ -65,7 +74,8 @@ def run_items(
     Args:
         store: The result store.
         items: All item ids, in a deterministic order (the same in every rank).
-        compute: ``item -> rows`` (``(unit, method, variant, metric, value)``) or :class:`Skip`.
+        compute: ``item -> rows`` (``(unit, method, variant, metric, value)``), an :class:`ItemResult`
+            or a :class:`Skip`.
         shard: This process's shard (default: from the environment).
         desc: Progress bar label.
 
@@ -85,6 +95,8 @@ def run_items(
         out = compute(item)
         if isinstance(out, Skip):
             store.skip_item(item, out.reason)
+        elif isinstance(out, ItemResult):
+            store.write_item(item, out.rows, time.perf_counter() - start, shard.rank, out.curves)
         else:
             store.write_item(item, out, time.perf_counter() - start, shard.rank)
     bar.close()

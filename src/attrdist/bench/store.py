@@ -24,6 +24,10 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE TABLE IF NOT EXISTS done (item TEXT PRIMARY KEY, seconds REAL, rank INTEGER);
 CREATE TABLE IF NOT EXISTS skipped (item TEXT PRIMARY KEY, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS curves (
+    item TEXT NOT NULL, unit TEXT NOT NULL, method TEXT NOT NULL, variant TEXT NOT NULL, name TEXT NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (item, unit, method, variant, name)
+);
 """
 
 
@@ -92,18 +96,23 @@ class ResultStore:
         rows = self.db.execute("SELECT item FROM done UNION SELECT item FROM skipped").fetchall()
         return {r[0] for r in rows}
 
-    def write_item(self, item: str, rows: Iterable[Sequence], seconds: float, rank: int = 0) -> None:
-        """Store all rows of one item and mark it done, atomically.
+    def write_item(
+        self, item: str, rows: Iterable[Sequence], seconds: float, rank: int = 0, curves: Iterable[Sequence] = ()
+    ) -> None:
+        """Store all rows (and curves) of one item and mark it done, atomically.
 
         Args:
             item: Item id.
             rows: ``(unit, method, variant, metric, value)`` tuples.
             seconds: Time spent on the item.
             rank: The process that computed it.
+            curves: ``(unit, method, variant, name, values)`` tuples (values: a list of floats).
         """
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self.db.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)", [(item, *r) for r in rows])
+            self.db.executemany("INSERT INTO curves VALUES (?, ?, ?, ?, ?, ?)",
+                                [(item, *c[:4], json.dumps([float(v) for v in c[4]])) for c in curves])
             self.db.execute("INSERT INTO done VALUES (?, ?, ?)", (item, seconds, rank))
             self.db.execute("COMMIT")
         except BaseException:
@@ -126,6 +135,12 @@ class ResultStore:
     def rows(self) -> list[tuple]:
         """All result rows ``(item, unit, method, variant, metric, value)``, sorted."""
         return self.db.execute("SELECT * FROM results ORDER BY item, unit, method, variant, metric").fetchall()
+
+    def curves(self, name: str) -> list[tuple[str, str, str, str, list[float]]]:
+        """Stored curves called ``name``: ``(item, unit, method, variant, values)``, sorted."""
+        rows = self.db.execute("SELECT item, unit, method, variant, data FROM curves WHERE name=? "
+                               "ORDER BY item, unit, method, variant", (name,)).fetchall()
+        return [(*r[:4], json.loads(r[4])) for r in rows]
 
     def skipped(self) -> list[tuple[str, str]]:
         """Skipped items and their reasons."""

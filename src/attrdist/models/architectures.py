@@ -15,7 +15,7 @@ from zennit.torchvision import ResNetCanonizer, VGGCanonizer
 
 from ..registry import Registry
 
-__all__ = ["FAMILIES", "Family", "default_cam_layer", "family_of", "register_family"]
+__all__ = ["FAMILIES", "Family", "default_cam_layer", "family_of", "generic_blocks", "register_family"]
 
 
 def _no_canonizers() -> list[Canonizer]:
@@ -28,6 +28,8 @@ class Family:
 
     Attributes:
         name: Family name.
+        blocks: ``model -> block names`` from the output towards the input (cascading randomisation);
+            default :func:`generic_blocks`.
         matches: ``model -> bool``.
         cam_layer: Default CAM layer: a dotted module name, or ``model -> name``.
         canonizers: Factory of the Zennit canonizers LRP needs (fresh instances per call).
@@ -39,10 +41,35 @@ class Family:
     cam_layer: str | Callable[[nn.Module], str]
     canonizers: Callable[[], list[Canonizer]] = field(default=_no_canonizers)
     note: str = ""
+    blocks: Callable[[nn.Module], list[str]] | None = None
 
     def cam_layer_of(self, model: nn.Module) -> str:
         """The default CAM layer's dotted name for ``model``."""
         return self.cam_layer(model) if callable(self.cam_layer) else self.cam_layer
+
+    def blocks_of(self, model: nn.Module) -> list[str]:
+        """The model's blocks for cascading randomisation, from the output towards the input."""
+        return (self.blocks or generic_blocks)(model)
+
+
+def generic_blocks(model: nn.Module) -> list[str]:
+    """Blocks with parameters in forward order, reversed.
+
+    Containers (Sequential, ModuleList, ModuleDict) are opened; every other module with parameters is one
+    block (a ResNet bottleneck, a DenseNet layer, fc).
+    """
+    out: list[str] = []
+
+    def walk(module: nn.Module, prefix: str) -> None:
+        for name, child in module.named_children():
+            full = f"{prefix}{name}"
+            if isinstance(child, nn.Sequential | nn.ModuleList | nn.ModuleDict):
+                walk(child, full + ".")
+            elif any(True for _ in child.parameters()):
+                out.append(full)
+
+    walk(model, "")
+    return out[::-1]
 
 
 #: Families in lookup order; the generic fallback comes last.
@@ -127,6 +154,26 @@ register_family(Family(
     _efficientnet_lite_canonizers,
     "EfficientNet-Lite (efficientnet-lite-pytorch); CAM: head BN output before ReLU6 (_bn1); "
     "LRP: BN folded, residual Sum, one ReLU6 per use",
+))
+def _tv_vit_blocks(model: nn.Module) -> list[str]:
+    layers = [f"encoder.layers.{n}" for n, _ in model.encoder.layers.named_children()]
+    return ["heads", "encoder.ln", *layers[::-1], "conv_proj"]
+
+
+def _timm_vit_blocks(model: nn.Module) -> list[str]:
+    blocks = [f"blocks.{n}" for n, _ in model.blocks.named_children()]
+    return ["head", "norm", *blocks[::-1], "patch_embed"]
+
+
+register_family(Family(
+    "vit_torchvision", _is("torchvision.models.vision_transformer.VisionTransformer"),
+    lambda m: f"encoder.layers.{len(m.encoder.layers) - 1}.ln_1", _no_canonizers,
+    "torchvision ViT; CAM: last block's ln_1 (tokens on the patch grid)", _tv_vit_blocks,
+))
+register_family(Family(
+    "vit_timm", _is("timm.models.vision_transformer.VisionTransformer"),
+    lambda m: f"blocks.{len(m.blocks) - 1}.norm1", _no_canonizers,
+    "timm ViT; CAM: last block's norm1 (tokens on the patch grid)", _timm_vit_blocks,
 ))
 register_family(Family(
     "generic", lambda model: True, _last_of(nn.Conv2d), lambda: [SequentialMergeBatchNorm()],
