@@ -32,6 +32,34 @@ def _variants(text: str) -> dict[str, dict]:
     return out
 
 
+def _benchmarks() -> dict:
+    from .bench import BENCHMARKS
+
+    return BENCHMARKS
+
+
+def _config_parser(p: argparse.ArgumentParser, config_cls: type) -> None:
+    """Options from the fields of a run-configuration dataclass (the single place they are declared)."""
+    import dataclasses
+
+    p.add_argument("--config", default=None, help="YAML configuration (options given here override it)")
+    p.add_argument("--out", required=True, help="run folder (results.sqlite, config.yaml); re-run to resume")
+    for f in dataclasses.fields(config_cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if f.name == "variants":
+            typ = _variants
+        elif isinstance(default, list):
+            typ = _csv
+        elif isinstance(default, bool):
+            typ = lambda v: v.lower() in ("1", "true", "yes")  # noqa: E731
+        elif isinstance(default, int | float):
+            typ = type(default)
+        else:
+            typ = int if "int" in str(f.type) else str
+        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=typ, default=None,
+                       help=f"default: {default!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (choices come from the registries)."""
     from .methods import METHODS
@@ -65,26 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="run (or resume) a benchmark into a run folder")
     bsub = bench.add_subparsers(dest="benchmark", required=True)
-    loc = bsub.add_parser("localization", help="grid pointing game, Part-Quad or COCO localisation")
-    loc.add_argument("--config", default=None, help="YAML configuration (options given here override it)")
-    loc.add_argument("--dataset", default=None,
-                     help="sample (default), imagenet:PATH, folder:PATH, parts:PATH[:ANNOTATIONS], coco:PATH")
-    loc.add_argument("--model", default=None)
-    loc.add_argument("--weights", default=None)
-    loc.add_argument("--methods", type=_csv, default=None, help="comma-separated method names")
-    loc.add_argument("--variants", type=_variants, default=None,
-                     help="VAR variants from the same raw maps, NAME=PRESET[+NORMALIZE],...; e.g. "
-                          "paper=paper,authors=authors-code,paper-max=paper+max; 'all': every preset and "
-                          "normalisation (default: var=the default preset)")
-    for name, typ in (("grid", int), ("cell", int), ("confidence", float), ("seed", int), ("max-items", int),
-                      ("kernel", int), ("sigma", float), ("binarize-value", float), ("min-area", float),
-                      ("min-prob", float)):
-        loc.add_argument(f"--{name}", type=typ, default=None)
-    loc.add_argument("--selection", choices=["rao", "random"], default=None)
-    loc.add_argument("--smoothing", choices=["gaussian", "box", "none"], default=None)
-    loc.add_argument("--binarize", default=None, help="mean (default), max_fraction or region_size")
-    loc.add_argument("--device", default=None)
-    loc.add_argument("--out", required=True, help="run folder (results.sqlite, config.yaml); re-run to resume")
+    for name, (config_cls, _run) in _benchmarks().items():
+        _config_parser(bsub.add_parser(name, help=(config_cls.__doc__ or "").splitlines()[0]), config_cls)
 
     rep = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV) and plots of a run folder")
     rep.add_argument("run_dir")
@@ -175,17 +185,17 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .bench.localization import LocalizationConfig, run_localization
     from .bench.report import markdown, summarize
     from .bench.store import ConfigMismatchError
     from .data.datasets import DatasetLayoutError
     from .models import WeightsUnavailableError
 
-    cfg = LocalizationConfig.load(args.config) if args.config else LocalizationConfig()
+    config_cls, run = _benchmarks()[args.benchmark]
+    cfg = config_cls.load(args.config) if args.config else config_cls()
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cfg) if getattr(args, f.name, None) is not None}
     cfg = dataclasses.replace(cfg, **given)
     try:
-        store = run_localization(cfg, args.out)
+        store = run(cfg, args.out)
     except (ConfigMismatchError, DatasetLayoutError, WeightsUnavailableError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -12,12 +12,17 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from ..metrics.insertion import PicCurve, aggregate_curves
 from .store import ResultStore
 
 __all__ = ["Table", "summarize", "write_report"]
 
 #: Metrics shown by default, in order (others found in the store follow); ``zeroed`` counts all-zero maps.
-METRIC_ORDER = ["region_attribution", "iou", "precision", "recall", "f1", "zeroed"]
+METRIC_ORDER = ["region_attribution", "iou", "precision", "recall", "f1", "zeroed",
+                "aic_median_curve", "sic_median_curve", "aic_auc", "sic_auc", "insertion_auc", "deletion_auc",
+                "spearman_abs", "spearman", "pearson", "cosine", "ssim", "hog_spearman"]
 
 
 @dataclass
@@ -39,13 +44,27 @@ class Table:
         return (val - base) / abs(base) * 100 if base else math.nan
 
 
-def summarize(store: ResultStore) -> Table:
-    """Aggregate the store's rows."""
+def summarize(store: ResultStore, unit: str | None = None) -> Table:
+    """Aggregate the store's rows (of one unit only, if given), plus the AUCs of median curves."""
     sums: dict[tuple, float] = defaultdict(float)
     counts: dict[tuple, int] = defaultdict(int)
-    methods, variants, metrics, items = [], [], [], set()
-    for item, _unit, method, variant, metric, value in store.rows():
-        items.add(item)
+    methods: list[str] = []
+    variants: list[str] = []
+    metrics: list[str] = []
+    items: set[str] = set()
+    rows = [(*r[:4], r[4], r[5]) for r in store.rows() if unit is None or r[1] == unit]
+    for name in ("aic", "sic"):
+        by_key: dict[tuple, list] = defaultdict(list)
+        for _item, _unit, method, variant, values in store.curves(name):
+            by_key[(method, variant)].append(PicCurve(np.linspace(0, 1, len(values)), np.asarray(values), 0.0))
+        for (method, variant), curves in by_key.items():
+            agg = aggregate_curves(curves, "median")
+            rows.append(("*", "*", method, variant, f"{name}_median_curve", agg.auc))
+    for item, _unit, method, variant, metric, value in rows:
+        if metric == "fraction":  # the x-axis of the sanity plot, not a result
+            continue
+        if item != "*":
+            items.add(item)
         for lst, v in ((methods, method), (variants, variant), (metrics, metric)):
             if v not in lst:
                 lst.append(v)
@@ -161,7 +180,13 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     if not db.exists():
         raise FileNotFoundError(f"{run}: no results.sqlite (not a benchmark run folder)")
     with ResultStore(db) as store:
-        t = summarize(store)
+        benchmark = store.config().get("benchmark", "localization")
+        if benchmark == "sanity":
+            depths = sorted({r[1] for r in store.rows()})
+            t = summarize(store, unit=depths[-1])  # similarity once every block is randomised
+        else:
+            t = summarize(store)
+        extra = _sanity_plot(store, run) if benchmark == "sanity" else _curve_plots(store, run)
     written = {"markdown": run / "report.md", "latex": run / "report.tex", "csv": run / "report.csv"}
     written["markdown"].write_text(markdown(t))
     written["latex"].write_text(latex(t))
@@ -174,8 +199,80 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
                     if (m, v, metric) in t.mean:
                         w.writerow([m, v, metric, t.mean[(m, v, metric)], t.count[(m, v, metric)],
                                     "" if v == "vanilla" else t.change(m, v, metric)])
-    written.update(_plots(t, run))
+    if benchmark != "sanity":
+        written.update(_plots(t, run))
+    written.update(extra)
     return written
+
+
+def _curve_plots(store: ResultStore, run: Path) -> dict[str, Path]:
+    """Median PIC curves per method: dashed vanilla, solid VAR variants."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = {}
+    for name in ("aic", "sic"):
+        by_key: dict[tuple, list] = defaultdict(list)
+        for _i, _u, method, variant, values in store.curves(name):
+            by_key[(method, variant)].append(np.asarray(values))
+        if not by_key:
+            continue
+        fig, ax = plt.subplots(figsize=(5, 4))
+        methods = sorted({m for m, _ in by_key})
+        for i, method in enumerate(methods):
+            for (m, v), ys in sorted(by_key.items()):
+                if m == method:
+                    y = np.median(np.stack(ys), axis=0)
+                    ax.plot(np.linspace(0, 1, len(y)), y, color=f"C{i}", ls="--" if v == "vanilla" else "-",
+                            label=f"{m} ({v})")
+        ax.set_xlabel("normalised information (WebP size)")
+        ax.set_ylabel(f"{name.upper()} (median over images)")
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        path = run / f"curve_{name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        out[f"curve_{name}"] = path
+    return out
+
+
+def _sanity_plot(store: ResultStore, run: Path) -> dict[str, Path]:
+    """The paper's Fig. 6: similarity against the fraction of randomised blocks (dashed vanilla, solid VAR)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values: dict[tuple, list] = defaultdict(list)
+    fraction: dict[str, float] = {}
+    for _item, unit, method, variant, metric, value in store.rows():
+        if metric == "fraction":
+            fraction[unit] = value
+        else:
+            values[(metric, method, variant, unit)].append(value)
+    metrics = [m for m in METRIC_ORDER if any(k[0] == m for k in values)]
+    methods = list(dict.fromkeys(k[1] for k in values))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for i, method in enumerate(methods):
+            for variant in sorted({k[2] for k in values if k[1] == method}):
+                units = sorted(u for (mt, me, va, u) in values if (mt, me, va) == (metric, method, variant))
+                xs = [fraction[u] for u in units]
+                ys = [float(np.mean(values[(metric, method, variant, u)])) for u in units]
+                ax.plot(xs, ys, color=f"C{i}", ls="--" if variant == "vanilla" else "-", marker=".",
+                        label=f"{method} ({variant})")
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel("fraction of blocks randomised", fontsize=8)
+        ax.set_ylim(-0.3, 1.05)
+    axes[0, 0].set_ylabel("similarity to the original map")
+    axes[0, -1].legend(fontsize=6)
+    fig.tight_layout()
+    path = run / "sanity.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return {"sanity": path}
 
 
 def _plots(t: Table, run: Path) -> dict[str, Path]:

@@ -59,12 +59,16 @@ def ssim(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
 
 
 def hog_spearman(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
-    """Spearman correlation of the HOG features of ``|map| / max|map|`` (8x8 cells, 2x2 blocks)."""
+    """Spearman correlation of the HOG features of ``|map| / max|map|`` (8x8 cells, 2x2 blocks).
+
+    Maps under 32 pixels use smaller cells.
+    """
     from skimage.feature import hog
 
     shape = tuple(a.shape)
-    ha = hog(_unit_abs(a, shape), pixels_per_cell=(8, 8), cells_per_block=(2, 2))
-    hb = hog(_unit_abs(b, shape), pixels_per_cell=(8, 8), cells_per_block=(2, 2))
+    cell = max(1, min(8, min(shape) // 4))
+    ha = hog(_unit_abs(a, shape), pixels_per_cell=(cell, cell), cells_per_block=(2, 2))
+    hb = hog(_unit_abs(b, shape), pixels_per_cell=(cell, cell), cells_per_block=(2, 2))
     return spearman(ha, hb)
 
 

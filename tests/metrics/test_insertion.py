@@ -1,0 +1,120 @@
+"""PIC against the PyPI `saliency` package (the reference implementation), and RISE."""
+
+import numpy as np
+import pytest
+import torch
+
+from attrdist.metrics.insertion import (
+    PIC_THRESHOLDS,
+    PicBase,
+    PicSkip,
+    aggregate_curves,
+    blur_from_mask,
+    pic_curves,
+    random_mask,
+    rise_curves,
+)
+
+
+@pytest.fixture(scope="module")
+def pic():
+    mod = pytest.importorskip("saliency.metrics.pic")
+    if not hasattr(np, "trapz"):  # the package calls np.trapz, which NumPy 2.4 removed
+        np.trapz = np.trapezoid
+    return mod
+
+
+@pytest.fixture(scope="module")
+def setup(lite0):
+    from attrdist.data import sample_image
+
+    pre = lite0.preprocess
+
+    def probs(batch):
+        x = pre.normalize(torch.from_numpy(batch).permute(0, 3, 1, 2).float().div(255.0))
+        with torch.no_grad():
+            return lite0.model(x).softmax(1).double().numpy()
+
+    images = {n: np.asarray(pre.crop_image(sample_image(n)), dtype=np.uint8) for n in ("coffee", "chelsea")}
+    return probs, images
+
+
+def test_blur_matches_reference(pic):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    keep = rng.random((40, 50)) < 0.1
+    np.testing.assert_array_equal(blur_from_mask(img, keep), pic.create_blurred_image(img, keep))
+    grey = img[..., 0]
+    np.testing.assert_array_equal(blur_from_mask(grey, keep), pic.create_blurred_image(grey, keep))
+
+
+@pytest.mark.parametrize("name", ["coffee", "chelsea"])
+def test_sic_and_aic_match_reference(pic, setup, name):
+    probs, images = setup
+    img = images[name]
+    top = int(probs(img[None])[0].argmax())
+    gen = np.random.default_rng(1)
+    saliency = gen.random(img.shape[:2]) + np.linspace(0, 1, img.shape[1])[None, :]  # right side first
+    mask = random_mask(*img.shape[:2], 0.01, seed=3)
+    ours = pic_curves(PicBase.of(img, mask, probs), saliency, probs, PIC_THRESHOLDS, min_pred=0.8)
+    sic_fn = lambda b: probs(b)[:, top]  # noqa: E731
+    aic_fn = lambda b: (probs(b).argmax(1) == top).astype(float)  # noqa: E731
+    for kind, fn, min_pred in (("sic", sic_fn, 0.8), ("aic", aic_fn, 0.0)):
+        try:
+            ref = pic.compute_pic_metric(img, saliency, mask, fn, PIC_THRESHOLDS, min_pred_value=min_pred)
+        except pic.ComputePicMetricError as err:
+            assert isinstance(ours[kind], PicSkip), f"reference skipped ({err}), attrdist did not"
+            continue
+        assert not isinstance(ours[kind], PicSkip), ours[kind]
+        np.testing.assert_allclose(ours[kind].y, ref.curve_y, atol=1e-6)
+        assert ours[kind].auc == pytest.approx(ref.auc, abs=1e-6)
+
+
+def test_skip_reasons_match_reference(pic, setup):
+    probs, images = setup
+    img = images["chelsea"]  # the cat is below 0.8 confidence: SIC skips it
+    top = int(probs(img[None])[0].argmax())
+    mask = random_mask(*img.shape[:2], seed=0)
+    sal = np.random.default_rng(0).random(img.shape[:2])
+    with pytest.raises(pic.ComputePicMetricError, match="lower than"):
+        pic.compute_pic_metric(img, sal, mask, lambda b: probs(b)[:, top], PIC_THRESHOLDS, min_pred_value=0.8)
+    res = pic_curves(PicBase.of(img, mask, probs), sal, probs)
+    assert isinstance(res["sic"], PicSkip) and "min_pred" in res["sic"].reason
+    # a blank image has no less information once blurred: skipped for both
+    flat = np.full_like(img, 128)
+    with pytest.raises(pic.ComputePicMetricError, match="entropy"):
+        pic.compute_pic_metric(flat, sal, mask, lambda b: np.ones(len(b)), PIC_THRESHOLDS, min_pred_value=0.0)
+    res = pic_curves(PicBase.of(flat, mask, probs), sal, probs, min_pred=0.0)
+    assert "information" in res["aic"].reason
+
+
+def test_thresholds_go_through_the_model_in_one_batch(setup):
+    probs, images = setup
+    calls = []
+
+    def counting(b):
+        calls.append(len(b))
+        return probs(b)
+
+    img = images["coffee"]
+    base = PicBase.of(img, random_mask(*img.shape[:2]), counting)
+    pic_curves(base, np.random.default_rng(0).random(img.shape[:2]), counting)
+    assert calls == [2, len(PIC_THRESHOLDS)]
+
+
+def test_aggregate_and_random_mask():
+    m = random_mask(10, 20, 0.1, seed=5)
+    assert m.sum() == 20 and np.array_equal(m, random_mask(10, 20, 0.1, seed=5))
+    from attrdist.metrics.insertion import PicCurve
+
+    x = np.linspace(0, 1, 5)
+    curves = [PicCurve(x, np.array(y, float), 0.0) for y in ([0, .2, .4, .6, 1], [0, .4, .6, .8, 1], [0, 0, 0, 0, 1])]
+    agg = aggregate_curves(curves)
+    np.testing.assert_allclose(agg.y, [0, .2, .4, .6, 1])
+    assert aggregate_curves(curves, "mean").y[1] == pytest.approx(0.2)
+
+
+def test_rise_auc_bounds(tiny_cnn):
+    x = torch.randn(1, 3, 16, 16)
+    out = rise_curves(tiny_cnn, x, torch.rand(16, 16), target=1, step=16, batch=5)
+    assert set(out) == {"insertion", "deletion"} and all(0 <= v <= 1 for v in out.values())
