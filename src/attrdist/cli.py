@@ -99,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV) and plots of a run folder")
     rep.add_argument("run_dir")
 
+    srv = sub.add_parser("serve", help="the web explorer (local by default)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=int, default=7860)
+    srv.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload")
+    srv.add_argument("--cache-size", type=int, default=16, help="explanations kept for the VAR controls")
+    srv.add_argument("--models", type=_csv, default=["efficientnet_lite0"], help="models offered")
+    srv.add_argument("--device", default="cpu")
+
     sub.add_parser("methods", help="list the attribution methods")
     sub.add_parser("models", help="list the model names and architecture families")
     return parser
@@ -236,6 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _cmd_bench(args)
     if args.command == "report":
         return _cmd_report(args)
+    if args.command == "serve":
+        from .app import AppConfig, serve
+
+        serve(AppConfig(args.host, args.port, args.max_upload_mb, args.cache_size, tuple(args.models), args.device))
+        return 0
     return _cmd_explain(args)
 
 

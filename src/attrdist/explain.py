@@ -6,6 +6,7 @@ raw arrays. The command ``attrdist explain`` and the web explorer are thin layer
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -23,7 +24,15 @@ from .methods import get_method
 from .models import LoadedModel
 from .var import DEFAULT_PRESET, VARConfig, VAROutput, get_preset, var
 
-__all__ = ["Explanation", "MethodResult", "explain_image", "grid_classes", "save_explanation"]
+__all__ = [
+    "Explanation",
+    "MethodResult",
+    "explain_image",
+    "explanation_arrays",
+    "grid_classes",
+    "save_explanation",
+    "with_var",
+]
 
 
 @dataclass
@@ -178,6 +187,40 @@ def _first(out: VAROutput) -> VAROutput:
     return VAROutput(refined=out.refined[0].cpu(), q=out.q[0].cpu(), keep=out.keep[0].cpu(), config=out.config)
 
 
+def with_var(exp: Explanation, preset: str | VARConfig = DEFAULT_PRESET, **overrides: object) -> Explanation:
+    """The same explanation with VAR re-run on its cached raw maps (no model call).
+
+    Args:
+        exp: An explanation.
+        preset: VAR preset or config.
+        **overrides: Fields of :class:`VARConfig` to override.
+
+    Returns:
+        A new explanation sharing the raw maps.
+    """
+    cfg = get_preset(preset, **overrides)
+    results = {
+        name: MethodResult(maps=r.maps, var=_first(var(r.maps[None], preset=cfg, warn_identical=False)),
+                           seconds=r.seconds, vjp=r.vjp)
+        for name, r in exp.results.items()
+    }
+    return dataclasses.replace(exp, results=results, config=cfg)
+
+
+def explanation_arrays(exp: Explanation) -> dict[str, np.ndarray]:
+    """The arrays saved as ``<stem>.npz``: the image, the class set, and per method raw maps, q, refined maps."""
+    arrays: dict[str, np.ndarray] = {
+        "image": np.asarray(exp.image, dtype=np.uint8),
+        "classes": np.asarray(exp.classes, dtype=np.int64),
+        "probabilities": np.asarray(exp.probabilities, dtype=np.float64),
+    }
+    for name, r in exp.results.items():
+        arrays[f"maps_{name}"] = r.maps.numpy()
+        arrays[f"q_{name}"] = r.var.q.numpy().astype(np.float32)
+        arrays[f"refined_{name}"] = r.var.refined.numpy()
+    return arrays
+
+
 def save_explanation(
     exp: Explanation, out_dir: str | Path, stem: str, formats: Sequence[str] = ("png",), **figure_options: object
 ) -> list[Path]:
@@ -211,16 +254,7 @@ def save_explanation(
     path = out / f"{stem}.json"
     path.write_text(json.dumps(exp.record(), indent=2))
     written.append(path)
-    arrays: dict[str, np.ndarray] = {
-        "image": np.asarray(exp.image, dtype=np.uint8),
-        "classes": np.asarray(exp.classes, dtype=np.int64),
-        "probabilities": np.asarray(exp.probabilities, dtype=np.float64),
-    }
-    for name, r in exp.results.items():
-        arrays[f"maps_{name}"] = r.maps.numpy()
-        arrays[f"q_{name}"] = r.var.q.numpy().astype(np.float32)
-        arrays[f"refined_{name}"] = r.var.refined.numpy()
     path = out / f"{stem}.npz"
-    np.savez_compressed(path, **arrays)
+    np.savez_compressed(path, **explanation_arrays(exp))
     written.append(path)
     return written

@@ -20,7 +20,7 @@ from torch import Tensor  # noqa: E402
 if TYPE_CHECKING:
     from .explain import Explanation
 
-__all__ = ["CLASS_COLORS", "dominance_image", "explanation_figure", "overlay"]
+__all__ = ["CLASS_COLORS", "dominance_image", "explanation_figure", "overlay", "row_scale"]
 
 #: Colours of the classes of a set, in order (colour-blind-safe Okabe-Ito palette).
 CLASS_COLORS = ["#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#F0E442", "#000000"]
@@ -57,8 +57,11 @@ def overlay(image: np.ndarray, heat: np.ndarray, vmin: float, vmax: float, cmap:
     return (1 - alpha) * grey + alpha * coloured
 
 
-def _row_scale(maps: np.ndarray) -> tuple[float, float, str]:
-    # one scale per row (shared by the K classes), so the maps stay comparable across classes
+def row_scale(maps: np.ndarray) -> tuple[float, float, str]:
+    """Colour range and map for a row of K maps: one scale shared by the classes, so they stay comparable.
+
+    Signed maps get a symmetric range and a diverging colour map; non-negative maps start at 0.
+    """
     if (maps < 0).any():
         m = float(np.percentile(np.abs(maps), 99.5)) or float(np.abs(maps).max())
         return -m, m, "bwr"
@@ -96,7 +99,7 @@ def explanation_figure(exp: Explanation, cell: float = 2.2, multiply_input: bool
             vanilla, refined = vanilla * grey, refined * grey
         for r, (label, maps) in enumerate(((name, vanilla), (f"{name} + VAR", refined))):
             row = 2 * m + r
-            lo, hi, cmap = _row_scale(maps)
+            lo, hi, cmap = row_scale(maps)
             for c in range(k):
                 ax = axes[row, c + 1]
                 ax.imshow(overlay(img, maps[c], lo, hi, cmap))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["ImageReadError", "read_image", "to_rgb"]
+__all__ = ["ImageReadError", "read_image", "read_image_bytes", "to_rgb"]
 
 #: Larger images are refused before decoding (decompression-bomb guard), in pixels.
 MAX_PIXELS = 20_000 * 20_000
@@ -44,6 +44,26 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def read_image_bytes(data: bytes, name: str = "upload") -> Image.Image:
+    """Decode an image from bytes (an upload) as RGB.
+
+    Args:
+        data: The file's bytes.
+        name: Name used in error messages.
+
+    Returns:
+        The RGB image.
+
+    Raises:
+        ImageReadError: If the bytes are empty, not an image, truncated or too large.
+    """
+    import io
+
+    if not data:
+        raise ImageReadError(f"{name}: the file is empty")
+    return _decode(io.BytesIO(data), name)
+
+
 def read_image(path: str | Path) -> Image.Image:
     """Read an image file as RGB.
 
@@ -61,8 +81,12 @@ def read_image(path: str | Path) -> Image.Image:
         raise ImageReadError(f"{p}: no such file")
     if p.stat().st_size == 0:
         raise ImageReadError(f"{p}: the file is empty")
+    return _decode(p, str(p))
+
+
+def _decode(source: object, p: str) -> Image.Image:
     try:
-        with Image.open(p) as im:
+        with Image.open(source) as im:  # type: ignore[arg-type]
             if im.width * im.height > MAX_PIXELS:
                 raise ImageReadError(f"{p}: {im.width}x{im.height} pixels is larger than the limit")
             if im.width < 1 or im.height < 1:
