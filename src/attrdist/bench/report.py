@@ -147,7 +147,7 @@ def markdown(t: Table) -> str:
         for r in variant_summary(t):
             lines.append(f"| {r['variant']} | {r['region_attribution']}/{n} | {r['iou']}/{n} | {r['f1']}/{n} | "
                          f"{_pct(r['mean_change'])} | {r['zeroed']} |")
-    note = f"\n{t.items} items; {len(t.skipped)} skipped." + (
+    note = f"\n{t.items} items; {len(t.skipped)} skips recorded (item or item/curve)." + (
         "" if not t.skipped else " Skipped: " + "; ".join(f"{i} ({r})" for i, r in t.skipped[:10]))
     return "\n".join(lines) + "\n" + note + "\n"
 
