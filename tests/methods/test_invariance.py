@@ -28,7 +28,7 @@ def close(a, b):
     torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9 * float(b.abs().max()))
 
 
-@pytest.mark.parametrize("name", list_methods())
+@pytest.mark.parametrize("name", list_methods("cnn"))
 def test_shape_and_raw(name, model, batch):
     x, classes = batch
     att = get_method(name, model, **FAST.get(name, {})).explain(x, classes)
@@ -42,7 +42,7 @@ def test_shape_and_raw(name, model, batch):
     assert not torch.allclose(scales, torch.ones_like(scales))
 
 
-@pytest.mark.parametrize("name", list_methods())
+@pytest.mark.parametrize("name", list_methods("cnn"))
 def test_batch_equals_samples(name, model, batch):
     x, classes = batch
     method = get_method(name, model, **FAST.get(name, {}))
@@ -51,7 +51,7 @@ def test_batch_equals_samples(name, model, batch):
         close(whole[i : i + 1], method(x[i : i + 1], classes[i : i + 1]))
 
 
-@pytest.mark.parametrize("name", list_methods())
+@pytest.mark.parametrize("name", list_methods("cnn"))
 def test_k_at_once_equals_one_at_a_time(name, model, batch):
     x, classes = batch
     method = get_method(name, model, **FAST.get(name, {}))
@@ -60,7 +60,7 @@ def test_k_at_once_equals_one_at_a_time(name, model, batch):
         close(whole[:, k : k + 1], method(x, classes[:, k : k + 1]))
 
 
-@pytest.mark.parametrize("name", list_methods())
+@pytest.mark.parametrize("name", list_methods("cnn"))
 def test_vjp_modes_agree(name, model, batch):
     x, classes = batch
     seq = get_method(name, model, vjp="sequential", **FAST.get(name, {})).explain(x, classes)
@@ -69,7 +69,7 @@ def test_vjp_modes_agree(name, model, batch):
     close(bat.maps, seq.maps)
 
 
-@pytest.mark.parametrize("name", list_methods())
+@pytest.mark.parametrize("name", list_methods("cnn"))
 def test_class_set_spec_resolved_from_same_forward(name, model, batch):
     x, _ = batch
     att = get_method(name, model, **FAST.get(name, {})).explain(x, "top2+worst")

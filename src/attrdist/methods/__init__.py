@@ -1,14 +1,20 @@
 """Attribution methods: one registry, one engine (one forward pass, K class gradients as batched VJPs)."""
 
-from . import cam, gradient, lrp  # noqa: F401  (registers the methods)
+from . import cam, gradient, lrp, transformer  # noqa: F401  (registers the methods)
 from .adapters import CallableAdapter, CaptumAdapter, GradCamAdapter
 from .base import METHODS, Attribution, Attributor, class_gradients, get_method, register_method
 from .cam import GradCAM, GuidedGradCAM, LayerCAM
 from .gradient import Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, SmoothGrad
 from .lrp import LRP
+from .transformer import GAE, AttentionRollout, BiAttn, GradRollout, TAttn
 
 __all__ = [
+    "GAE",
     "LRP",
+    "AttentionRollout",
+    "BiAttn",
+    "GradRollout",
+    "TAttn",
     "METHODS",
     "Attribution",
     "Attributor",
@@ -30,6 +36,6 @@ __all__ = [
 ]
 
 
-def list_methods() -> list[str]:
-    """Names of the registered methods."""
-    return METHODS.names()
+def list_methods(architecture: str | None = None) -> list[str]:
+    """Names of the registered methods, optionally only those for ``"cnn"`` or ``"vit"`` models."""
+    return [n for n, cls in METHODS.items() if architecture is None or architecture in cls.applies_to]

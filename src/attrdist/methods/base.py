@@ -144,6 +144,8 @@ class Attributor(abc.ABC):
     reference: ClassVar[str] = ""
     #: True when the map does not depend on the explained class (VAR warns for such methods).
     class_agnostic: ClassVar[bool] = False
+    #: Architectures the method applies to: ``"cnn"`` and/or ``"vit"``.
+    applies_to: ClassVar[frozenset[str]] = frozenset({"cnn", "vit"})
 
     def __init__(self, model: nn.Module, *, vjp: VJPMode = "auto", keep_channels: bool = False) -> None:
         if not isinstance(model, nn.Module):

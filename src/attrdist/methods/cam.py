@@ -41,6 +41,9 @@ class _CAM(Attributor):
 
             layer = default_cam_layer(model)
         self.layer = resolve_module(model, layer)
+        from ..models.vit import is_vit, vit_info
+
+        self._vit = vit_info(model) if is_vit(model) else None
         if resolution not in ("input", "native"):
             raise ValueError(f"resolution must be 'input' or 'native', got {resolution!r}")
         self.relu, self.resolution, self.upsample = relu, resolution, upsample
@@ -49,17 +52,29 @@ class _CAM(Attributor):
         """Combine activations ``[B, C, h, w]`` and class gradients ``[K, B, C, h, w]`` into ``[K, B, h, w]``."""
         raise NotImplementedError
 
+    def as_grid(self, t: Tensor, x: Tensor) -> Tensor:
+        """Layer outputs on their spatial grid.
+
+        Conv maps stay as they are; ViT tokens ``[..., N, D]`` become the patch grid ``[..., D, h, w]``
+        (prefix tokens dropped, as pytorch-grad-cam's reshape transform does).
+        """
+        if self._vit is not None:
+            from ..models.vit import tokens_to_grid
+
+            return tokens_to_grid(t, self._vit, (int(x.shape[-2]), int(x.shape[-1])))
+        if t.dim() < 4:
+            raise ValueError(f"CAM layer output must be [B, C, h, w], got {tuple(t.shape)}; choose a convolutional "
+                             "layer")
+        return t
+
     def layer_maps(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
         """Forward once, capture the layer, return ``(cam [B, K, h, w], classes, logits)`` (graph kept)."""
         with capture_output(self.layer, as_leaf=True) as cap:
             logits, cls = self.forward(x, classes, target)
         acts = cap.output
-        if acts.dim() != 4:
-            raise ValueError(
-                f"CAM layer output must be [B, C, h, w], got {tuple(acts.shape)}; choose a convolutional layer"
-            )
         (g,) = self.gradients(logits, cls, [acts], retain_graph=True)
-        cam = self.cam(acts.detach(), g)
+        acts, g = self.as_grid(acts.detach(), x), self.as_grid(g, x)
+        cam = self.cam(acts, g)
         if self.relu:
             cam = cam.clamp(min=0)
         return cam.transpose(0, 1), cls, logits
@@ -120,7 +135,7 @@ class GuidedGradCAM(GradCAM):
             (g_layer,) = self.gradients(logits, cls, [acts], retain_graph=True)
             state.guided = True
             (g_in,) = self.gradients(logits, cls, [xg])
-        cam = self.cam(acts.detach(), g_layer)
+        cam = self.cam(self.as_grid(acts.detach(), x), self.as_grid(g_layer, x))
         if self.relu:
             cam = cam.clamp(min=0)
         cam = self.to_input_size(cam.transpose(0, 1), tuple(x.shape[-2:]), self.upsample)

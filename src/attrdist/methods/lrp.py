@@ -43,6 +43,7 @@ class LRP(Attributor):
     """
 
     summary = "LRP through Zennit (EpsilonPlusFlat and the architecture's canonizers)"
+    applies_to = frozenset({"cnn"})
     reference = "Bach et al. On Pixel-Wise Explanations by Layer-Wise Relevance Propagation. PLoS ONE 2015"
 
     def __init__(

@@ -167,7 +167,7 @@ def _timm_vit_blocks(model: nn.Module) -> list[str]:
 
 register_family(Family(
     "vit_torchvision", _is("torchvision.models.vision_transformer.VisionTransformer"),
-    lambda m: f"encoder.layers.{len(m.encoder.layers) - 1}.ln_1", _no_canonizers,
+    lambda m: f"encoder.layers.{list(dict(m.encoder.layers.named_children()))[-1]}.ln_1", _no_canonizers,
     "torchvision ViT; CAM: last block's ln_1 (tokens on the patch grid)", _tv_vit_blocks,
 ))
 register_family(Family(

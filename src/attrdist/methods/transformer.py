@@ -1,0 +1,274 @@
+"""Attention-based attribution for stock Vision Transformers (timm, torchvision), batched over classes.
+
+All methods read the CLS row of a token-to-token relevance matrix built from the post-softmax attention
+``A`` of every block and, where class-specific, its class gradients ``dA`` (one forward pass, then the K
+class gradients of all blocks' attention in one batched VJP). Maps are on the patch grid, upsampled to
+the input (``resolution="native"`` keeps the grid); never min-max normalised.
+
+Reference-code bugs fixed here: Grad-Rollout's row normalisation keeps dims, its gradients are in block
+order and it discards per sample; Bi-attn's head weights are normalised per sample (the reference mixes
+the batch into the heads).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from ..classes import ClassSet
+from ..models.vit import BlockTrace, trace_attention, vit_info
+from .base import Attributor, register_method
+
+__all__ = ["AttentionRollout", "BiAttn", "GAE", "GradRollout", "TAttn"]
+
+
+class _AttentionMethod(Attributor):
+    """Base: trace the blocks in one forward pass, then turn attention (and gradients) into maps.
+
+    Only for Vision Transformers (``applies_to = {"vit"}``).
+
+    Args:
+        model: A timm or torchvision VisionTransformer.
+        resolution: ``"input"`` (bilinear upsampling of the patch grid) or ``"native"``.
+        **kwargs: See :class:`Attributor`.
+    """
+
+    applies_to = frozenset({"vit"})
+
+    def __init__(self, model: nn.Module, *, resolution: Literal["input", "native"] = "input",
+                 **kwargs: object) -> None:
+        super().__init__(model, **kwargs)  # type: ignore[arg-type]
+        self.info = vit_info(model)
+        self.resolution = resolution
+
+    def traced(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None,
+               need_grads: bool = True) -> tuple[list[BlockTrace], Tensor, Tensor, list[Tensor] | None]:
+        """Forward once with the blocks traced; the K class gradients of every block's attention.
+
+        Returns:
+            ``(traces, logits, classes, grads)`` with ``grads[l]`` of shape ``[K, B, heads, N, N]``.
+        """
+        xg = x.clone().requires_grad_(True)  # attention must be in the graph
+        with trace_attention(self.model) as traces:
+            logits, cls = self.forward(xg, classes, target)
+        grads = self.gradients(logits, cls, [t.attn for t in traces]) if need_grads else None
+        return traces, logits.detach(), cls, grads
+
+    def to_maps(self, rows: Tensor, x: Tensor) -> Tensor:
+        """CLS rows ``[B, K, N]`` -> maps ``[B, K, H, W]`` (patch tokens on their grid)."""
+        h, w = x.shape[-2] // self.info.patch[0], x.shape[-1] // self.info.patch[1]
+        maps = rows[..., self.info.prefix :].reshape(*rows.shape[:2], h, w)
+        return maps if self.resolution == "native" else self.to_input_size(maps, tuple(x.shape[-2:]))
+
+
+def _eye_like(a: Tensor) -> Tensor:
+    n = a.shape[-1]
+    return torch.eye(n, dtype=a.dtype, device=a.device).expand_as(a)
+
+
+def _row_normalize(m: Tensor) -> Tensor:
+    return m / m.sum(-1, keepdim=True)
+
+
+@register_method("rollout")
+class AttentionRollout(_AttentionMethod):
+    """Attention rollout (Abnar & Zuidema, 2020): the product of ``(mean_h A + I)``, row-normalised.
+
+    Class-agnostic: every class of the set gets the same map (VAR warns about it).
+
+    Args:
+        model: A ViT.
+        start_layer: First block of the product.
+        **kwargs: See :class:`_AttentionMethod`.
+    """
+
+    summary = "attention rollout (class-agnostic), ViT"
+    reference = "Abnar & Zuidema. Quantifying Attention Flow in Transformers. ACL 2020"
+    class_agnostic = True
+
+    def __init__(self, model: nn.Module, *, start_layer: int = 0, **kwargs: object) -> None:
+        super().__init__(model, **kwargs)
+        self.start_layer = start_layer
+
+    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor.attribute`)."""
+        with torch.no_grad(), trace_attention(self.model) as traces:
+            logits, cls = self.forward(x, classes, target)
+        joint = None
+        for tr in traces[self.start_layer :]:
+            a = _row_normalize(tr.attn.mean(1) + _eye_like(tr.attn.mean(1)))
+            joint = a if joint is None else a @ joint
+        rows = joint[:, 0, :].unsqueeze(1).expand(-1, cls.shape[1], -1)
+        return self.to_maps(rows, x), cls, logits
+
+
+@register_method("grad_rollout")
+class GradRollout(_AttentionMethod):
+    """Gradient-weighted rollout (jacobgil/vit-explain).
+
+    Per block ``mean_h (A * dA)+`` with the lowest ``discard_ratio`` of entries zeroed (the CLS-to-CLS entry
+    kept), ``(. + I) / 2`` row-normalised, multiplied over blocks.
+
+    Args:
+        model: A ViT.
+        discard_ratio: Fraction of the smallest fused entries set to 0 (default 0.9, the reference's).
+        **kwargs: See :class:`_AttentionMethod`.
+    """
+
+    summary = "gradient-weighted attention rollout with discarding, ViT"
+    reference = "Gildenblat. Exploring Explainability for Vision Transformers (vit-explain), 2020"
+
+    def __init__(self, model: nn.Module, *, discard_ratio: float = 0.9, **kwargs: object) -> None:
+        super().__init__(model, **kwargs)
+        if not 0 <= discard_ratio < 1:
+            raise ValueError(f"discard_ratio must lie in [0, 1), got {discard_ratio}")
+        self.discard_ratio = discard_ratio
+
+    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor.attribute`)."""
+        traces, logits, cls, grads = self.traced(x, classes, target)
+        joint = None
+        for tr, g in zip(traces, grads, strict=True):
+            fused = (tr.attn.detach().unsqueeze(0) * g).mean(2).clamp(min=0)  # [K, B, N, N]
+            flat = fused.flatten(2)
+            n_drop = int(flat.shape[-1] * self.discard_ratio)
+            if n_drop:
+                low = flat.topk(n_drop, dim=-1, largest=False).indices
+                keep = torch.ones_like(flat, dtype=torch.bool).scatter(-1, low, False)
+                keep[..., 0] = True  # the CLS -> CLS entry is never discarded
+                flat = flat * keep
+            a = _row_normalize((flat.view_as(fused) + _eye_like(fused)) / 2)
+            joint = a if joint is None else a @ joint
+        return self.to_maps(joint[..., 0, :].transpose(0, 1), x), cls, logits
+
+
+@register_method("gae")
+class GAE(_AttentionMethod):
+    """Generic Attention-model Explainability (Chefer et al., ICCV 2021).
+
+    ``R = I``, then for every block ``R += mean_h (dA * A)+ @ R``; no row normalisation.
+
+    Args:
+        model: A ViT.
+        start_layer: First block used.
+        **kwargs: See :class:`_AttentionMethod`.
+    """
+
+    summary = "Chefer et al. ICCV'21 gradient x attention relevance propagation, ViT"
+    reference = "Chefer, Gur, Wolf. Generic Attention-model Explainability. ICCV 2021"
+
+    def __init__(self, model: nn.Module, *, start_layer: int = 0, **kwargs: object) -> None:
+        super().__init__(model, **kwargs)
+        self.start_layer = start_layer
+
+    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor.attribute`)."""
+        traces, logits, cls, grads = self.traced(x, classes, target)
+        r = None
+        for tr, g in list(zip(traces, grads, strict=True))[self.start_layer :]:
+            cam = (g * tr.attn.detach().unsqueeze(0)).mean(2).clamp(min=0)  # [K, B, N, N]
+            r = _eye_like(cam) if r is None else r
+            r = r + cam @ r
+        return self.to_maps(r[..., 0, :].transpose(0, 1), x), cls, logits
+
+
+class _IGWeighted(_AttentionMethod):
+    """Methods weighted by the integrated gradient of the last block's attention (Chen et al. 2023).
+
+    ``W = mean_h (mean over alpha of dy/dA_L at alpha * x)+`` with ``steps`` values of alpha evenly from 0
+    to 1 (the input is scaled, as in the reference), all steps in one forward pass per chunk.
+    """
+
+    def __init__(self, model: nn.Module, *, start_layer: int = 0, steps: int = 20, chunk_size: int = 20,
+                 **kwargs: object) -> None:
+        super().__init__(model, **kwargs)
+        if steps < 2 or chunk_size < 1:
+            raise ValueError("steps must be >= 2 and chunk_size >= 1")
+        self.start_layer, self.steps, self.chunk_size = start_layer, steps, chunk_size
+
+    def ig_weights(self, x: Tensor, cls: Tensor) -> Tensor:
+        """``W`` for each class: ``[K, B, N, N]``."""
+        alphas = torch.linspace(0, 1, self.steps, dtype=x.dtype, device=x.device)
+        total = None
+        b = x.shape[0]
+        for start in range(0, self.steps, self.chunk_size):
+            a = alphas[start : start + self.chunk_size]
+            xs = (a.view(-1, 1, 1, 1, 1) * x).reshape(-1, *x.shape[1:]).requires_grad_(True)
+            with trace_attention(self.model) as traces:
+                out = self.model(xs)
+            (g,) = self.gradients(out, cls.repeat(len(a), 1), [traces[-1].attn])  # [K, S*B, h, N, N]
+            g = g.view(g.shape[0], len(a), b, *g.shape[2:]).sum(1)
+            total = g if total is None else total + g
+        return (total / self.steps).clamp(min=0).mean(2)
+
+
+@register_method("bi_attn")
+class BiAttn(_IGWeighted):
+    """Bi-attn (Chen et al., TMLR 2023, "Beyond Intuition").
+
+    Head weights ``I_h = mean |A_h^T dA_h|`` normalised over heads (all zero when every gradient is zero,
+    where the reference divides by zero), ``R += (sum_h I_h A_h) @ R`` from ``start_layer``, times the
+    integrated-gradient weights ``W`` of the last block; the CLS row of ``W * R``.
+
+    Args:
+        model: A ViT.
+        start_layer: Blocks before ``start_layer - 1`` are skipped (reference default 4).
+        steps: Integrated-gradient steps (default 20).
+        chunk_size: Steps per forward pass.
+        **kwargs: See :class:`_AttentionMethod`.
+    """
+
+    summary = "Bi-attn (attention perception x integrated-gradient feedback), ViT"
+    reference = "Chen et al. Beyond Intuition: Rethinking Token Attributions inside Transformers. TMLR 2023"
+
+    def __init__(self, model: nn.Module, *, start_layer: int = 4, **kwargs: object) -> None:
+        super().__init__(model, start_layer=start_layer, **kwargs)
+
+    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor.attribute`)."""
+        traces, logits, cls, grads = self.traced(x, classes, target)
+        r = None
+        for i, (tr, g) in enumerate(zip(traces, grads, strict=True)):
+            if i < self.start_layer - 1:
+                continue
+            a = tr.attn.detach().unsqueeze(0)  # [1, B, h, N, N]
+            ih = (a.transpose(-1, -2) @ g).abs().mean((-1, -2))  # [K, B, h]
+            total = ih.sum(-1, keepdim=True)
+            ih = torch.where(total > 0, ih / total.clamp(min=torch.finfo(ih.dtype).tiny), torch.zeros_like(ih))
+            cam = (ih[..., None, None] * a).sum(2)  # [K, B, N, N]
+            r = _eye_like(cam) if r is None else r
+            r = r + cam @ r
+        rows = (self.ig_weights(x, cls) * r)[..., 0, :]
+        return self.to_maps(rows.transpose(0, 1), x), cls, logits
+
+
+@register_method("t_attn")
+class TAttn(_IGWeighted):
+    """Transition attention maps (Yuan et al., 2021).
+
+    ``s`` is the CLS row of the last block's head-mean attention, ``s = s A_i + s`` for blocks
+    ``L-2 .. start_layer``, weighted by the CLS row of the integrated-gradient weights ``W`` of the last block.
+
+    Args:
+        model: A ViT.
+        start_layer: Last (lowest) block used.
+        steps: Integrated-gradient steps (default 20).
+        chunk_size: Steps per forward pass.
+        **kwargs: See :class:`_AttentionMethod`.
+    """
+
+    summary = "transition attention maps weighted by integrated gradients, ViT"
+    reference = ("Yuan et al. Explaining Information Flow Inside Vision Transformers Using Markov Chain. "
+                 "XAI4Debugging 2021")
+
+    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor.attribute`)."""
+        with torch.no_grad(), trace_attention(self.model) as traces:
+            logits, cls = self.forward(x, classes, target)
+        s = traces[-1].attn.mean(1)[:, 0, :]  # [B, N]
+        for tr in reversed(traces[self.start_layer : len(traces) - 1]):
+            s = (s.unsqueeze(1) @ tr.attn.mean(1)).squeeze(1) + s
+        rows = self.ig_weights(x, cls)[..., 0, :] * s.unsqueeze(0)  # [K, B, N]
+        return self.to_maps(rows.transpose(0, 1), x), cls, logits

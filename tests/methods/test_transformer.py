@@ -1,0 +1,214 @@
+"""ViT methods on tiny timm and torchvision ViTs in float64: literal per-sample, per-class references written
+from the spec, batching invariances, and attention capture leaving the model as it was."""
+
+import math
+
+import pytest
+import torch
+import torchvision
+
+from attrdist import get_method, list_methods
+
+timm = pytest.importorskip("timm")
+
+VIT_METHODS = [m for m in list_methods("vit") if m not in list_methods("cnn")]
+FAST = {"bi_attn": dict(steps=4, chunk_size=3, start_layer=1), "t_attn": dict(steps=4, chunk_size=3)}
+
+
+def tiny_timm():
+    torch.manual_seed(0)
+    return timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=3, num_heads=2, embed_dim=16,
+                             num_classes=7).double().eval()
+
+
+def tiny_tv():
+    torch.manual_seed(0)
+    model = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=3, num_heads=2, hidden_dim=16,
+                                                 mlp_dim=32, num_classes=7)
+    torch.nn.init.normal_(model.heads.head.weight)  # torchvision starts the head at zero: no gradient at all
+    return model.double().eval()
+
+
+MODELS = {"timm": tiny_timm, "torchvision": tiny_tv}
+
+
+def manual_forward(model, x):
+    """A literal ViT forward (one sample) returning logits and each block's post-softmax attention."""
+    attns = []
+    if isinstance(model, torchvision.models.VisionTransformer):
+        t = model._process_input(x)
+        t = torch.cat([model.class_token.expand(1, -1, -1), t], 1) + model.encoder.pos_embedding
+        for blk in model.encoder.layers:
+            h = blk.ln_1(t)
+            mha = blk.self_attention
+            q, k, v = torch.nn.functional.linear(h, mha.in_proj_weight, mha.in_proj_bias).chunk(3, -1)
+            nh, d = mha.num_heads, h.shape[-1] // mha.num_heads
+            q, k, v = (z.view(1, -1, nh, d).transpose(1, 2) for z in (q, k, v))
+            a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d), -1)
+            attns.append(a)
+            t = t + mha.out_proj((a @ v).transpose(1, 2).reshape(1, -1, nh * d))
+            t = t + blk.mlp(blk.ln_2(t))
+        return model.heads(model.encoder.ln(t)[:, 0]), attns
+    t = model._pos_embed(model.patch_embed(x))
+    for blk in model.blocks:
+        h = blk.norm1(t)
+        at = blk.attn
+        qkv = at.qkv(h).view(1, -1, 3, at.num_heads, at.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        a = torch.softmax((q * at.scale) @ k.transpose(-1, -2), -1)
+        attns.append(a)
+        t = t + at.proj((a @ v).transpose(1, 2).reshape(1, -1, at.num_heads * at.head_dim))
+        t = t + blk.mlp(blk.norm2(t))
+    return model.forward_head(model.norm(t)), attns
+
+
+def reference(name, model, x, c, opts):
+    """The map of one class for one sample, from the spec, with plain loops."""
+    x = x.clone().requires_grad_(True)
+    logits, attns = manual_forward(model, x)
+    grads = torch.autograd.grad(logits[0, c], attns, retain_graph=True)
+    n = attns[0].shape[-1]
+    eye = torch.eye(n, dtype=x.dtype)
+    A = [a[0].detach() for a in attns]
+    G = [g[0] for g in grads]
+    if name == "rollout":
+        r = None
+        for a in A:
+            m = a.mean(0) + eye
+            m = m / m.sum(-1, keepdim=True)
+            r = m if r is None else m @ r
+    elif name == "gae":
+        r = eye.clone()
+        for a, g in zip(A, G, strict=True):
+            r = r + (g * a).mean(0).clamp(min=0) @ r
+    elif name == "grad_rollout":
+        r = eye.clone()
+        for a, g in zip(A, G, strict=True):
+            fused = (a * g).mean(0).clamp(min=0).flatten()
+            order = fused.argsort()
+            for i in order[: int(n * n * 0.9)].tolist():
+                if i != 0:
+                    fused[i] = 0.0
+            m = (fused.view(n, n) + eye) / 2
+            r = (m / m.sum(-1, keepdim=True)) @ r
+    else:
+        steps, start = opts["steps"], opts.get("start_layer", 4 if name == "bi_attn" else 0)
+        total = 0
+        for alpha in torch.linspace(0, 1, steps, dtype=x.dtype):
+            xs = (x.detach() * alpha).requires_grad_(True)
+            lg, at = manual_forward(model, xs)
+            total = total + torch.autograd.grad(lg[0, c], at[-1])[0][0]
+        w = (total / steps).clamp(min=0).mean(0)
+        if name == "bi_attn":
+            r = eye.clone()
+            for i, (a, g) in enumerate(zip(A, G, strict=True)):
+                if i < start - 1:
+                    continue
+                ih = torch.stack([(a[h].T @ g[h]).abs().mean() for h in range(a.shape[0])])
+                ih = ih / ih.sum()
+                r = r + sum(ih[h] * a[h] for h in range(a.shape[0])) @ r
+            r = w * r
+        else:  # t_attn
+            s = A[-1].mean(0)[0]
+            for i in range(len(A) - 2, start - 1, -1):
+                s = s @ A[i].mean(0) + s
+            return (w[0] * s)[1:].view(4, 4)
+    return r[0, 1:].view(4, 4)
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+@pytest.mark.parametrize("name", VIT_METHODS)
+def test_against_literal_reference(name, kind):
+    model = MODELS[kind]()
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 3, 32, 32, generator=gen, dtype=torch.float64)
+    classes = torch.tensor([[1, 4, 6], [0, 2, 5]])
+    ours = get_method(name, model, resolution="native", **FAST.get(name, {}))(x, classes)
+    assert ours.shape == (2, 3, 4, 4)
+    for b in range(2):
+        for k in range(3):
+            ref = reference(name, model, x[b : b + 1], int(classes[b, k]), FAST.get(name, {}))
+            torch.testing.assert_close(ours[b, k], ref, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_gradcam_vit_against_pytorch_grad_cam(kind):
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model = MODELS[kind]()
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    method = get_method("gradcam", model, resolution="native")
+
+    def reshape(t):
+        return t[:, 1:, :].reshape(t.shape[0], 4, 4, t.shape[-1]).permute(0, 3, 1, 2)
+
+    with GradCAM(model=model, target_layers=[method.layer], reshape_transform=reshape) as cam:
+        for c in (1, 5):
+            targets = [ClassifierOutputTarget(c)]
+            out = cam.activations_and_grads(x.clone().requires_grad_(True))
+            model.zero_grad()
+            targets[0](out[0]).backward()
+            a = cam.activations_and_grads.activations[0].numpy()
+            g = cam.activations_and_grads.gradients[0].numpy()
+            raw = torch.as_tensor(cam.get_cam_image(x, method.layer, targets, a, g, False)).clamp(min=0)
+            torch.testing.assert_close(method(x, torch.tensor([[c]]))[0, 0], raw[0], rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+@pytest.mark.parametrize("name", VIT_METHODS + ["gradient", "gradcam"])
+def test_batch_and_class_invariance(name, kind):
+    model = MODELS[kind]()
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    classes = torch.tensor([[1, 2, 3, 4], [0, 5, 6, 2], [3, 1, 0, 6]])
+    method = get_method(name, model, **FAST.get(name, {}))
+    whole = method(x, classes)
+    for i in range(3):
+        torch.testing.assert_close(whole[i : i + 1], method(x[i : i + 1], classes[i : i + 1]))
+    for k in range(4):
+        torch.testing.assert_close(whole[:, k : k + 1], method(x, classes[:, k : k + 1]))
+    seq = get_method(name, model, vjp="sequential", **FAST.get(name, {}))(x, classes)
+    torch.testing.assert_close(seq, whole)
+
+
+def test_non_square_input_and_patch_grid():
+    model = timm.create_model("vit_tiny_patch16_224", img_size=(32, 48), patch_size=8, depth=2, num_heads=2,
+                              embed_dim=16, num_classes=5).eval()
+    maps = get_method("gae", model, resolution="native")(torch.randn(1, 3, 32, 48), "top2")
+    assert maps.shape == (1, 2, 4, 6)
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_capture_leaves_model_unchanged(kind):
+    from attrdist.models.vit import trace_attention
+
+    model = MODELS[kind]()
+    fused = [getattr(b.attn, "fused_attn", None) for b in getattr(model, "blocks", [])]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(1, 3, 32, 32, dtype=torch.float64)
+    before = model(x)
+    with pytest.raises(RuntimeError, match="boom"), trace_attention(model):
+        model(x)
+        raise RuntimeError("boom")
+    assert [getattr(b.attn, "fused_attn", None) for b in getattr(model, "blocks", [])] == fused
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    assert all("forward" not in m.__dict__ for m in model.modules())
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k])
+    torch.testing.assert_close(model(x), before)
+
+
+def test_rollout_is_class_agnostic_and_var_warns():
+    from attrdist import VAR
+    from attrdist.var import ClassAgnosticWarning
+
+    model = tiny_timm()
+    maps = get_method("rollout", model)(torch.randn(1, 3, 32, 32, dtype=torch.float64), "top3")
+    assert torch.equal(maps[:, 0], maps[:, 1])
+    with pytest.warns(ClassAgnosticWarning):
+        VAR(get_method("rollout", model))
+
+
+def test_vit_method_on_cnn_is_clear():
+    with pytest.raises(TypeError, match="not a timm or torchvision VisionTransformer"):
+        get_method("gae", torchvision.models.resnet18())
