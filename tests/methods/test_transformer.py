@@ -32,9 +32,11 @@ def tiny_tv():
 MODELS = {"timm": tiny_timm, "torchvision": tiny_tv}
 
 
-def manual_forward(model, x):
-    """A literal ViT forward (one sample) returning logits and each block's post-softmax attention."""
+def manual_forward(model, x, flows=None):
+    """A literal ViT forward (one sample) returning logits and each block's post-softmax attention
+    (and, in ``flows``, each block's input, attention output and MLP output)."""
     attns = []
+    flows = [] if flows is None else flows
     if isinstance(model, torchvision.models.VisionTransformer):
         t = model._process_input(x)
         t = torch.cat([model.class_token.expand(1, -1, -1), t], 1) + model.encoder.pos_embedding
@@ -46,8 +48,10 @@ def manual_forward(model, x):
             q, k, v = (z.view(1, -1, nh, d).transpose(1, 2) for z in (q, k, v))
             a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d), -1)
             attns.append(a)
-            t = t + mha.out_proj((a @ v).transpose(1, 2).reshape(1, -1, nh * d))
-            t = t + blk.mlp(blk.ln_2(t))
+            ao = mha.out_proj((a @ v).transpose(1, 2).reshape(1, -1, nh * d))
+            mo = blk.mlp(blk.ln_2(t + ao))
+            flows.append((t, ao, mo))
+            t = t + ao + mo
         return model.heads(model.encoder.ln(t)[:, 0]), attns
     t = model._pos_embed(model.patch_embed(x))
     for blk in model.blocks:
@@ -57,15 +61,18 @@ def manual_forward(model, x):
         q, k, v = qkv[0], qkv[1], qkv[2]
         a = torch.softmax((q * at.scale) @ k.transpose(-1, -2), -1)
         attns.append(a)
-        t = t + at.proj((a @ v).transpose(1, 2).reshape(1, -1, at.num_heads * at.head_dim))
-        t = t + blk.mlp(blk.norm2(t))
+        ao = at.proj((a @ v).transpose(1, 2).reshape(1, -1, at.num_heads * at.head_dim))
+        mo = blk.mlp(blk.norm2(t + ao))
+        flows.append((t, ao, mo))
+        t = t + ao + mo
     return model.forward_head(model.norm(t)), attns
 
 
 def reference(name, model, x, c, opts):
     """The map of one class for one sample, from the spec, with plain loops."""
     x = x.clone().requires_grad_(True)
-    logits, attns = manual_forward(model, x)
+    flows = []
+    logits, attns = manual_forward(model, x, flows)
     grads = torch.autograd.grad(logits[0, c], attns, retain_graph=True)
     n = attns[0].shape[-1]
     eye = torch.eye(n, dtype=x.dtype)
@@ -81,6 +88,22 @@ def reference(name, model, x, c, opts):
         r = eye.clone()
         for a, g in zip(A, G, strict=True):
             r = r + (g * a).mean(0).clamp(min=0) @ r
+    elif name == "inflow":
+        r = None
+        for a, g, (xin, ao, mo) in zip(A, G, flows, strict=True):
+            ih = torch.stack([(a[h].T @ g[h]).abs().mean() for h in range(a.shape[0])])
+            ih = ih / ih.sum()
+            att = torch.stack([ih[h] * a[h] for h in range(a.shape[0])]).max(0).values
+            n_in, n_a = xin[0].detach().norm(dim=-1), ao[0].detach().norm(dim=-1)
+            n_r, n_m = (xin + ao)[0].detach().norm(dim=-1), mo[0].detach().norm(dim=-1)
+            a1, b1 = n_in / (n_in + n_a), n_a / (n_in + n_a)
+            a2, b2 = n_r / (n_r + n_m), n_m / (n_r + n_m)
+            ratio = b2 / a2
+            ratio = ratio / ratio.abs().sum()
+            m1 = torch.stack([att[:, j] * b1[j] for j in range(n)], 1) + torch.diag(a1)
+            m = m1 @ torch.diag(ratio * b2 + a2)
+            m = m / m.sum(-1, keepdim=True)
+            r = m if r is None else m @ r
     elif name == "grad_rollout":
         r = eye.clone()
         for a, g in zip(A, G, strict=True):

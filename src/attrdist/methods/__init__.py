@@ -6,7 +6,7 @@ from .base import METHODS, Attribution, Attributor, class_gradients, get_method,
 from .cam import GradCAM, GuidedGradCAM, LayerCAM
 from .gradient import Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, SmoothGrad
 from .lrp import LRP
-from .transformer import GAE, AttentionRollout, BiAttn, GradRollout, TAttn
+from .transformer import GAE, AttentionRollout, BiAttn, GradRollout, InFlow, TAttn
 
 __all__ = [
     "GAE",
@@ -14,6 +14,7 @@ __all__ = [
     "AttentionRollout",
     "BiAttn",
     "GradRollout",
+    "InFlow",
     "TAttn",
     "METHODS",
     "Attribution",

@@ -21,7 +21,7 @@ from ..classes import ClassSet
 from ..models.vit import BlockTrace, trace_attention, vit_info
 from .base import Attributor, register_method
 
-__all__ = ["AttentionRollout", "BiAttn", "GAE", "GradRollout", "TAttn"]
+__all__ = ["AttentionRollout", "BiAttn", "GAE", "GradRollout", "InFlow", "TAttn"]
 
 
 class _AttentionMethod(Attributor):
@@ -272,3 +272,49 @@ class TAttn(_IGWeighted):
             s = (s.unsqueeze(1) @ tr.attn.mean(1)).squeeze(1) + s
         rows = self.ig_weights(x, cls)[..., 0, :] * s.unsqueeze(0)  # [K, B, N]
         return self.to_maps(rows.transpose(0, 1), x), cls, logits
+
+
+@register_method("inflow")
+class InFlow(_AttentionMethod):
+    """InFlow (Walker et al., AISTATS 2025): rollout of attention that models both residual connections.
+
+    Per block: head weights ``I_h = mean |A_h^T dA_h|`` (normalised over heads), ``A = max_h I_h A_h``; the
+    token norms of the block input ``x``, the attention output ``a`` and the MLP output ``m`` give the
+    shares ``(a1, b1) = (|x|, |a|) / (|x| + |a|)`` and ``(a2, b2) = (|x + a|, |m|) / (|x + a| + |m|)``, the
+    ratio ``r = b2 / a2`` (L1-normalised over tokens), ``M1 = A diag(b1) + diag(a1)``,
+    ``M2 = diag(r b2 + a2)``; ``M = M1 M2`` row-normalised and multiplied over blocks; the CLS row.
+    The reference's optional weighting by per-block classifications (which needs a modified model) is
+    not offered.
+
+    Args:
+        model: A ViT.
+        **kwargs: See :class:`_AttentionMethod`.
+    """
+
+    summary = "InFlow: rollout modelling both residual connections with token norms, ViT"
+    reference = "Walker et al. InFlow: Attention flow for Vision Transformer explanation. AISTATS 2025"
+
+    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor.attribute`)."""
+        traces, logits, cls, grads = self.traced(x, classes, target)
+        joint = None
+        for tr, g in zip(traces, grads, strict=True):
+            a = tr.attn.detach().unsqueeze(0)  # [1, B, h, N, N]
+            ih = (a.transpose(-1, -2) @ g).abs().mean((-1, -2))  # [K, B, h]
+            total = ih.sum(-1, keepdim=True)
+            ih = torch.where(total > 0, ih / total.clamp(min=torch.finfo(ih.dtype).tiny), torch.zeros_like(ih))
+            att = (a * ih[..., None, None]).amax(2)  # [K, B, N, N]
+            xin, aout, mout = (t.detach() for t in (tr.x_in, tr.attn_out, tr.mlp_out))
+            a1, b1 = _shares(xin.norm(dim=-1), aout.norm(dim=-1))
+            a2, b2 = _shares((xin + aout).norm(dim=-1), mout.norm(dim=-1))
+            r = b2 / a2
+            r = r / r.abs().sum(-1, keepdim=True)
+            m1 = att * b1[:, None, :] + torch.diag_embed(a1)
+            m = _row_normalize(m1 @ torch.diag_embed(r * b2 + a2))
+            joint = m if joint is None else m @ joint
+        return self.to_maps(joint[..., 0, :].transpose(0, 1), x), cls, logits
+
+
+def _shares(u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    total = u + v
+    return u / total, v / total
