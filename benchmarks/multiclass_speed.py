@@ -5,6 +5,8 @@ once per class divided by the K-class call, and batched vs sequential VJP times.
 table are measured in the same run, interleaved, median of --repeats.
 
     python benchmarks/multiclass_speed.py [--k 4] [--repeats 3] [--model torchvision:resnet50]
+    python benchmarks/multiclass_speed.py --model torchvision:vit_b_16 \
+        --methods gradient,gradcam,grad_rollout,gae,bi_attn,t_attn,inflow,rollout
 """
 
 import argparse
@@ -88,7 +90,9 @@ def main():
             m.inplace = False  # Captum's backward hooks refuse in-place ReLUs
     x = torch.randn(1, 3, args.size, args.size, device=args.device)
     classes = torch.arange(args.k, device=args.device)[None] * 7
-    peers = captum_peers(model, default_cam_layer(model), args.steps)
+    from attrdist.models.vit import is_vit
+
+    peers = {} if is_vit(model) else captum_peers(model, default_cam_layer(model), args.steps)
     print(f"model {args.model} (random init), input 1x3x{args.size}x{args.size}, K={args.k}, device {args.device}, "
           f"threads {torch.get_num_threads()}, median of {args.repeats}")
     header = f"{'method':<22}{'1 class s':>10}{'K classes s':>12}{'K / 1':>8}{'peer loop s':>12}{'peer / K':>10}" \
