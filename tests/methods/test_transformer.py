@@ -194,11 +194,21 @@ def test_batch_and_class_invariance(name, kind):
     torch.testing.assert_close(seq, whole)
 
 
-def test_non_square_input_and_patch_grid():
+@pytest.mark.parametrize("name", VIT_METHODS + ["gradcam"])
+def test_non_square_input_register_tokens_and_patch_grid(name):
     model = timm.create_model("vit_tiny_patch16_224", img_size=(32, 48), patch_size=8, depth=2, num_heads=2,
-                              embed_dim=16, num_classes=5).eval()
-    maps = get_method("gae", model, resolution="native")(torch.randn(1, 3, 32, 48), "top2")
-    assert maps.shape == (1, 2, 4, 6)
+                              embed_dim=16, num_classes=5, reg_tokens=2).eval()
+    assert model.num_prefix_tokens == 3
+    opts = {**FAST.get(name, {}), "resolution": "native"}
+    maps = get_method(name, model, **opts)(torch.randn(2, 3, 32, 48), "top2")
+    assert maps.shape == (2, 2, 4, 6) and torch.isfinite(maps).all()
+
+
+@pytest.mark.parametrize("patch, grid", [(8, 28), (16, 14), (32, 7)])
+def test_vit_b_patch_grids(patch, grid):
+    model = torchvision.models.VisionTransformer(image_size=224, patch_size=patch, num_layers=1, num_heads=2,
+                                                 hidden_dim=16, mlp_dim=16, num_classes=4).eval()
+    assert get_method("gae", model, resolution="native")(torch.randn(1, 3, 224, 224), "top2").shape[-2:] == (grid, grid)
 
 
 @pytest.mark.parametrize("kind", list(MODELS))
