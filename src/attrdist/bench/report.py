@@ -205,12 +205,19 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     return written
 
 
-def _curve_plots(store: ResultStore, run: Path) -> dict[str, Path]:
-    """Median PIC curves per method: dashed vanilla, solid VAR variants."""
+def _pyplot():  # noqa: ANN202
+    """Return pyplot on the non-interactive Agg backend (imported only when a report is drawn)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _curve_plots(store: ResultStore, run: Path) -> dict[str, Path]:
+    """Median PIC curves per method: dashed vanilla, solid VAR variants."""
+    plt = _pyplot()
 
     out = {}
     for name in ("aic", "sic"):
@@ -240,10 +247,7 @@ def _curve_plots(store: ResultStore, run: Path) -> dict[str, Path]:
 
 def _sanity_plot(store: ResultStore, run: Path) -> dict[str, Path]:
     """The paper's Fig. 6: similarity against the fraction of randomised blocks (dashed vanilla, solid VAR)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     values: dict[tuple, list] = defaultdict(list)
     fraction: dict[str, float] = {}
@@ -276,11 +280,7 @@ def _sanity_plot(store: ResultStore, run: Path) -> dict[str, Path]:
 
 
 def _plots(t: Table, run: Path) -> dict[str, Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+    plt = _pyplot()
 
     out = {}
     for metric in t.metrics:
