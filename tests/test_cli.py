@@ -132,3 +132,12 @@ def test_list_commands():
     assert proc.returncode == 0 and "gradcam" in proc.stdout and "lrp" in proc.stdout
     proc = run("models")
     assert proc.returncode == 0 and "efficientnet_lite0" in proc.stdout and "resnet" in proc.stdout
+
+
+def test_vit_explain_multiply_input(tmp_path):
+    pytest.importorskip("timm")
+    proc = run("explain", "--model", "timm:vit_tiny_patch16_224", "--weights", "random", "--method", "gae,gradcam",
+               "--multiply-input", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads((tmp_path / "sample_grid.json").read_text())
+    assert rec["input_size"] == [224, 224] and rec["methods"] == ["gae", "gradcam"]

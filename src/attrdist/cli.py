@@ -146,6 +146,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from .explain import explain_image, grid_classes, save_explanation
     from .methods import METHODS
     from .models import WeightsUnavailableError, load_model
+    from .models.vit import is_vit
 
     methods = _csv(args.method)
     unknown = [m for m in methods if m not in METHODS]
@@ -173,7 +174,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         try:
             if kind == "grid":
                 names = tuple(SAMPLES)
-                image = sample_grid(names, cell=lm.preprocess.crop)
+                # CNNs see the grid at full resolution (one model input per cell); ViTs need their input size
+                cell = lm.preprocess.crop // 2 if is_vit(lm.model) else lm.preprocess.crop
+                image = sample_grid(names, cell=cell)
                 classes = args.classes or grid_classes(lm, [sample_image(n) for n in names], args.device)
                 stem, resize = "sample_grid", False
             else:
@@ -187,6 +190,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         except (ImageReadError, ValueError) as err:
             failures += 1
             print(f"error: {err}", file=sys.stderr)
+        except (RuntimeError, AssertionError) as err:
+            failures += 1
+            print(f"error: {source}: the model failed on this input ({type(err).__name__}: {err})", file=sys.stderr)
     return 1 if failures else 0
 
 
