@@ -42,7 +42,7 @@ def captum_peers(model, layer_name, steps):
         from zennit.composites import EpsilonPlusFlat
 
         with Gradient(model, EpsilonPlusFlat(canonizers=family_of(model).canonizers())) as attributor:
-            return attributor(x, torch.eye(1000)[c])[1]
+            return attributor(x, torch.eye(1000)[[c]])[1]
 
     return {
         "gradcam": ("captum LayerGradCam", gradcam),

@@ -140,36 +140,44 @@ class GuidedState:
 
 
 class _GuidedGrad(torch.autograd.Function):
-    """Identity on the activation's output; backward passes ``g * f'(x)``, clamped at 0 when guided."""
+    """Identity on the activation's output (no copy); backward passes ``g * f'(x)`` to its input.
+
+    The gradient is clamped at 0 while guided. ``saved`` is the input ``x`` (``deriv_fn`` computes ``f'(x)``
+    in backward) or, for smooth activations, the precomputed ``f'(x)`` (``deriv_fn`` is ``None``).
+    """
 
     @staticmethod
-    def forward(x: Tensor, deriv: Tensor, y: Tensor, state: GuidedState) -> Tensor:
-        return y.clone()
+    def forward(x: Tensor, saved: Tensor, y: Tensor, deriv_fn: object, state: GuidedState) -> Tensor:
+        return y.view_as(y)
 
     @staticmethod
     def setup_context(ctx: object, inputs: tuple, output: Tensor) -> None:
-        _, deriv, _, state = inputs
-        ctx.save_for_backward(deriv)  # type: ignore[attr-defined]
-        ctx.state = state  # type: ignore[attr-defined]
+        _, saved, _, deriv_fn, state = inputs
+        ctx.save_for_backward(saved)  # type: ignore[attr-defined]
+        ctx.deriv_fn, ctx.state = deriv_fn, state  # type: ignore[attr-defined]
 
     @staticmethod
     def backward(ctx: object, grad: Tensor) -> tuple:
-        (deriv,) = ctx.saved_tensors  # type: ignore[attr-defined]
-        gx = grad * deriv
+        (saved,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        deriv_fn = ctx.deriv_fn  # type: ignore[attr-defined]
+        gx = grad * (saved if deriv_fn is None else deriv_fn(saved))
         if ctx.state.guided:  # type: ignore[attr-defined]
             gx = gx.clamp(min=0)
-        return gx, None, None, None
+        return gx, None, None, None, None
 
 
-def _piecewise_derivative(module: nn.Module, x: Tensor) -> Tensor | None:
+def _piecewise_derivative(module: nn.Module) -> object | None:
+    """``x -> f'(x)`` of a piecewise-linear activation (evaluated in backward), or ``None``."""
     if isinstance(module, nn.ReLU):
-        return (x > 0).to(x.dtype)
+        return lambda x: x > 0
     if isinstance(module, nn.ReLU6):
-        return ((x > 0) & (x < 6)).to(x.dtype)
+        return lambda x: (x > 0) & (x < 6)
     if isinstance(module, nn.Hardtanh):
-        return ((x > module.min_val) & (x < module.max_val)).to(x.dtype)
+        lo, hi = module.min_val, module.max_val
+        return lambda x: (x > lo) & (x < hi)
     if isinstance(module, nn.LeakyReLU):
-        return torch.where(x > 0, torch.ones_like(x), torch.full_like(x, module.negative_slope))
+        slope = module.negative_slope
+        return lambda x: torch.where(x > 0, 1.0, slope).to(x.dtype)
     return None
 
 
@@ -201,12 +209,13 @@ def guided_activations(model: nn.Module, state: GuidedState) -> Iterator[list[nn
 
     def hook(mod: nn.Module, args: tuple, out: Tensor) -> Tensor:
         x = args[0]
-        deriv = _piecewise_derivative(mod, x)
-        if deriv is None:
-            with torch.enable_grad():
-                xd = x.detach().requires_grad_(True)
-                (deriv,) = torch.autograd.grad(mod.forward(xd).sum(), xd)  # forward(): no hook
-        return _GuidedGrad.apply(x, deriv.detach(), out.detach(), state)
+        deriv_fn = _piecewise_derivative(mod)
+        if deriv_fn is not None:
+            return _GuidedGrad.apply(x, x.detach(), out.detach(), deriv_fn, state)
+        with torch.enable_grad():
+            xd = x.detach().requires_grad_(True)
+            (deriv,) = torch.autograd.grad(mod.forward(xd).sum(), xd)  # forward(): no hook
+        return _GuidedGrad.apply(x, deriv.detach(), out.detach(), None, state)
 
     handles = [m.register_forward_hook(hook) for m in mods]
     try:
