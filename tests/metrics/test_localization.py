@@ -87,3 +87,15 @@ def test_scores_shapes(maps_masks):
     assert all(v.shape == (6,) and ((v >= 0) & (v <= 1)).all() for v in scores.values())
     with pytest.raises(ValueError, match="same shape"):
         localization_scores(maps, masks[:, :8])
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "box"])
+def test_separable_smoothing_equals_2d_kernel(kind):
+    import torch.nn.functional as F
+
+    m = torch.randn(3, 30, 40, dtype=torch.float64)
+    r = torch.arange(11, dtype=torch.float64) - 5
+    g = torch.exp(-(r**2) / 50) if kind == "gaussian" else torch.ones(11, dtype=torch.float64)
+    k2 = torch.outer(g, g)
+    ref = F.conv2d(m[:, None], (k2 / k2.sum())[None, None], padding=5)[:, 0]
+    torch.testing.assert_close(smooth(m, 11, 5.0, kind), ref)

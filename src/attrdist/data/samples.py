@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from PIL import Image
 
 __all__ = ["SAMPLES", "sample_grid", "sample_image"]
@@ -13,6 +15,18 @@ SAMPLES: dict[str, str] = {
     "rocket": "a rocket on its launch pad",
     "camera": "a photographer with a camera on a tripod (grayscale)",
 }
+
+
+@lru_cache(maxsize=16)
+def _decoded(name: str) -> Image.Image:
+    import skimage.data
+
+    from .images import to_rgb
+
+    loader = getattr(skimage.data, name, None)
+    if loader is None:
+        raise ValueError(f"no sample {name!r}; choose one of {sorted(SAMPLES)}")
+    return to_rgb(Image.fromarray(loader()))
 
 
 def sample_image(name: str) -> Image.Image:
@@ -27,14 +41,7 @@ def sample_image(name: str) -> Image.Image:
     Raises:
         ValueError: If there is no such sample.
     """
-    import skimage.data
-
-    from .images import to_rgb
-
-    loader = getattr(skimage.data, name, None)
-    if loader is None:
-        raise ValueError(f"no sample {name!r}; choose one of {sorted(SAMPLES)}")
-    return to_rgb(Image.fromarray(loader()))
+    return _decoded(name).copy()  # decoded once per process; callers get their own copy
 
 
 def sample_grid(names: tuple[str, ...] = tuple(SAMPLES), cell: int = 224) -> Image.Image:

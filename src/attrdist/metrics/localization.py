@@ -55,13 +55,14 @@ def smooth(
             raise ValueError(f"sigma must be a positive number, got {sigma}")
         r = torch.arange(kernel, dtype=torch.float64) - kernel // 2
         g = torch.exp(-(r**2) / (2 * sigma**2))
-        k2 = torch.outer(g, g)
     elif kind == "box":
-        k2 = torch.ones(kernel, kernel, dtype=torch.float64)
+        g = torch.ones(kernel, dtype=torch.float64)
     else:
         raise ValueError(f"unknown smoothing {kind!r}; use 'gaussian', 'box' or 'none'")
-    k2 = (k2 / k2.sum()).to(maps.dtype).to(maps.device)
-    return F.conv2d(maps[:, None], k2[None, None], padding=kernel // 2)[:, 0]
+    # both kernels are separable: a column pass and a row pass equal the 2-D zero-padded convolution
+    g = (g / g.sum()).to(maps.dtype).to(maps.device)
+    out = F.conv2d(maps[:, None], g.view(1, 1, -1, 1), padding=(kernel // 2, 0))
+    return F.conv2d(out, g.view(1, 1, 1, -1), padding=(0, kernel // 2))[:, 0]
 
 
 def region_attribution(maps: Tensor, masks: Tensor) -> Tensor:
@@ -174,12 +175,13 @@ def localization_scores(
         value: The rule's factor.
 
     Returns:
-        ``{"region_attribution", "iou", "precision", "recall", "f1"}``, each ``[N]`` float64.
+        ``{"region_attribution", "iou", "precision", "recall", "f1"}``, each ``[N]`` (region attribution
+        in the maps' floating dtype, the others float64).
     """
     if maps.shape != masks.shape:
         raise ValueError(f"maps {tuple(maps.shape)} and masks {tuple(masks.shape)} must have the same shape")
     masks = masks.bool()
-    s = smooth(maps.double(), kernel, sigma, smoothing)  # type: ignore[arg-type]
+    s = smooth(maps if maps.dtype in (torch.float32, torch.float64) else maps.float(), kernel, sigma, smoothing)  # type: ignore[arg-type]
     pred = binarize(s, masks, rule, value)
     return {
         "region_attribution": region_attribution(s, masks),
