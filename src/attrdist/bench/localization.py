@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from ..data.datasets import (
     LabeledImage,
@@ -120,6 +121,7 @@ class LocalizationBenchmark:
         self.store = store
         self.kind, _, self.path = config.dataset.partition(":")
         self.limit = config.limit
+        self._cells: dict[tuple[str, int | None], Image.Image] = {}
         if self.kind not in ("sample", "imagenet", "folder", "parts", "coco"):
             raise ValueError(f"unknown dataset kind {self.kind!r}; use sample, imagenet:PATH, folder:PATH, "
                              "parts:PATH or coco:PATH")
@@ -182,13 +184,18 @@ class LocalizationBenchmark:
             grids.append(Grid(f"sample{g:04d}", items, tuple(labels[n] for n in order)))
         return grids
 
-    def _sample_cell(self, item: str):  # noqa: ANN202
-        name, _, flip = item.partition("~")
-        im = sample_image(name)
-        side = min(im.size)
-        im = im.crop(((im.width - side) // 2, (im.height - side) // 2, (im.width + side) // 2,
-                      (im.height + side) // 2))
-        return im.transpose(0) if flip else im  # 0: FLIP_LEFT_RIGHT
+    def _sample_cell(self, item: str, size: int | None = None):  # noqa: ANN202
+        """A sample photo's square centre crop (mirrored for ``~flip``), resized to ``size``; cached."""
+        key = (item, size)
+        if key not in self._cells:
+            name, _, flip = item.partition("~")
+            im = sample_image(name)
+            side = min(im.size)
+            im = im.crop(((im.width - side) // 2, (im.height - side) // 2, (im.width + side) // 2,
+                          (im.height + side) // 2))
+            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else im
+            self._cells[key] = im.resize((size, size), Image.Resampling.BILINEAR) if size else im
+        return self._cells[key]
 
     def _predict(self, images: dict) -> dict[str, tuple[int, float]]:
         """Top-1 class and its probability per image (preprocessed as the model expects)."""
@@ -225,7 +232,7 @@ class LocalizationBenchmark:
         cells, objects = [], []
         for it in grid.items:
             if self.kind == "sample":
-                cells.append(self._sample_cell(it))
+                cells.append(self._sample_cell(it, c.cell))
                 objects.append(None)
                 continue
             rec = self._records[it]

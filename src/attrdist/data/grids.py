@@ -121,5 +121,6 @@ def compose_grid(images: Sequence[Image.Image], n: int, cell: int) -> Image.Imag
         raise ValueError(f"a {n}x{n} grid needs {n * n} images, got {len(images)}")
     grid = Image.new("RGB", (n * cell, n * cell))
     for k, (t, left, _, _) in enumerate(cell_boxes(n, cell)):
-        grid.paste(images[k].convert("RGB").resize((cell, cell), Image.Resampling.BILINEAR), (left, t))
+        im = images[k].convert("RGB")
+        grid.paste(im if im.size == (cell, cell) else im.resize((cell, cell), Image.Resampling.BILINEAR), (left, t))
     return grid
