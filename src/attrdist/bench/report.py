@@ -215,6 +215,14 @@ def _pyplot():  # noqa: ANN202
     return plt
 
 
+def _save(fig: object, path: Path) -> Path:
+    """Lay out, write and close a figure."""
+    fig.tight_layout()  # type: ignore[attr-defined]
+    fig.savefig(path, dpi=100)  # type: ignore[attr-defined]
+    _pyplot().close(fig)
+    return path
+
+
 def _curve_plots(store: ResultStore, run: Path) -> dict[str, Path]:
     """Median PIC curves per method: dashed vanilla, solid VAR variants."""
     plt = _pyplot()
@@ -237,11 +245,7 @@ def _curve_plots(store: ResultStore, run: Path) -> dict[str, Path]:
         ax.set_xlabel("normalised information (WebP size)")
         ax.set_ylabel(f"{name.upper()} (median over images)")
         ax.legend(fontsize=6)
-        fig.tight_layout()
-        path = run / f"curve_{name}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        out[f"curve_{name}"] = path
+        out[f"curve_{name}"] = _save(fig, run / f"curve_{name}.png")
     return out
 
 
@@ -272,11 +276,7 @@ def _sanity_plot(store: ResultStore, run: Path) -> dict[str, Path]:
         ax.set_ylim(-0.3, 1.05)
     axes[0, 0].set_ylabel("similarity to the original map")
     axes[0, -1].legend(fontsize=6)
-    fig.tight_layout()
-    path = run / "sanity.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return {"sanity": path}
+    return {"sanity": _save(fig, run / "sanity.png")}
 
 
 def _plots(t: Table, run: Path) -> dict[str, Path]:
@@ -293,9 +293,5 @@ def _plots(t: Table, run: Path) -> dict[str, Path]:
         ax.set_xticks(xs, t.methods, rotation=20, ha="right", fontsize=8)
         ax.set_ylabel(metric)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = run / f"plot_{metric}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        out[f"plot_{metric}"] = path
+        out[f"plot_{metric}"] = _save(fig, run / f"plot_{metric}.png")
     return out
