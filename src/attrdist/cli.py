@@ -118,7 +118,8 @@ def _cmd_methods() -> int:
     width = max(len(n) for n in METHODS.names())
     for name, cls in METHODS.items():
         flag = " [class-agnostic]" if cls.class_agnostic else ""
-        print(f"{name:<{width}}  {cls.summary}{flag}")
+        arch = "/".join(sorted(cls.applies_to))
+        print(f"{name:<{width}}  {arch:<7}  {cls.summary}{flag}")
     return 0
 
 
