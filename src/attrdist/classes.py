@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["ClassSet", "parse_class_set", "validate_classes"]
+__all__ = ["ClassSet", "most_probable", "parse_class_set", "validate_classes"]
 
 _TOP = re.compile(r"^top(\d+)(\+worst)?$")
 
@@ -87,6 +87,19 @@ class ClassSet:
             rest = [c for c in ranked if c not in (first, worst)][: self.top - 1]
             rows.append([first, *rest] + ([worst] if self.worst else []))
         return torch.tensor(rows, dtype=torch.long, device=logits.device)
+
+
+def most_probable(classes: Tensor, logits: Tensor) -> Tensor:
+    """The most probable class of each row of a class set: the default target of a predefined set.
+
+    Args:
+        classes: Class indices ``[B, K]``.
+        logits: Model outputs ``[B, num_classes]``.
+
+    Returns:
+        ``[B]`` class indices.
+    """
+    return classes.gather(1, logits.gather(1, classes).argmax(1, keepdim=True)).squeeze(1)
 
 
 def _as_target(target: Tensor | int | None, b: int, n: int, device: torch.device) -> Tensor | None:

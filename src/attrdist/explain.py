@@ -19,7 +19,7 @@ from PIL import Image
 from torch import Tensor
 
 from . import __version__
-from .classes import ClassSet, parse_class_set
+from .classes import ClassSet, most_probable, parse_class_set
 from .methods import get_method
 from .models import LoadedModel
 from .var import DEFAULT_PRESET, VARConfig, VAROutput, get_preset, var
@@ -161,8 +161,7 @@ def explain_image(
     with torch.no_grad():
         logits = model(x)
     if rule.fixed and target is None:
-        fixed = torch.tensor(rule.fixed, device=device)
-        target = int(fixed[logits[0, fixed].argmax()])
+        target = int(most_probable(torch.tensor([rule.fixed], device=device), logits)[0])
     cls = rule(logits, target)
     k_target = int((cls[0] == (cls[0, 0] if target is None else target)).nonzero()[0])
     probs = logits.softmax(1)[0, cls[0]].tolist()

@@ -344,13 +344,13 @@ class VAR:
         Returns:
             The :class:`VARResult`.
         """
-        from .classes import ClassSet
+        from .classes import ClassSet, most_probable
 
         fixed = not isinstance(self.classes, ClassSet) or bool(self.classes.fixed)
         att = self.method.explain(x, self.classes, None if fixed else target)
         cls = att.classes
         if target is None:
-            tgt = cls.gather(1, att.logits.gather(1, cls).argmax(1, keepdim=True)).squeeze(1) if fixed else cls[:, 0]
+            tgt = most_probable(cls, att.logits) if fixed else cls[:, 0]
         else:
             tgt = torch.as_tensor(target, dtype=torch.long, device=cls.device).flatten().expand(cls.shape[0])
         hit = cls == tgt[:, None]
