@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 
 from attrdist import get_method, list_methods
@@ -68,8 +69,132 @@ def manual_forward(model, x, flows=None):
     return model.forward_head(model.norm(t)), attns
 
 
+def _safe(a, b):
+    den = b + 1e-9
+    den = den + (den == 0) * 1e-9
+    return a / den * (b != 0)
+
+
+def _leaf(t):
+    return t.detach().clone().requires_grad_(True)
+
+
+def _lrp_linear(weight, x, r):
+    """alpha1-beta0 written with autograd: x * d(z)/dx . r / z for the positive and negative parts."""
+    px, nx = _leaf(x.clamp(min=0)), _leaf(x.clamp(max=0))
+    z1, z2 = F.linear(px, weight.detach().clamp(min=0)), F.linear(nx, weight.detach().clamp(max=0))
+    s = _safe(r, z1 + z2)
+    return px * torch.autograd.grad(z1, px, s)[0] + nx * torch.autograd.grad(z2, nx, s)[0]
+
+
+def _lrp_product(equation, a, b, r):
+    a, b = _leaf(a), _leaf(b)
+    z = torch.einsum(equation, a, b)
+    ga, gb = torch.autograd.grad(z, (a, b), _safe(r, z))
+    return (a * ga).detach() / 2, (b * gb).detach() / 2
+
+
+def _lrp_add(r, a, b):
+    a, b = _leaf(a), _leaf(b)
+    z = a + b
+    ga, gb = torch.autograd.grad(z, (a, b), _safe(r, z))
+    ra, rb = (a * ga).detach(), (b * gb).detach()
+    sa, sb = ra.sum(), rb.sum()
+    fa = _safe(sa.abs(), sa.abs() + sb.abs()) * r.sum()
+    fb = _safe(sb.abs(), sa.abs() + sb.abs()) * r.sum()
+    return ra * _safe(fa, sa), rb * _safe(fb, sb)
+
+
+def _lrp_clone(x, r1, r2):
+    x = _leaf(x)
+    (g,) = torch.autograd.grad([x * 1, x * 1], x, [_safe(r1, x), _safe(r2, x)])
+    return (x * g).detach()
+
+
+def tlrp_reference(model, x, c, start_layer=0, row_normalize=True):
+    """T-LRP for one sample and class: a literal forward keeping every flow, then relevance rules written
+    with autograd (x * grad(z, x, R / z), as the spec's rules read) and the rollout with full matrices."""
+    x = x.clone().requires_grad_(True)
+    tv = isinstance(model, torchvision.models.VisionTransformer)
+    blocks = model.encoder.layers if tv else model.blocks
+    if tv:
+        t = model._process_input(x)
+        t = torch.cat([model.class_token.expand(1, -1, -1), t], 1) + model.encoder.pos_embedding
+    else:
+        t = model._pos_embed(model.patch_embed(x))
+    flows = []
+    for blk in blocks:
+        f = {"x_in": t}
+        if tv:
+            mha, nh = blk.self_attention, blk.self_attention.num_heads
+            f["h1"] = blk.ln_1(t)
+            qkv = F.linear(f["h1"], mha.in_proj_weight, mha.in_proj_bias)
+            wp = mha.out_proj
+            fc1, fc2, ln2 = blk.mlp[0], blk.mlp[3], blk.ln_2
+        else:
+            nh = blk.attn.num_heads
+            f["h1"] = blk.norm1(t)
+            qkv = blk.attn.qkv(f["h1"])
+            wp, fc1, fc2, ln2 = blk.attn.proj, blk.mlp.fc1, blk.mlp.fc2, blk.norm2
+        q, k, v = qkv.view(1, -1, 3, nh, qkv.shape[-1] // (3 * nh)).permute(2, 0, 3, 1, 4)
+        f.update(q=q, k=k, v=v, qkv_w=mha.in_proj_weight if tv else blk.attn.qkv.weight, wp=wp.weight,
+                 w1=fc1.weight, w2=fc2.weight)
+        f["A"] = torch.softmax(torch.einsum("bhid,bhjd->bhij", q, k) / math.sqrt(q.shape[-1]), -1)
+        f["o"] = torch.einsum("bhij,bhjd->bhid", f["A"], v).transpose(1, 2).reshape(1, -1, qkv.shape[-1] // 3)
+        f["ao"] = wp(f["o"])
+        f["mid"] = t + f["ao"]
+        f["h2"] = ln2(f["mid"])
+        f["fc2_in"] = F.gelu(fc1(f["h2"]))
+        f["mo"] = fc2(f["fc2_in"])
+        t = f["mid"] + f["mo"]
+        flows.append(f)
+    normed = model.encoder.ln(t) if tv else model.norm(t)
+    head = [m for m in (model.heads if tv else [model.head])]
+    logits = normed[:, 0]
+    inputs = []
+    for m in head:
+        inputs.append(logits)
+        logits = m(logits)
+    grads = torch.autograd.grad(logits[0, c], [f["A"] for f in flows])
+    r = torch.zeros_like(logits)
+    r[0, c] = 1.0
+    for m, inp in zip(reversed(head), reversed(inputs), strict=True):
+        if isinstance(m, torch.nn.Linear):
+            r = _lrp_linear(m.weight, inp, r)
+    tok = _leaf(normed)
+    z = tok[:, 0]
+    (g,) = torch.autograd.grad(z, tok, _safe(r, z))
+    r = (tok * g).detach()
+    r_attn = {}
+    for i in reversed(range(len(flows))):
+        f = {key: (val.detach() if torch.is_tensor(val) else val) for key, val in flows[i].items()}
+        r1, r2 = _lrp_add(r, f["mid"], f["mo"])
+        r2 = _lrp_linear(f["w1"], f["h2"], _lrp_linear(f["w2"], f["fc2_in"], r2))
+        r = _lrp_clone(f["mid"], r1, r2)
+        r1, r2 = _lrp_add(r, f["x_in"], f["ao"])
+        r2 = _lrp_linear(f["wp"], f["o"], r2)
+        nh = f["q"].shape[1]
+        r2 = r2.view(1, -1, nh, r2.shape[-1] // nh).transpose(1, 2)
+        ra, rv = _lrp_product("bhij,bhjd->bhid", f["A"], f["v"], r2)
+        r_attn[i] = ra
+        rq, rk = _lrp_product("bhid,bhjd->bhij", f["q"], f["k"], ra)
+        rqkv = torch.stack([rq, rk, rv]).permute(1, 3, 0, 2, 4).reshape(1, rq.shape[2], -1)
+        r = _lrp_clone(f["x_in"], r1, _lrp_linear(f["qkv_w"], f["h1"], rqkv))
+    n = flows[0]["A"].shape[-1]
+    mats = []
+    for i in range(start_layer, len(flows)):
+        m = (grads[i][0] * r_attn[i][0]).clamp(min=0).mean(0) + torch.eye(n, dtype=x.dtype)
+        mats.append(m / m.sum(-1, keepdim=True) if row_normalize else m)
+    joint = mats[0]
+    for m in mats[1:]:
+        joint = m @ joint
+    return joint[0, 1:].view(4, 4)
+
+
 def reference(name, model, x, c, opts):
     """The map of one class for one sample, from the spec, with plain loops."""
+    if name == "tlrp":
+        return tlrp_reference(model, x, c, **opts)
     x = x.clone().requires_grad_(True)
     flows = []
     logits, attns = manual_forward(model, x, flows)
@@ -152,6 +277,51 @@ def test_against_literal_reference(name, kind):
         for k in range(3):
             ref = reference(name, model, x[b : b + 1], int(classes[b, k]), FAST.get(name, {}))
             torch.testing.assert_close(ours[b, k], ref, rtol=1e-7, atol=1e-10)
+
+
+TLRP_OPTS = [dict(start_layer=1), dict(row_normalize=False), dict(start_layer=2, row_normalize=False)]
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+@pytest.mark.parametrize("opts", TLRP_OPTS)
+def test_tlrp_options_against_literal_reference(kind, opts):
+    model = MODELS[kind]()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    classes = torch.tensor([[3, 0], [6, 1]])
+    ours = get_method("tlrp", model, resolution="native", **opts)(x, classes)
+    for b in range(2):
+        for k in range(2):
+            ref = tlrp_reference(model, x[b : b + 1], int(classes[b, k]), **opts)
+            torch.testing.assert_close(ours[b, k], ref, rtol=1e-7, atol=1e-12)
+
+
+def test_tlrp_torchvision_pre_logits_head_and_unsupported_designs():
+    model = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16,
+                                                 mlp_dim=32, num_classes=5, representation_size=6).double().eval()
+    torch.nn.init.normal_(model.heads.head.weight)
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    ours = get_method("tlrp", model, resolution="native")(x, torch.tensor([[2, 4]]))
+    for k, c in enumerate((2, 4)):
+        torch.testing.assert_close(ours[0, k], tlrp_reference(model, x, c), rtol=1e-7, atol=1e-12)
+    with pytest.raises(TypeError, match="class token"):
+        get_method("tlrp", timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=1,
+                                             num_heads=2, embed_dim=16, num_classes=3, global_pool="avg"))
+    with pytest.raises(ValueError, match="start_layer"):
+        get_method("tlrp", tiny_timm(), start_layer=3)
+
+
+def test_block_flows_reproduce_the_blocks():
+    from attrdist.models.vit import block_flows, trace_attention, vit_info
+
+    for make in MODELS.values():
+        model = make()
+        info = vit_info(model)
+        with torch.no_grad(), trace_attention(model) as traces:
+            model(torch.randn(2, 3, 32, 32, dtype=torch.float64))
+        for i in range(len(traces) - 1):
+            f = block_flows(info.blocks[i], info.kind, traces[i].x_in)
+            torch.testing.assert_close(f.out, traces[i + 1].x_in)
+            torch.testing.assert_close(f.attn, traces[i].attn)
 
 
 @pytest.mark.parametrize("kind", list(MODELS))

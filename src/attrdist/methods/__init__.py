@@ -1,11 +1,12 @@
 """Attribution methods: one registry, one engine (one forward pass, K class gradients as batched VJPs)."""
 
-from . import cam, gradient, lrp, transformer  # noqa: F401  (registers the methods)
+from . import cam, gradient, lrp, tlrp, transformer  # noqa: F401  (registers the methods)
 from .adapters import CallableAdapter, CaptumAdapter, GradCamAdapter
 from .base import METHODS, Attribution, Attributor, class_gradients, get_method, register_method
 from .cam import GradCAM, GuidedGradCAM, LayerCAM
 from .gradient import Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, SmoothGrad
 from .lrp import LRP
+from .tlrp import TLRP
 from .transformer import GAE, AttentionRollout, BiAttn, GradRollout, InFlow, TAttn
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "GradRollout",
     "InFlow",
     "TAttn",
+    "TLRP",
     "METHODS",
     "Attribution",
     "Attributor",

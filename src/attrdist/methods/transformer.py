@@ -44,16 +44,17 @@ class _AttentionMethod(Attributor):
         self.resolution = resolution
 
     def traced(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None,
-               need_grads: bool = True) -> tuple[list[BlockTrace], Tensor, Tensor, list[Tensor] | None]:
-        """Forward once with the blocks traced; the K class gradients of every block's attention.
+               need_grads: bool = True, start: int = 0) -> tuple[list[BlockTrace], Tensor, Tensor, list[Tensor] | None]:
+        """Forward once with the blocks traced; the K class gradients of the attention of blocks ``start:``.
 
         Returns:
-            ``(traces, logits, classes, grads)`` with ``grads[l]`` of shape ``[K, B, heads, N, N]``.
+            ``(traces, logits, classes, grads)`` with ``grads[l]`` (block ``start + l``) of shape
+            ``[K, B, heads, N, N]``.
         """
         xg = x.clone().requires_grad_(True)  # attention must be in the graph
         with trace_attention(self.model) as traces:
             logits, cls = self.forward(xg, classes, target)
-        grads = self.gradients(logits, cls, [t.attn for t in traces]) if need_grads else None
+        grads = self.gradients(logits, cls, [t.attn for t in traces[start:]]) if need_grads else None
         return traces, logits.detach(), cls, grads
 
     def to_maps(self, rows: Tensor, x: Tensor) -> Tensor:
@@ -165,9 +166,9 @@ class GAE(_AttentionMethod):
 
     def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
         """Compute the maps (see :meth:`Attributor.attribute`)."""
-        traces, logits, cls, grads = self.traced(x, classes, target)
+        traces, logits, cls, grads = self.traced(x, classes, target, start=self.start_layer)
         r = None
-        for tr, g in list(zip(traces, grads, strict=True))[self.start_layer :]:
+        for tr, g in zip(traces[self.start_layer :], grads, strict=True):
             cam = (g * tr.attn.detach().unsqueeze(0)).mean(2).clamp(min=0)  # [K, B, N, N]
             r = _eye_like(cam) if r is None else r
             r = r + cam @ r

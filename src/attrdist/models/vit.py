@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["BlockTrace", "ViTInfo", "is_vit", "trace_attention", "tokens_to_grid", "vit_info"]
+__all__ = ["BlockFlows", "BlockParts", "BlockTrace", "ViTInfo", "block_flows", "block_parts", "head_parts", "is_vit",
+           "tokens_to_grid", "trace_attention", "vit_info"]
 
 
 @dataclass
@@ -83,25 +84,124 @@ def tokens_to_grid(tokens: Tensor, info: ViTInfo, size: tuple[int, int]) -> Tens
     return patches.transpose(-1, -2).reshape(*patches.shape[:-2], patches.shape[-1], h, w)
 
 
-def _tv_block_forward(block: nn.Module, trace: BlockTrace) -> Callable[[Tensor], Tensor]:
-    mha: nn.MultiheadAttention = block.self_attention
+@dataclass
+class BlockFlows:
+    """Every intermediate of one block, computed explicitly from its input (see :func:`block_flows`).
 
-    def forward(inp: Tensor) -> Tensor:
-        trace.x_in = inp
-        x = block.ln_1(inp)
-        b, n, d = x.shape
-        heads = mha.num_heads
-        q, k, v = F.linear(x, mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1)
-        q, k, v = (t.reshape(b, n, heads, d // heads).transpose(1, 2) for t in (q, k, v))
+    ``x_in -> norm1 -> (q, k, v) -> attn -> proj_in -> attn_branch``; ``mid = x_in + attn_branch``;
+    ``mid -> norm2 -> fc1 -> fc2_in -> mlp_branch``; ``out = mid + mlp_branch``. ``q, k, v`` are
+    ``[B, heads, N, d]`` (``q`` unscaled), ``attn`` is post-softmax ``[B, heads, N, N]``.
+    """
+
+    x_in: Tensor
+    norm1: Tensor
+    q: Tensor
+    k: Tensor
+    v: Tensor
+    attn: Tensor
+    proj_in: Tensor
+    attn_branch: Tensor
+    mid: Tensor
+    norm2: Tensor
+    fc2_in: Tensor
+    mlp_branch: Tensor
+    out: Tensor
+
+
+@dataclass(frozen=True)
+class BlockParts:
+    """The linear maps of a standard pre-norm ViT block (as used by :func:`block_flows` and T-LRP)."""
+
+    qkv_weight: Tensor  # [3 D, D], rows ordered (q|k|v, head, dim)
+    proj: nn.Linear
+    fc1: nn.Linear
+    fc2: nn.Linear
+    heads: int
+
+
+def block_parts(block: nn.Module, kind: str) -> BlockParts:
+    """The linear maps of a timm ``Block`` or torchvision ``EncoderBlock``.
+
+    Raises:
+        TypeError: For block designs other than the standard pre-norm block (gated or parallel
+            attention, GLU MLPs, ...), naming what is unsupported.
+    """
+    if kind == "torchvision":
+        mha, mlp = block.self_attention, block.mlp
+        return BlockParts(mha.in_proj_weight, mha.out_proj, mlp[0], mlp[3], int(mha.num_heads))
+    attn, mlp = getattr(block, "attn", None), getattr(block, "mlp", None)
+    qkv, proj = getattr(attn, "qkv", None), getattr(attn, "proj", None)
+    fc1, fc2 = getattr(mlp, "fc1", None), getattr(mlp, "fc2", None)
+    if not all(isinstance(m, nn.Linear) for m in (qkv, proj, fc1, fc2)) or getattr(attn, "gate", None) is not None:
+        raise TypeError(f"{type(block).__name__} is not a standard ViT block (attn.qkv, attn.proj, mlp.fc1, "
+                        "mlp.fc2 linear, no attention gate)")
+    return BlockParts(qkv.weight, proj, fc1, fc2, int(attn.num_heads))
+
+
+def block_flows(block: nn.Module, kind: str, x_in: Tensor) -> BlockFlows:
+    """Run one block explicitly (same modules, same order as its own forward) and keep every flow.
+
+    Args:
+        block: A timm ``Block`` or torchvision ``EncoderBlock``.
+        kind: ``"timm"`` or ``"torchvision"`` (see :class:`ViTInfo`).
+        x_in: The block input ``[B, N, D]``.
+    """
+    parts = block_parts(block, kind)
+    b, n, d = x_in.shape
+    heads = parts.heads
+    if kind == "torchvision":
+        mha = block.self_attention
+        h1 = block.ln_1(x_in)
+        q, k, v = (t.reshape(b, n, heads, d // heads).transpose(1, 2)
+                   for t in F.linear(h1, mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1))
         attn = ((q * (d // heads) ** -0.5) @ k.transpose(-2, -1)).softmax(-1)
-        trace.attn = attn
-        out = (attn @ v).transpose(1, 2).reshape(b, n, d)
-        out = mha.out_proj(out)
-        trace.attn_out = out
-        x = block.dropout(out) + inp
-        y = block.mlp(block.ln_2(x))
-        trace.mlp_out = y
-        return x + y
+        proj_in = (attn @ v).transpose(1, 2).reshape(b, n, d)
+        attn_branch = block.dropout(mha.out_proj(proj_in))
+        mid = attn_branch + x_in
+        h2 = block.ln_2(mid)
+        mlp = block.mlp
+        fc2_in = mlp[2](mlp[1](mlp[0](h2)))
+        mlp_branch = mlp[4](mlp[3](fc2_in))
+    else:
+        at, mlp = block.attn, block.mlp
+        h1 = block.norm1(x_in)
+        qkv = at.qkv(h1).reshape(b, n, 3, heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = at.q_norm(qkv[0]), at.k_norm(qkv[1]), qkv[2]
+        attn = at.attn_drop(((q * at.scale) @ k.transpose(-2, -1)).softmax(-1))
+        proj_in = at.norm((attn @ v).transpose(1, 2).reshape(b, n, -1))
+        attn_branch = block.drop_path1(block.ls1(at.proj_drop(at.proj(proj_in))))
+        mid = x_in + attn_branch
+        h2 = block.norm2(mid)
+        fc2_in = mlp.norm(mlp.drop1(mlp.act(mlp.fc1(h2))))
+        mlp_branch = block.drop_path2(block.ls2(mlp.drop2(mlp.fc2(fc2_in))))
+    return BlockFlows(x_in, h1, q, k, v, attn, proj_in, attn_branch, mid, h2, fc2_in, mlp_branch, mid + mlp_branch)
+
+
+def head_parts(model: nn.Module, info: ViTInfo) -> tuple[nn.Module, list[nn.Module]]:
+    """The final token norm and the modules that map the CLS token to the logits, in order.
+
+    Only linear layers and element-wise modules (norms, dropout, torchvision's ``pre_logits`` ``Tanh``)
+    may make up the head.
+
+    Raises:
+        TypeError: If the model does not classify its class token with such a head.
+    """
+    if info.kind == "torchvision":
+        return model.encoder.ln, list(model.heads)
+    if getattr(model, "attn_pool", None) is not None or model.global_pool != "token" or not model.has_class_token:
+        raise TypeError("this needs a ViT that classifies its class token (global_pool='token'), got "
+                        f"global_pool={model.global_pool!r}")
+    if not isinstance(model.head, nn.Linear):
+        raise TypeError(f"this needs a linear classifier head, got {type(model.head).__name__}")
+    return model.norm, [model.fc_norm, model.head_drop, model.head]
+
+
+def _tv_block_forward(block: nn.Module, trace: BlockTrace) -> Callable[[Tensor], Tensor]:
+    def forward(inp: Tensor) -> Tensor:
+        flows = block_flows(block, "torchvision", inp)
+        trace.x_in, trace.attn, trace.mlp_out = inp, flows.attn, flows.mlp_branch
+        trace.attn_out = flows.attn_branch
+        return flows.out
 
     return forward
 
