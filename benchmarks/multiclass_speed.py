@@ -42,7 +42,7 @@ def captum_peers(model, layer_name, steps):
         from zennit.composites import EpsilonPlusFlat
 
         with Gradient(model, EpsilonPlusFlat(canonizers=family_of(model).canonizers())) as attributor:
-            return attributor(x, torch.eye(1000)[[c]])[1]
+            return attributor(x, torch.eye(1000, device=x.device)[c])[1]
 
     return {
         "gradcam": ("captum LayerGradCam", gradcam),
@@ -59,13 +59,16 @@ def captum_peers(model, layer_name, steps):
     }
 
 
-def medians(fns, repeats):
-    """Median seconds of each zero-argument function, measured interleaved."""
+def medians(fns, repeats, device="cpu"):
+    """Median seconds of each zero-argument function, measured interleaved (CUDA work waited for)."""
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     runs = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
+            sync()
             start = time.perf_counter()
             fn()
+            sync()
             runs[k].append(time.perf_counter() - start)
     return {k: statistics.median(v) for k, v in runs.items()}
 
@@ -80,6 +83,7 @@ def main():
     p.add_argument("--methods", default="gradcam,gradient,input_x_gradient,guided_backprop,integrated_gradients,"
                                         "guided_gradcam,layercam,lrp")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--batch", type=int, default=1)
     args = p.parse_args()
 
     torch.manual_seed(0)
@@ -88,12 +92,13 @@ def main():
     for m in model.modules():
         if hasattr(m, "inplace"):
             m.inplace = False  # Captum's backward hooks refuse in-place ReLUs
-    x = torch.randn(1, 3, args.size, args.size, device=args.device)
-    classes = torch.arange(args.k, device=args.device)[None] * 7
+    x = torch.randn(args.batch, 3, args.size, args.size, device=args.device)
+    classes = (torch.arange(args.k, device=args.device)[None] * 7).expand(args.batch, -1)
     from attrdist.models.vit import is_vit
 
     peers = {} if is_vit(model) else captum_peers(model, default_cam_layer(model), args.steps)
-    print(f"model {args.model} (random init), input 1x3x{args.size}x{args.size}, K={args.k}, device {args.device}, "
+    print(f"model {args.model} (random init), input {args.batch}x3x{args.size}x{args.size}, K={args.k}, "
+          f"device {args.device}, "
           f"threads {torch.get_num_threads()}, median of {args.repeats}")
     header = f"{'method':<22}{'1 class s':>10}{'K classes s':>12}{'K / 1':>8}{'peer loop s':>12}{'peer / K':>10}" \
              f"{'batched s':>11}{'sequential s':>13}  peer"
@@ -113,8 +118,8 @@ def main():
             "seq": lambda m=seq: m(x, classes),
         }
         if peer is not None:
-            fns["peer"] = lambda f=peer: [f(x.clone().requires_grad_(True), int(c)) for c in classes[0]]
-        med = {"peer": float("nan"), **medians(fns, args.repeats)}
+            fns["peer"] = lambda f=peer: [f(x.clone().requires_grad_(True), classes[:, k]) for k in range(args.k)]
+        med = {"peer": float("nan"), **medians(fns, args.repeats, args.device)}
         print(f"{name:<22}{med['one']:>10.3f}{med['k']:>12.3f}{med['k'] / med['one']:>8.2f}{med['peer']:>12.3f}"
               f"{med['peer'] / med['k']:>10.2f}{med['bat']:>11.3f}{med['seq']:>13.3f}  {peer_name}")
 

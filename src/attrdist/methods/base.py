@@ -94,6 +94,11 @@ def _onehots(outputs: Tensor, classes: Tensor) -> Tensor:
     return seeds
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def class_gradients(
     outputs: Tensor,
     classes: Tensor,
@@ -274,11 +279,13 @@ class Attributor(abc.ABC):
         result: list[Tensor] | None = None
         # sequential, batched, sequential again: the first pass also pays one-time warm-up costs
         for i, mode in enumerate(("sequential", "batched", "sequential")):
+            _sync(outputs.device)
             start = time.perf_counter()
             try:
                 grads = class_gradients(outputs, classes, inputs, mode, retain_graph=i < 2 or retain_graph)  # type: ignore[arg-type]
             except RuntimeError:
                 continue
+            _sync(outputs.device)  # CUDA runs asynchronously: time the work, not its launch
             timings[mode] = min(timings.get(mode, float("inf")), time.perf_counter() - start)
             result = grads
         assert result is not None, "sequential VJPs cannot fail where the forward pass succeeded"

@@ -1,0 +1,83 @@
+"""On a CUDA device: every built-in method (both VJP modes), VAR and a benchmark run give the CPU's results,
+and the automatic VJP choice measures there. Skipped where there is no GPU (CI has none); on a GPU machine:
+``python -m pytest tests/test_cuda.py``."""
+
+import copy
+import sys
+
+import pytest
+import torch
+import torchvision
+
+from attrdist import get_method, list_methods, var
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+FAST = {"integrated_gradients": dict(steps=6), "smoothgrad": dict(samples=4),
+        "bi_attn": dict(steps=4, start_layer=1), "t_attn": dict(steps=4)}
+
+
+def resnet():
+    torch.manual_seed(0)
+    return torchvision.models.resnet18(num_classes=10).double().eval()
+
+
+def tiny_vit():
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    return timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=3, num_heads=2, embed_dim=16,
+                             num_classes=7).double().eval()
+
+
+def same_on_cuda(name, model, x, classes, **opts):
+    cpu = get_method(name, model, **opts)(x, classes)
+    gpu_model = copy.deepcopy(model).cuda()
+    gpu = get_method(name, gpu_model, **opts)(x.cuda(), classes.cuda())
+    assert gpu.is_cuda and gpu.dtype == cpu.dtype
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-6, atol=1e-9)
+    return gpu
+
+
+@pytest.mark.parametrize("vjp", ["batched", "sequential"])
+@pytest.mark.parametrize("name", list_methods("cnn"))
+def test_cnn_methods_match_cpu(name, vjp):
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    same_on_cuda(name, resnet(), x, torch.tensor([[1, 5, 9], [0, 3, 7]]), vjp=vjp, **FAST.get(name, {}))
+
+
+@pytest.mark.parametrize("vjp", ["batched", "sequential"])
+@pytest.mark.parametrize("name", list_methods("vit"))
+def test_vit_methods_match_cpu(name, vjp):
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    same_on_cuda(name, tiny_vit(), x, torch.tensor([[1, 4, 6], [0, 2, 5]]), vjp=vjp, **FAST.get(name, {}))
+
+
+def test_var_matches_cpu_and_auto_vjp_measures_on_cuda():
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    classes = torch.tensor([[1, 5, 9, 2], [0, 3, 7, 8]])
+    method = get_method("gradient", copy.deepcopy(resnet()).cuda(), vjp="auto")
+    maps = method(x.cuda(), classes.cuda())
+    assert method._last_vjp in ("batched", "sequential")
+    for preset in ("normalized", "paper", "authors-code"):
+        gpu, cpu = var(maps, preset=preset), var(maps.cpu(), preset=preset)
+        torch.testing.assert_close(gpu.refined.cpu(), cpu.refined, rtol=1e-6, atol=1e-12)
+        torch.testing.assert_close(gpu.q.cpu(), cpu.q, rtol=1e-6, atol=1e-12)
+
+
+def test_benchmark_run_on_cuda_matches_cpu(tmp_path):
+    import subprocess
+
+    from attrdist.bench import ResultStore
+
+    args = ["bench", "localization", "--max-items", "2", "--methods", "gradcam,gradient", "--cell", "64"]
+    values = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / device
+        proc = subprocess.run([sys.executable, "-m", "attrdist", *args, "--out", str(out), "--device", device],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        with ResultStore(out / "results.sqlite") as store:
+            values[device] = {tuple(r[:5]): r[5] for r in store.rows()}
+    assert values["cpu"].keys() == values["cuda"].keys() and len(values["cpu"]) > 0
+    for key, v in values["cpu"].items():
+        assert values["cuda"][key] == pytest.approx(v, rel=1e-3, abs=1e-4), key
