@@ -118,7 +118,7 @@ class GradCamAdapter(CallableAdapter):
             layers = []
             for i, layer in enumerate(cam.target_layers):  # type: ignore[attr-defined]
                 raw = cam.get_cam_image(x, layer, targets, acts[i], grads[i], False)  # type: ignore[attr-defined]
-                m = torch.as_tensor(raw, dtype=x.dtype).clamp(min=0)[:, None]
+                m = torch.as_tensor(raw, dtype=x.dtype, device=x.device).clamp(min=0)[:, None]
                 layers.append(F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0])
         finally:
             cam.activations_and_grads.gradients = []  # type: ignore[attr-defined]

@@ -141,7 +141,7 @@ class _SampledGradient(Attributor):
             xs = chunk.reshape(s * b, *x.shape[1:]).requires_grad_(True)
             out = self.model(xs)
             (g,) = self.gradients(out, cls.repeat(s, 1), [xs])
-            w = weights[start : start + s].to(g.dtype).view(1, s, 1, 1, 1, 1)
+            w = weights[start : start + s].to(g).view(1, s, 1, 1, 1, 1)
             total += (g.view(k, s, *x.shape) * w).sum(1)
         return self.reduce_channels(self.post(x, total)), cls, logits
 
