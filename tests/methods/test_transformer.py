@@ -415,3 +415,10 @@ def test_rollout_is_class_agnostic_and_var_warns():
 def test_vit_method_on_cnn_is_clear():
     with pytest.raises(TypeError, match="not a timm or torchvision VisionTransformer"):
         get_method("gae", torchvision.models.resnet18())
+
+
+@pytest.mark.parametrize("name", ["rollout", "gae", "bi_attn", "t_attn", "tlrp"])
+@pytest.mark.parametrize("start_layer", [-1, 3])
+def test_start_layer_outside_the_blocks_is_refused(name, start_layer):
+    with pytest.raises(ValueError, match=r"start_layer must be a block index in \[0, 3\), got " + str(start_layer)):
+        get_method(name, tiny_timm(), start_layer=start_layer)

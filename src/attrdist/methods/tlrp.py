@@ -98,12 +98,9 @@ class TLRP(_AttentionMethod):
     def __init__(self, model: nn.Module, *, start_layer: int = 0, row_normalize: bool = True,
                  **kwargs: object) -> None:
         super().__init__(model, **kwargs)
-        depth = len(self.info.blocks)
-        if not 0 <= start_layer < depth:
-            raise ValueError(f"start_layer must be a block index in [0, {depth}), got {start_layer}")
         self.norm, self.head = head_parts(model, self.info)
         self.parts = [block_parts(b, self.info.kind) for b in self.info.blocks]
-        self.start_layer, self.row_normalize = start_layer, row_normalize
+        self.start_layer, self.row_normalize = self.block_index(start_layer), row_normalize
 
     def head_relevance(self, tokens: Tensor, cls: Tensor) -> Tensor:
         """One-hot logit relevance ``[K, B, classes]`` back to the final tokens ``[K, B, N, D]``."""

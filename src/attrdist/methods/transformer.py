@@ -43,6 +43,17 @@ class _AttentionMethod(Attributor):
         self.info = vit_info(model)
         self.resolution = resolution
 
+    def block_index(self, start_layer: int) -> int:
+        """``start_layer`` checked against the model's blocks.
+
+        Raises:
+            ValueError: If it is not a block index.
+        """
+        depth = len(self.info.blocks)
+        if not 0 <= start_layer < depth:
+            raise ValueError(f"start_layer must be a block index in [0, {depth}), got {start_layer}")
+        return start_layer
+
     def traced(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None,
                need_grads: bool = True, start: int = 0) -> tuple[list[BlockTrace], Tensor, Tensor, list[Tensor] | None]:
         """Forward once with the blocks traced; the K class gradients of the attention of blocks ``start:``.
@@ -91,7 +102,7 @@ class AttentionRollout(_AttentionMethod):
 
     def __init__(self, model: nn.Module, *, start_layer: int = 0, **kwargs: object) -> None:
         super().__init__(model, **kwargs)
-        self.start_layer = start_layer
+        self.start_layer = self.block_index(start_layer)
 
     def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
         """Compute the maps (see :meth:`Attributor.attribute`)."""
@@ -162,7 +173,7 @@ class GAE(_AttentionMethod):
 
     def __init__(self, model: nn.Module, *, start_layer: int = 0, **kwargs: object) -> None:
         super().__init__(model, **kwargs)
-        self.start_layer = start_layer
+        self.start_layer = self.block_index(start_layer)
 
     def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
         """Compute the maps (see :meth:`Attributor.attribute`)."""
@@ -187,7 +198,7 @@ class _IGWeighted(_AttentionMethod):
         super().__init__(model, **kwargs)
         if steps < 2 or chunk_size < 1:
             raise ValueError("steps must be >= 2 and chunk_size >= 1")
-        self.start_layer, self.steps, self.chunk_size = start_layer, steps, chunk_size
+        self.start_layer, self.steps, self.chunk_size = self.block_index(start_layer), steps, chunk_size
 
     def ig_weights(self, x: Tensor, cls: Tensor) -> Tensor:
         """``W`` for each class: ``[K, B, N, N]``."""
