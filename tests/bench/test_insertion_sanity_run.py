@@ -20,7 +20,8 @@ def test_insertion_sample(tmp_path):
     with ResultStore(out / "results.sqlite") as s:
         rows, skipped = s.rows(), dict(s.skipped())
         aic_curves = s.curves("aic")
-    assert {r[4] for r in rows} == {"aic_auc", "sic_auc"} or {r[4] for r in rows} == {"aic_auc"}
+    assert {r[4] for r in rows} - {"zeroed"} in ({"aic_auc", "sic_auc"}, {"aic_auc"})
+    assert all(r[5] == 0 for r in rows if r[4] == "zeroed")
     assert len(aic_curves) == 4 * 2 * 2 and all(len(c[4]) == 1001 for c in aic_curves)
     # SIC skips are recorded with the reason, never silently dropped
     sic_rows = {r[0] for r in rows if r[4] == "sic_auc"}
@@ -41,7 +42,36 @@ def test_sanity_sample(tmp_path):
     depths = sorted({r[1] for r in rows})
     assert depths == ["depth000", "depth010", "depth021"]
     for r in rows:
-        if r[1] == "depth000" and r[4] != "fraction":
+        if r[1] == "depth000" and r[4] not in ("fraction", "zeroed"):
             assert abs(r[5] - 1.0) < 1e-9, r
     written = write_report(out)
     assert written["sanity"].stat().st_size > 0 and "spearman_abs (vanilla)" in written["markdown"].read_text()
+
+
+# tau 0.9 > 1 - 1/K: VAR keeps no pixel, so every refined map is all zero
+ZEROING = {"var": {"preset": "normalized"}, "zero": {"preset": "paper", "tau": 0.9}}
+
+
+def test_zeroed_maps_are_reported_not_scored(tmp_path, lite0):
+    from attrdist.bench import InsertionConfig, SanityConfig, run_insertion, run_sanity
+
+    store = run_insertion(InsertionConfig(methods=["gradcam"], max_items=1, variants=ZEROING), tmp_path / "i",
+                          lm=lite0)
+    rows, skipped = store.rows(), dict(store.skipped())
+    zero = [r for r in rows if r[3] == "zero"]
+    assert [(r[4], r[5]) for r in zero] == [("zeroed", 1.0)]  # no AUC, no curve
+    assert not [c for c in store.curves("aic") if c[3] == "zero"]
+    assert skipped[f"{zero[0][0]}/gradcam/zero"] == "all-zero map"
+    store.close()
+    md = write_report(tmp_path / "i")["markdown"].read_text()
+    assert "1/1" in md  # the zeroed count is in the report
+
+    store = run_sanity(SanityConfig(methods=["gradcam"], max_items=1, depths=2, variants=ZEROING), tmp_path / "s",
+                       lm=lite0)
+    rows, skipped = store.rows(), dict(store.skipped())
+    zero = [r for r in rows if r[3] == "zero"]
+    assert {r[4] for r in zero} == {"fraction", "zeroed"}  # no similarity: 0 would read as "passes the check"
+    assert all(r[5] == 1.0 for r in zero if r[4] == "zeroed")
+    assert any(v == "original all-zero map" for k, v in skipped.items() if k.endswith("/gradcam/zero"))
+    assert {r[4] for r in rows if r[3] == "var"} >= {"spearman_abs", "ssim", "hog_pearson"}
+    store.close()

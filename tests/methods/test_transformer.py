@@ -13,7 +13,10 @@ from attrdist import get_method, list_methods
 timm = pytest.importorskip("timm")
 
 VIT_METHODS = [m for m in list_methods("vit") if m not in list_methods("cnn")]
-FAST = {"bi_attn": dict(steps=4, chunk_size=3, start_layer=1), "t_attn": dict(steps=4, chunk_size=3)}
+# methods with a literal reference below (token_gradcam is checked against pytorch-grad-cam instead)
+REFERENCED = [m for m in VIT_METHODS if m != "token_gradcam"] + ["gradcam"]
+FAST = {"bi_attn": dict(steps=4, chunk_size=3, start_layer=1), "t_attn": dict(steps=4, chunk_size=3, start_layer=1),
+        "inflow_plain": dict(block_gradient=False)}
 
 
 def tiny_timm():
@@ -33,11 +36,13 @@ def tiny_tv():
 MODELS = {"timm": tiny_timm, "torchvision": tiny_tv}
 
 
-def manual_forward(model, x, flows=None):
+def manual_forward(model, x, flows=None, readouts=None):
     """A literal ViT forward (one sample) returning logits and each block's post-softmax attention
-    (and, in ``flows``, each block's input, attention output and MLP output)."""
+    (and, in ``flows``, each block's input, attention output and MLP output; in ``readouts``, the logits
+    that the final norm and head give for each block's output class token, as InFlow's model computes)."""
     attns = []
     flows = [] if flows is None else flows
+    readouts = [] if readouts is None else readouts
     if isinstance(model, torchvision.models.VisionTransformer):
         t = model._process_input(x)
         t = torch.cat([model.class_token.expand(1, -1, -1), t], 1) + model.encoder.pos_embedding
@@ -53,6 +58,7 @@ def manual_forward(model, x, flows=None):
             mo = blk.mlp(blk.ln_2(t + ao))
             flows.append((t, ao, mo))
             t = t + ao + mo
+            readouts.append(model.heads(model.encoder.ln(t)[:, 0]))
         return model.heads(model.encoder.ln(t)[:, 0]), attns
     t = model._pos_embed(model.patch_embed(x))
     for blk in model.blocks:
@@ -66,6 +72,7 @@ def manual_forward(model, x, flows=None):
         mo = blk.mlp(blk.norm2(t + ao))
         flows.append((t, ao, mo))
         t = t + ao + mo
+        readouts.append(model.head(model.norm(t)[:, 0]))
     return model.forward_head(model.norm(t)), attns
 
 
@@ -196,29 +203,43 @@ def reference(name, model, x, c, opts):
     if name == "tlrp":
         return tlrp_reference(model, x, c, **opts)
     x = x.clone().requires_grad_(True)
-    flows = []
-    logits, attns = manual_forward(model, x, flows)
+    flows, readouts = [], []
+    logits, attns = manual_forward(model, x, flows, readouts)
     grads = torch.autograd.grad(logits[0, c], attns, retain_graph=True)
     n = attns[0].shape[-1]
     eye = torch.eye(n, dtype=x.dtype)
     A = [a[0].detach() for a in attns]
     G = [g[0] for g in grads]
+    if name == "gradcam":  # Chefer's generate_cam_attn: last block, CLS row over the patch keys
+        a, g = A[-1], G[-1]
+        heads = a.shape[0]
+        cam = torch.zeros(n - 1, dtype=x.dtype)
+        for h in range(heads):
+            w = sum(g[h, 0, j] for j in range(1, n)) / (n - 1)
+            cam = cam + w * a[h, 0, 1:]
+        return (cam / heads).clamp(min=0).view(4, 4)
     if name == "rollout":
         r = None
         for a in A:
             m = a.mean(0) + eye
             m = m / m.sum(-1, keepdim=True)
             r = m if r is None else m @ r
-    elif name == "gae":
+    elif name == "gae":  # Chefer's avg_heads: (grad * A) clamped per head, then the mean over heads
         r = eye.clone()
         for a, g in zip(A, G, strict=True):
-            r = r + (g * a).mean(0).clamp(min=0) @ r
-    elif name == "inflow":
+            cam = torch.zeros(n, n, dtype=x.dtype)
+            for h in range(a.shape[0]):
+                cam = cam + (g[h] * a[h]).clamp(min=0)
+            r = r + (cam / a.shape[0]) @ r
+    elif name in ("inflow", "inflow_plain"):
         r = None
-        for a, g, (xin, ao, mo) in zip(A, G, flows, strict=True):
+        for i, (a, g, (xin, ao, mo)) in enumerate(zip(A, G, flows, strict=True)):
             ih = torch.stack([(a[h].T @ g[h]).abs().mean() for h in range(a.shape[0])])
             ih = ih / ih.sum()
             att = torch.stack([ih[h] * a[h] for h in range(a.shape[0])]).max(0).values
+            if name == "inflow":  # withgrad: the gradient of block i's own read-out logit w.r.t. its attention
+                (gb,) = torch.autograd.grad(readouts[i][0, c], attns[i], retain_graph=True)
+                att = (gb[0].mean(0) * att).clamp(min=0)
             n_in, n_a = xin[0].detach().norm(dim=-1), ao[0].detach().norm(dim=-1)
             n_r, n_m = (xin + ao)[0].detach().norm(dim=-1), mo[0].detach().norm(dim=-1)
             a1, b1 = n_in / (n_in + n_a), n_a / (n_in + n_a)
@@ -240,7 +261,7 @@ def reference(name, model, x, c, opts):
             m = (fused.view(n, n) + eye) / 2
             r = (m / m.sum(-1, keepdim=True)) @ r
     else:
-        steps, start = opts["steps"], opts.get("start_layer", 4 if name == "bi_attn" else 0)
+        steps, start = opts["steps"], opts["start_layer"]
         total = 0
         for alpha in torch.linspace(0, 1, steps, dtype=x.dtype):
             xs = (x.detach() * alpha).requires_grad_(True)
@@ -265,13 +286,13 @@ def reference(name, model, x, c, opts):
 
 
 @pytest.mark.parametrize("kind", list(MODELS))
-@pytest.mark.parametrize("name", VIT_METHODS)
+@pytest.mark.parametrize("name", REFERENCED + ["inflow_plain"])
 def test_against_literal_reference(name, kind):
     model = MODELS[kind]()
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(2, 3, 32, 32, generator=gen, dtype=torch.float64)
     classes = torch.tensor([[1, 4, 6], [0, 2, 5]])
-    ours = get_method(name, model, resolution="native", **FAST.get(name, {}))(x, classes)
+    ours = get_method(name.replace("_plain", ""), model, resolution="native", **FAST.get(name, {}))(x, classes)
     assert ours.shape == (2, 3, 4, 4)
     for b in range(2):
         for k in range(3):
@@ -325,13 +346,13 @@ def test_block_flows_reproduce_the_blocks():
 
 
 @pytest.mark.parametrize("kind", list(MODELS))
-def test_gradcam_vit_against_pytorch_grad_cam(kind):
+def test_token_gradcam_vit_against_pytorch_grad_cam(kind):
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     model = MODELS[kind]()
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    method = get_method("gradcam", model, resolution="native")
+    method = get_method("token_gradcam", model, resolution="native")
 
     def reshape(t):
         return t[:, 1:, :].reshape(t.shape[0], 4, 4, t.shape[-1]).permute(0, 3, 1, 2)
@@ -420,5 +441,35 @@ def test_vit_method_on_cnn_is_clear():
 @pytest.mark.parametrize("name", ["rollout", "gae", "bi_attn", "t_attn", "tlrp"])
 @pytest.mark.parametrize("start_layer", [-1, 3])
 def test_start_layer_outside_the_blocks_is_refused(name, start_layer):
-    with pytest.raises(ValueError, match=r"start_layer must be a block index in \[0, 3\), got " + str(start_layer)):
+    with pytest.raises(ValueError, match=r"start_layer must be a block index in \[0, 3\), got " + str(start_layer)
+                       + r"; pass start_layer=0..2"):
         get_method(name, tiny_timm(), start_layer=start_layer)
+
+
+def test_gradcam_on_a_vit_is_the_attention_gradcam():
+    from attrdist.methods import AttentionGradCAM, GradCAM
+
+    assert isinstance(get_method("gradcam", tiny_timm()), AttentionGradCAM)
+    assert type(get_method("gradcam", tiny_timm(), layer="blocks.2.norm1")) is GradCAM  # a named layer: token CAM
+    assert type(get_method("gradcam", torchvision.models.resnet18())) is GradCAM
+
+
+@pytest.mark.parametrize("name", ["bi_attn", "t_attn"])
+def test_reference_start_layer_default(name):
+    deep = timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=6, num_heads=2, embed_dim=16,
+                             num_classes=7).eval()
+    assert get_method(name, deep).start_layer == 4  # the references' default
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    with pytest.warns(UserWarning, match="start_layer=2"):  # 3 blocks: clamped to the last one, and said so
+        shallow = get_method(name, tiny_timm(), steps=4)
+    assert shallow.start_layer == 2
+    torch.testing.assert_close(shallow(x, "top2"), get_method(name, tiny_timm(), steps=4, start_layer=2)(x, "top2"))
+
+
+def test_inflow_block_readout_options():
+    model, x = tiny_timm(), torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    cls_maps = get_method("inflow", model)(x, "top2")
+    mean_maps = get_method("inflow", model, block_readout="mean")(x, "top2")
+    assert torch.isfinite(mean_maps).all() and not torch.allclose(cls_maps, mean_maps)
+    with pytest.raises(ValueError, match="block_readout"):
+        get_method("inflow", model, block_readout="max")

@@ -67,3 +67,11 @@ def test_lite_canonizer_keeps_the_function(lite0, cat_input):
         after = model(cat_input)
     torch.testing.assert_close(during, before, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(after, before, rtol=0, atol=0)
+
+
+def test_torchvision_weights_by_name():
+    """The paper's ``pretrained=True`` weights are IMAGENET1K_V1: named, their file and preprocessing are V1's."""
+    with pytest.raises(WeightsUnavailableError, match=r"ResNet50_Weights\.IMAGENET1K_V1.*resnet50-0676ba61\.pth"):
+        load_model("torchvision:resnet50", weights="IMAGENET1K_V1")
+    with pytest.raises(WeightsUnavailableError, match="published weights: IMAGENET1K_V1, IMAGENET1K_V2, DEFAULT"):
+        load_model("torchvision:resnet50", weights="IMAGENET1K_V7")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..methods import get_method
+from ..metrics.checks import degenerate
 from ..metrics.insertion import PIC_THRESHOLDS, PicBase, PicSkip, pic_curves, random_mask, rise_curves
 from ..models import LoadedModel, load_model
 from ..var import get_preset, var
@@ -39,6 +40,9 @@ class InsertionConfig(RunConfig):
         min_pred: PIC: skip an image whose top-1 softmax is below this (SIC).
         mask_fraction: PIC: fraction of random pixels always kept.
         rise_step: RISE: pixels per step.
+
+    A saliency map that orders no pixel (all zero, as when VAR keeps no pixel, or constant) gets no curve:
+    it is recorded as ``zeroed`` with its reason and left out of the aggregates.
     """
 
     curve: str = "pic"
@@ -93,6 +97,11 @@ def run_insertion(config: InsertionConfig, out_dir: str | Path, shard: Shard | N
                 target[v] = var(att.maps, preset=vc, warn_identical=False).refined[0, 0]
             for variant, m in target.items():
                 sal = (m.abs() if cfg.saliency == "abs" else m).double().cpu()
+                why = degenerate(sal)  # an all-zero map would keep every pixel at every threshold
+                rows.append(("image", name, variant, "zeroed", float(why is not None)))
+                if why:
+                    store.skip_item(f"{item}/{name}/{variant}", why)
+                    continue
                 if cfg.curve == "rise":
                     for kind, auc in rise_curves(model, x, sal.to(x.device), int(att.classes[0, 0]),
                                                  cfg.rise_step).items():

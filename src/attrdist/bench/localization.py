@@ -63,9 +63,13 @@ class LocalizationConfig(RunConfig):
         cell: Cell size in pixels (224: full resolution 448 grids; 112: 224 grids).
         selection: ``rao`` (confident, correct, distinct classes, each image once) or ``random``.
         confidence: Confidence threshold of the ``rao`` selection.
-        smoothing: ``gaussian``, ``box`` or ``none``; kernel and sigma below.
-        kernel: Smoothing kernel size.
-        sigma: Gaussian sigma.
+        smoothing: ``gaussian``, ``box`` or ``none``, applied to the positive part of the map (the paper's
+            order: positive part, then an 11x11 Gaussian).
+        kernel: Smoothing kernel size (11).
+        sigma: Gaussian sigma (2.0: OpenCV's ``GaussianBlur((11, 11), 0)`` of the VAR authors' demo; the RISE
+            code's 11x11 kernel has 5).
+        border: Smoothing border: ``reflect`` (reflect-101, OpenCV's default, as in the authors' demo) or
+            ``zeros``.
         binarize: Binarisation rule for IoU/F1 (see :data:`attrdist.metrics.BINARIZATIONS`).
         binarize_value: The rule's factor.
         min_area: COCO: minimal object area fraction.
@@ -81,7 +85,8 @@ class LocalizationConfig(RunConfig):
     confidence: float = 0.99
     smoothing: str = "gaussian"
     kernel: int = 11
-    sigma: float = 5.0
+    sigma: float = 2.0
+    border: str = "reflect"
     binarize: str = "mean"
     binarize_value: float = 1.0
     min_area: float = 0.01
@@ -287,7 +292,8 @@ class LocalizationBenchmark:
                 m = m[0, cols].float().cpu()
                 if m.shape[-2:] != masks.shape[-2:]:
                     m = F.interpolate(m[None], size=masks.shape[-2:], mode="bilinear", align_corners=False)[0]
-                scores = localization_scores(m, masks, c.kernel, c.sigma, c.smoothing, c.binarize, c.binarize_value)
+                scores = localization_scores(m, masks, c.kernel, c.sigma, c.smoothing, c.binarize, c.binarize_value,
+                                             c.border)
                 zero = (m.flatten(1).abs().amax(1) == 0).double()
                 for i, u in enumerate(prep.units):
                     rows += [(u.name, name, variant, metric, float(v[i])) for metric, v in scores.items()]

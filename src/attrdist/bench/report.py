@@ -22,7 +22,8 @@ __all__ = ["Table", "summarize", "write_report"]
 #: Metrics shown by default, in order (others found in the store follow); ``zeroed`` counts all-zero maps.
 METRIC_ORDER = ["region_attribution", "iou", "precision", "recall", "f1", "zeroed",
                 "aic_median_curve", "sic_median_curve", "aic_auc", "sic_auc", "insertion_auc", "deletion_auc",
-                "spearman_abs", "spearman", "pearson", "cosine", "ssim", "hog_spearman"]
+                "spearman_abs", "spearman", "pearson", "cosine", "ssim", "hog_pearson", "ssim_notebook",
+                "hog_spearman"]
 
 
 @dataclass

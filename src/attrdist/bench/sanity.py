@@ -8,13 +8,14 @@ target map, vanilla and for each VAR variant from the same raw maps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..methods import get_method
-from ..metrics.similarity import similarities
+from ..metrics.checks import degenerate
+from ..metrics.similarity import DEFAULT_SIMILARITIES, similarities
 from ..models import LoadedModel, load_model
 from ..models.randomize import randomization_blocks, randomized_copy
 from ..var import get_preset, var
@@ -35,10 +36,16 @@ class SanityConfig(RunConfig):
         top_k: The class set is the ``top_k`` most probable classes plus the least probable one (of the
             randomised model).
         depths: Number of randomisation depths, evenly spaced from 0 to all blocks (``None``: every depth).
+        similarities: Measures of :data:`attrdist.metrics.similarity.SIMILARITIES` (default: the paper's
+            Spearman with and without abs, SSIM and HOG-Pearson, plus Pearson and cosine).
+
+    A map that cannot be compared (all zero, as when VAR keeps no pixel, or constant) gets no similarity:
+    it is recorded as ``zeroed`` with its reason and left out of the means.
     """
 
     top_k: int = 3
     depths: int | None = 6
+    similarities: list[str] = field(default_factory=lambda: list(DEFAULT_SIMILARITIES))
 
     benchmark = "sanity"
 
@@ -86,7 +93,14 @@ def run_sanity(config: SanityConfig, out_dir: str | Path, shard: Shard | None = 
             for (name, variant), m in maps.items():
                 unit = f"depth{d:03d}"
                 rows.append((unit, name, variant, "fraction", d / len(blocks)))
-                rows += [(unit, name, variant, k, v) for k, v in similarities(original[(name, variant)], m).items()]
+                why = degenerate(original[(name, variant)])
+                why = f"original {why}" if why else degenerate(m)
+                rows.append((unit, name, variant, "zeroed", float(why is not None)))
+                if why:
+                    store.skip_item(f"{item}/{unit}/{name}/{variant}", why)
+                    continue
+                rows += [(unit, name, variant, k, v)
+                         for k, v in similarities(original[(name, variant)], m, cfg.similarities).items()]
         return rows
 
     run_items(store, list(items), compute, shard, desc="sanity")

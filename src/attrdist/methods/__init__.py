@@ -3,21 +3,23 @@
 from . import cam, gradient, lrp, tlrp, transformer  # noqa: F401  (registers the methods)
 from .adapters import CallableAdapter, CaptumAdapter, GradCamAdapter
 from .base import METHODS, Attribution, Attributor, class_gradients, get_method, register_method
-from .cam import GradCAM, GuidedGradCAM, LayerCAM
+from .cam import GradCAM, GuidedGradCAM, LayerCAM, TokenGradCAM
 from .gradient import Gradient, GuidedBackprop, InputXGradient, IntegratedGradients, SmoothGrad
 from .lrp import LRP
 from .tlrp import TLRP
-from .transformer import GAE, AttentionRollout, BiAttn, GradRollout, InFlow, TAttn
+from .transformer import GAE, AttentionGradCAM, AttentionRollout, BiAttn, GradRollout, InFlow, TAttn
 
 __all__ = [
     "GAE",
     "LRP",
+    "AttentionGradCAM",
     "AttentionRollout",
     "BiAttn",
     "GradRollout",
     "InFlow",
     "TAttn",
     "TLRP",
+    "TokenGradCAM",
     "METHODS",
     "Attribution",
     "Attributor",

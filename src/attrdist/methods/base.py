@@ -54,7 +54,9 @@ def get_method(name: str, model: nn.Module, **options: object) -> Attributor:
 
     Args:
         name: A registered method name (see ``attrdist methods``).
-        model: The classifier, returning logits ``[B, num_classes]``.
+        model: The classifier, returning logits ``[B, num_classes]``, or a
+            :class:`~attrdist.models.LoadedModel` (its input normalisation then reaches the methods that use
+            it, such as integrated gradients with ``baseline="black"``).
         **options: Options of the method class.
 
     Returns:
@@ -63,7 +65,13 @@ def get_method(name: str, model: nn.Module, **options: object) -> Attributor:
     Raises:
         KeyError: If the method name is unknown.
     """
-    return METHODS.get(name)(model, **options)
+    cls = METHODS.get(name)
+    preprocess = getattr(model, "preprocess", None)
+    if not isinstance(model, nn.Module) and preprocess is not None:  # a LoadedModel
+        if cls.uses_normalization:
+            options.setdefault("normalization", (tuple(preprocess.mean), tuple(preprocess.std)))
+        model = model.model  # type: ignore[attr-defined]
+    return cls.create(model, **options)
 
 
 @dataclass
@@ -151,6 +159,17 @@ class Attributor(abc.ABC):
     class_agnostic: ClassVar[bool] = False
     #: Architectures the method applies to: ``"cnn"`` and/or ``"vit"``.
     applies_to: ClassVar[frozenset[str]] = frozenset({"cnn", "vit"})
+    #: Whether the method takes the model's input normalisation (``normalization=(mean, std)``).
+    uses_normalization: ClassVar[bool] = False
+
+    @classmethod
+    def create(cls, model: nn.Module, **options: object) -> Attributor:
+        """Build the method for ``model``.
+
+        :func:`get_method` calls this; a method may pick an implementation per architecture, as ``gradcam``
+        does for ViTs.
+        """
+        return cls(model, **options)  # type: ignore[arg-type]
 
     def __init__(self, model: nn.Module, *, vjp: VJPMode = "auto", keep_channels: bool = False) -> None:
         if not isinstance(model, nn.Module):

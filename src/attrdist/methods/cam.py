@@ -15,7 +15,7 @@ from ..classes import ClassSet
 from .base import Attributor, register_method
 from .hooks import GuidedState, capture_output, guided_activations, resolve_module
 
-__all__ = ["GradCAM", "GuidedGradCAM", "LayerCAM"]
+__all__ = ["GradCAM", "GuidedGradCAM", "LayerCAM", "TokenGradCAM"]
 
 
 class _CAM(Attributor):
@@ -90,15 +90,44 @@ class _CAM(Attributor):
 
 @register_method("gradcam")
 class GradCAM(_CAM):
-    """Grad-CAM (Selvaraju et al., 2017): ``ReLU(sum_c mean_ij(dy/dA_c) A_c)``, raw (never min-max scaled)."""
+    """Grad-CAM (Selvaraju et al., 2017): ``ReLU(sum_c mean_ij(dy/dA_c) A_c)``, raw (never min-max scaled).
 
-    summary = "Grad-CAM on the architecture's CAM layer, upsampled bilinearly"
+    On a Vision Transformer ``get_method("gradcam", vit)`` builds the attention Grad-CAM of the last block
+    (:class:`~attrdist.methods.transformer.AttentionGradCAM`, the VAR paper's ViT Grad-CAM); the token CAM
+    is ``token_gradcam`` (or ``gradcam`` with an explicit ``layer=``).
+    """
+
+    summary = "Grad-CAM on the architecture's CAM layer (ViT: attention Grad-CAM of the last block)"
     reference = "Selvaraju et al. Grad-CAM: Visual Explanations from Deep Networks. ICCV 2017"
+
+    @classmethod
+    def create(cls, model: nn.Module, **options: object) -> Attributor:
+        """Grad-CAM for ``model``: the attention Grad-CAM on a ViT unless a ``layer`` is named."""
+        from ..models.vit import is_vit
+
+        if cls is GradCAM and is_vit(model) and options.get("layer") is None:
+            from .transformer import AttentionGradCAM
+
+            options.pop("layer", None)
+            return AttentionGradCAM(model, **options)
+        return cls(model, **options)  # type: ignore[arg-type]
 
     def cam(self, acts: Tensor, grads: Tensor) -> Tensor:
         """Channel weights are the spatial mean of the gradients."""
         weights = grads.mean(dim=(-2, -1), keepdim=True)
         return (weights * acts).sum(2)
+
+
+@register_method("token_gradcam")
+class TokenGradCAM(GradCAM):
+    """Grad-CAM on a ViT's tokens: the last block's first norm (``norm1``/``ln_1``) on the patch grid.
+
+    The layer's tokens are put on the patch grid (prefix tokens dropped, as pytorch-grad-cam's reshape
+    transform does) and weighted as in Grad-CAM.
+    """
+
+    summary = "Grad-CAM on the last block's norm1 tokens on the patch grid, ViT"
+    applies_to = frozenset({"vit"})
 
 
 @register_method("layercam")

@@ -70,7 +70,7 @@ class GuidedBackprop(Gradient):
             return super().attribute(x, classes, target)
 
 
-IGRule = Literal["gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"]
+IGRule = Literal["gausslegendre", "uniform", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"]
 
 
 def ig_rule(steps: int, rule: IGRule) -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +92,10 @@ def ig_rule(steps: int, rule: IGRule) -> tuple[np.ndarray, np.ndarray]:
     if rule == "gausslegendre":
         nodes, w = np.polynomial.legendre.leggauss(steps)
         return 0.5 * (nodes + 1.0), 0.5 * w
+    if rule == "uniform":  # the plain mean over linspace(0, 1, steps), ends included (saliency, VAR authors)
+        if steps < 2:
+            raise ValueError(f"integrated gradients needs more steps than {steps} for rule {rule!r}")
+        return i / (steps - 1), np.full(steps, 1.0 / steps)
     if rule == "riemann_left":
         return i / steps, np.full(steps, 1.0 / steps)
     if rule == "riemann_right":
@@ -146,42 +150,99 @@ class _SampledGradient(Attributor):
         return self.reduce_channels(self.post(x, total)), cls, logits
 
 
+Baseline = Literal["zero", "black", "blur"]
+
+
 @register_method("integrated_gradients")
 class IntegratedGradients(_SampledGradient):
     """Integrated Gradients (Sundararajan et al., 2017), channel-summed.
 
     ``(x - x0) * sum_i w_i grad f_c(x0 + alpha_i (x - x0))`` with the points and weights of ``rule``.
 
+    Defaults and how they compare: attrdist takes 32 Gauss-Legendre points from the all-zero input;
+    Captum's default is 50 Gauss-Legendre points from zeros; the VAR authors' ``src/ig.py`` averages 128
+    points of ``linspace(0, 1)``, both ends included (``steps=128, rule="uniform"``), as the ``saliency``
+    package does. The input is the model's normalised tensor, so ``baseline="zero"`` is the mean colour
+    of the normalisation, not black.
+
     Args:
         model: The classifier.
         steps: Number of integration points (default 32).
-        baseline: Baseline ``x0``: a number or a tensor broadcastable to the input (default 0).
-        rule: Quadrature rule (default ``"gausslegendre"``, Captum's default).
+        baseline: ``"zero"`` (default: the all-zero normalised input, i.e. the normalisation's mean colour),
+            ``"black"`` (the black image in the model's normalisation; needs ``normalization``), ``"blur"``
+            (a Gaussian blur of the input, ``blur_sigma`` pixels), a number, or a tensor broadcastable to
+            the input.
+        rule: Quadrature rule (default ``"gausslegendre"``, Captum's); ``"uniform"`` is the mean over
+            ``linspace(0, 1, steps)`` (the VAR authors' and the ``saliency`` package's).
+        normalization: ``(mean, std)`` per channel of the model's input normalisation (set by
+            ``get_method`` when given a :class:`~attrdist.models.LoadedModel`); needed for ``"black"``.
+        blur_sigma: Standard deviation of the ``"blur"`` baseline in pixels (default 10).
         chunk_size: Points per forward pass.
         **kwargs: See :class:`Attributor`.
+
+    Raises:
+        ValueError: On an unknown baseline, or ``"black"`` without ``normalization``.
     """
 
-    summary = "integrated gradients from a baseline (default black), 32 steps"
+    summary = "integrated gradients, 32 Gauss-Legendre steps from the zero (mean-colour) input; black/blur options"
     reference = "Sundararajan, Taly, Yan. Axiomatic Attribution for Deep Networks. ICML 2017"
+    uses_normalization = True
 
     def __init__(
-        self, model: nn.Module, *, steps: int = 32, baseline: float | Tensor = 0.0,
-        rule: IGRule = "gausslegendre", chunk_size: int = 16, **kwargs: object,
+        self, model: nn.Module, *, steps: int = 32, baseline: Baseline | float | Tensor = "zero",
+        rule: IGRule = "gausslegendre", normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+        blur_sigma: float = 10.0, chunk_size: int = 16, **kwargs: object,
     ) -> None:
         super().__init__(model, chunk_size=chunk_size, **kwargs)
         self.alphas, self.weights = ig_rule(steps, rule)
-        self.baseline = baseline
+        if isinstance(baseline, str):
+            if baseline not in ("zero", "black", "blur"):
+                raise ValueError(f"unknown baseline {baseline!r}; use 'zero', 'black', 'blur', a number or a tensor")
+            if baseline == "black" and normalization is None:
+                raise ValueError("baseline='black' needs the model's input normalisation: pass normalization=(mean, "
+                                 "std), or give get_method a LoadedModel (attrdist.load_model) instead of the module")
+            if not blur_sigma > 0:
+                raise ValueError(f"blur_sigma must be positive, got {blur_sigma}")
+        self.baseline, self.normalization, self.blur_sigma = baseline, normalization, blur_sigma
+
+    def baseline_of(self, x: Tensor) -> Tensor:
+        """The baseline ``x0`` for the input batch ``x`` (same shape)."""
+        if self.baseline == "zero":
+            return torch.zeros_like(x)
+        if self.baseline == "black":
+            mean, std = (torch.as_tensor(v, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+                         for v in self.normalization)  # type: ignore[union-attr]
+            return ((0.0 - mean) / std).expand_as(x)
+        if self.baseline == "blur":
+            return _gaussian_blur(x, self.blur_sigma)
+        return torch.as_tensor(self.baseline, dtype=x.dtype, device=x.device).expand_as(x)
 
     def points(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Points on the straight path from the baseline to ``x``."""
-        x0 = torch.as_tensor(self.baseline, dtype=x.dtype, device=x.device).expand_as(x)
+        x0 = self.baseline_of(x)
         a = torch.as_tensor(self.alphas, dtype=x.dtype, device=x.device).view(-1, 1, 1, 1, 1)
         return x0 + a * (x - x0), torch.as_tensor(self.weights)
 
     def post(self, x: Tensor, summed: Tensor) -> Tensor:
         """Multiply the averaged gradient by ``x - x0``."""
-        x0 = torch.as_tensor(self.baseline, dtype=x.dtype, device=x.device)
-        return summed * (x - x0)
+        return summed * (x - self.baseline_of(x))
+
+
+def _gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Per-channel Gaussian blur of ``[B, C, H, W]`` (radius ``3 sigma``, reflected borders, kept constant colours).
+
+    Normalisation is affine per channel, so blurring the normalised input is normalising the blurred image.
+    """
+    import torch.nn.functional as F
+
+    radius = max(1, min(int(np.ceil(3 * sigma)), x.shape[-2] - 1, x.shape[-1] - 1))
+    r = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    g = torch.exp(-(r**2) / (2 * sigma**2))
+    g = g / g.sum()
+    c = x.shape[1]
+    out = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return F.conv2d(F.pad(out, (radius, radius, 0, 0), mode="reflect"), g.view(1, 1, 1, -1).expand(c, 1, 1, -1),
+                    groups=c)
 
 
 @register_method("smoothgrad")

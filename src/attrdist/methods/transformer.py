@@ -12,16 +12,17 @@ the batch into the heads).
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from ..classes import ClassSet
-from ..models.vit import BlockTrace, trace_attention, vit_info
+from ..models.vit import BlockTrace, block_flows, head_parts, trace_attention, vit_info
 from .base import Attributor, register_method
 
-__all__ = ["AttentionRollout", "BiAttn", "GAE", "GradRollout", "InFlow", "TAttn"]
+__all__ = ["AttentionGradCAM", "AttentionRollout", "BiAttn", "GAE", "GradRollout", "InFlow", "TAttn"]
 
 
 class _AttentionMethod(Attributor):
@@ -43,15 +44,30 @@ class _AttentionMethod(Attributor):
         self.info = vit_info(model)
         self.resolution = resolution
 
-    def block_index(self, start_layer: int) -> int:
+    def block_index(self, start_layer: int | None, reference_default: int = 0) -> int:
         """``start_layer`` checked against the model's blocks.
 
+        Args:
+            start_layer: The block index the user asked for, or ``None`` for the reference's default.
+            reference_default: The reference implementation's default; on a ViT with fewer blocks it is
+                clamped to the last block, with a warning.
+
         Raises:
-            ValueError: If it is not a block index.
+            ValueError: If an explicit ``start_layer`` is not a block index; the message says what to pass.
         """
         depth = len(self.info.blocks)
+        if start_layer is None:
+            if reference_default < depth:
+                return reference_default
+            warnings.warn(
+                f"{self.name}: the reference's start_layer={reference_default} needs more than {reference_default} "
+                f"blocks; this ViT has {depth}, so start_layer={depth - 1} (its last block) is used",
+                UserWarning, stacklevel=3,
+            )
+            return depth - 1
         if not 0 <= start_layer < depth:
-            raise ValueError(f"start_layer must be a block index in [0, {depth}), got {start_layer}")
+            raise ValueError(f"start_layer must be a block index in [0, {depth}), got {start_layer}; pass "
+                             f"start_layer=0..{depth - 1} (this ViT has {depth} blocks)")
         return start_layer
 
     def traced(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None,
@@ -82,6 +98,40 @@ def _eye_like(a: Tensor) -> Tensor:
 
 def _row_normalize(m: Tensor) -> Tensor:
     return m / m.sum(-1, keepdim=True)
+
+
+class AttentionGradCAM(_AttentionMethod):
+    """Attention Grad-CAM of the last block: ``gradcam`` on a ViT (the VAR paper's ViT Grad-CAM rows).
+
+    The class token's attention row over the patch tokens of the last block, ``A_h[CLS, patches]``, weighted
+    per head by the mean of its class gradient over the patch tokens, averaged over heads, positive part:
+    ``ReLU(mean_h(mean_j(dA_h[CLS, j]) * A_h[CLS, :]))`` (Chefer et al.'s ``generate_cam_attn``, the VAR
+    authors' ``VitGradCam``), raw (never min-max scaled). Built by ``get_method("gradcam", vit)``; the token
+    CAM on the last block's first norm is ``token_gradcam``.
+
+    Args:
+        model: A ViT.
+        relu: Apply the positive part (default ``True``).
+        **kwargs: See :class:`_AttentionMethod`.
+    """
+
+    name = "gradcam"
+    summary = "attention Grad-CAM of the last block (CLS attention row x head-wise mean gradient), ViT"
+    reference = "Selvaraju et al. ICCV 2017; attention form of Chefer, Gur, Wolf, CVPR 2021 (baseline)"
+
+    def __init__(self, model: nn.Module, *, relu: bool = True, **kwargs: object) -> None:
+        super().__init__(model, **kwargs)
+        self.relu = relu
+
+    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor.attribute`)."""
+        last = len(self.info.blocks) - 1
+        traces, logits, cls, grads = self.traced(x, classes, target, start=last)
+        row = traces[last].attn.detach()[:, :, 0, :].unsqueeze(0)  # [1, B, h, N]: the class token's query row
+        weights = grads[0][..., 0, self.info.prefix :].mean(-1, keepdim=True)  # [K, B, h, 1]
+        cam = (weights * row).mean(2)  # [K, B, N]
+        cam = cam.clamp(min=0) if self.relu else cam
+        return self.to_maps(cam.transpose(0, 1), x), cls, logits
 
 
 @register_method("rollout")
@@ -160,7 +210,8 @@ class GradRollout(_AttentionMethod):
 class GAE(_AttentionMethod):
     """Generic Attention-model Explainability (Chefer et al., ICCV 2021).
 
-    ``R = I``, then for every block ``R += mean_h (dA * A)+ @ R``; no row normalisation.
+    ``R = I``, then for every block ``R += mean_h((dA_h * A_h)+) @ R``: the positive part is taken per head,
+    before the head mean (Chefer et al.'s ``avg_heads``); no row normalisation.
 
     Args:
         model: A ViT.
@@ -180,7 +231,7 @@ class GAE(_AttentionMethod):
         traces, logits, cls, grads = self.traced(x, classes, target, start=self.start_layer)
         r = None
         for tr, g in zip(traces[self.start_layer :], grads, strict=True):
-            cam = (g * tr.attn.detach().unsqueeze(0)).mean(2).clamp(min=0)  # [K, B, N, N]
+            cam = (g * tr.attn.detach().unsqueeze(0)).clamp(min=0).mean(2)  # [K, B, N, N]
             r = _eye_like(cam) if r is None else r
             r = r + cam @ r
         return self.to_maps(r[..., 0, :].transpose(0, 1), x), cls, logits
@@ -193,12 +244,13 @@ class _IGWeighted(_AttentionMethod):
     to 1 (the input is scaled, as in the reference), all steps in one forward pass per chunk.
     """
 
-    def __init__(self, model: nn.Module, *, start_layer: int = 0, steps: int = 20, chunk_size: int = 20,
+    def __init__(self, model: nn.Module, *, start_layer: int | None = None, steps: int = 20, chunk_size: int = 20,
                  **kwargs: object) -> None:
         super().__init__(model, **kwargs)
         if steps < 2 or chunk_size < 1:
             raise ValueError("steps must be >= 2 and chunk_size >= 1")
-        self.start_layer, self.steps, self.chunk_size = self.block_index(start_layer), steps, chunk_size
+        # both references default to start_layer=4 (clamped to the last block on shallower ViTs)
+        self.start_layer, self.steps, self.chunk_size = self.block_index(start_layer, 4), steps, chunk_size
 
     def ig_weights(self, x: Tensor, cls: Tensor) -> Tensor:
         """``W`` for each class: ``[K, B, N, N]``."""
@@ -226,7 +278,8 @@ class BiAttn(_IGWeighted):
 
     Args:
         model: A ViT.
-        start_layer: Blocks before ``start_layer - 1`` are skipped (reference default 4).
+        start_layer: Blocks before ``start_layer - 1`` are skipped, as in the reference's ``generate_ours``
+            (default: the reference's 4, or the last block of a ViT with at most 4 blocks, with a warning).
         steps: Integrated-gradient steps (default 20).
         chunk_size: Steps per forward pass.
         **kwargs: See :class:`_AttentionMethod`.
@@ -234,9 +287,6 @@ class BiAttn(_IGWeighted):
 
     summary = "Bi-attn (attention perception x integrated-gradient feedback), ViT"
     reference = "Chen et al. Beyond Intuition: Rethinking Token Attributions inside Transformers. TMLR 2023"
-
-    def __init__(self, model: nn.Module, *, start_layer: int = 4, **kwargs: object) -> None:
-        super().__init__(model, start_layer=start_layer, **kwargs)
 
     def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
         """Compute the maps (see :meth:`Attributor.attribute`)."""
@@ -265,7 +315,9 @@ class TAttn(_IGWeighted):
 
     Args:
         model: A ViT.
-        start_layer: Last (lowest) block used.
+        start_layer: Last (lowest) block used (default: 4, the default of the reference's
+            ``transition_attention_maps`` and what its evaluation scripts pass; the last block of a ViT with at
+            most 4 blocks, with a warning).
         steps: Integrated-gradient steps (default 20).
         chunk_size: Steps per forward pass.
         **kwargs: See :class:`_AttentionMethod`.
@@ -290,32 +342,67 @@ class TAttn(_IGWeighted):
 class InFlow(_AttentionMethod):
     """InFlow (Walker et al., AISTATS 2025): rollout of attention that models both residual connections.
 
-    Per block: head weights ``I_h = mean |A_h^T dA_h|`` (normalised over heads), ``A = max_h I_h A_h``; the
-    token norms of the block input ``x``, the attention output ``a`` and the MLP output ``m`` give the
-    shares ``(a1, b1) = (|x|, |a|) / (|x| + |a|)`` and ``(a2, b2) = (|x + a|, |m|) / (|x + a| + |m|)``, the
-    ratio ``r = b2 / a2`` (L1-normalised over tokens), ``M1 = A diag(b1) + diag(a1)``,
+    Per block: head weights ``I_h = mean |A_h^T dA_h|`` (normalised over heads), ``A = max_h I_h A_h``; with
+    ``block_gradient=True`` (the reference's default ``withgrad=True``, which its evaluation scripts use)
+    ``A`` becomes ``(mean_h dz_i/dA_h * A)+``, where ``z_i`` is the class logit read out after block ``i``
+    (the model's final norm and head applied to that block's class token, ``block_readout="cls"``, as in
+    the code the paper was published with; ``"mean"`` averages all tokens, as the reference's later code
+    does). The token norms of the block input ``x``, the attention output ``a`` and the MLP output ``m``
+    give the shares ``(a1, b1) = (|x|, |a|) / (|x| + |a|)`` and ``(a2, b2) = (|x + a|, |m|) / (|x + a| + |m|)``,
+    the ratio ``r = b2 / a2`` (L1-normalised over tokens), ``M1 = A diag(b1) + diag(a1)``,
     ``M2 = diag(r b2 + a2)``; ``M = M1 M2`` row-normalised and multiplied over blocks; the CLS row.
-    The reference's optional weighting by per-block classifications (which needs a modified model) is
-    not offered.
+
+    The per-block logits cost one more forward pass of the blocks (each block re-run on its recorded,
+    detached input, so that ``dz_i/dA_i`` holds only block ``i``'s own path) and one batched backward pass.
 
     Args:
-        model: A ViT.
+        model: A ViT that classifies its class token.
+        block_gradient: Weight each block's attention by the gradient of its own read-out logit (default
+            ``True``); ``False`` is the plain variant (the reference's ``withgrad=False``).
+        block_readout: ``"cls"`` (default) or ``"mean"``: which tokens the per-block read-out uses.
         **kwargs: See :class:`_AttentionMethod`.
     """
 
-    summary = "InFlow: rollout modelling both residual connections with token norms, ViT"
+    summary = "InFlow: rollout modelling both residual connections, per-block gradient weights, ViT"
     reference = "Walker et al. InFlow: Attention flow for Vision Transformer explanation. AISTATS 2025"
+
+    def __init__(self, model: nn.Module, *, block_gradient: bool = True, block_readout: str = "cls",
+                 **kwargs: object) -> None:
+        super().__init__(model, **kwargs)
+        if block_readout not in ("cls", "mean"):
+            raise ValueError(f"block_readout must be 'cls' or 'mean', got {block_readout!r}")
+        self.block_gradient, self.block_readout = block_gradient, block_readout
+        if block_gradient:
+            self._head = head_parts(model, self.info)
+
+    def _block_logit_gradients(self, traces: list[BlockTrace], cls: Tensor) -> list[Tensor]:
+        """``dz_i[c] / dA_i`` for every block ``i`` and class: ``[K, B, heads, N, N]`` per block."""
+        norm, head = self._head
+        attns, total = [], None
+        with torch.enable_grad():
+            for block, tr in zip(self.info.blocks, traces, strict=True):
+                flows = block_flows(block, self.info.kind, tr.x_in.detach().requires_grad_(True))
+                tokens = norm(flows.out)
+                h = tokens[:, 0] if self.block_readout == "cls" else tokens.mean(1)
+                for mod in head:
+                    h = mod(h)
+                attns.append(flows.attn)
+                total = h if total is None else total + h  # z_i depends on A_i only: the sum separates
+        return self.gradients(total, cls, attns)
 
     def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
         """Compute the maps (see :meth:`Attributor.attribute`)."""
         traces, logits, cls, grads = self.traced(x, classes, target)
+        block_grads = self._block_logit_gradients(traces, cls) if self.block_gradient else [None] * len(traces)
         joint = None
-        for tr, g in zip(traces, grads, strict=True):
+        for tr, g, gb in zip(traces, grads, block_grads, strict=True):
             a = tr.attn.detach().unsqueeze(0)  # [1, B, h, N, N]
             ih = (a.transpose(-1, -2) @ g).abs().mean((-1, -2))  # [K, B, h]
             total = ih.sum(-1, keepdim=True)
             ih = torch.where(total > 0, ih / total.clamp(min=torch.finfo(ih.dtype).tiny), torch.zeros_like(ih))
             att = (a * ih[..., None, None]).amax(2)  # [K, B, N, N]
+            if gb is not None:
+                att = (gb.mean(2) * att).clamp(min=0)
             xin, aout, mout = (t.detach() for t in (tr.x_in, tr.attn_out, tr.mlp_out))
             a1, b1 = _shares(xin.norm(dim=-1), aout.norm(dim=-1))
             a2, b2 = _shares((xin + aout).norm(dim=-1), mout.norm(dim=-1))

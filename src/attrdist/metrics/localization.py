@@ -15,6 +15,10 @@ from torch import Tensor
 
 __all__ = [
     "BINARIZATIONS",
+    "PAPER_BORDER",
+    "PAPER_KERNEL",
+    "PAPER_SIGMA",
+    "opencv_sigma",
     "binarize",
     "f1_score",
     "iou",
@@ -29,27 +33,49 @@ __all__ = [
 EMPTY_MAP = 1e-7
 
 
+#: The paper's smoothing (appendix B): an 11x11 Gaussian. Sigma and border follow the VAR authors' demo, which
+#: calls OpenCV's ``GaussianBlur(map, (11, 11), 0)``: sigma ``0.3 * ((11 - 1) * 0.5 - 1) + 0.8 = 2.0`` and
+#: reflect-101 borders.
+PAPER_KERNEL, PAPER_SIGMA, PAPER_BORDER = 11, 2.0, "reflect"
+
+
+def opencv_sigma(kernel: int) -> float:
+    """The sigma OpenCV's ``GaussianBlur`` derives for ``sigma=0``: ``0.3 * ((kernel - 1) / 2 - 1) + 0.8``."""
+    return 0.3 * ((kernel - 1) * 0.5 - 1) + 0.8
+
+
 def smooth(
-    maps: Tensor, kernel: int = 11, sigma: float = 5.0, kind: Literal["gaussian", "box", "none"] = "gaussian"
+    maps: Tensor, kernel: int = PAPER_KERNEL, sigma: float = PAPER_SIGMA,
+    kind: Literal["gaussian", "box", "none"] = "gaussian", border: Literal["reflect", "zeros"] = PAPER_BORDER,
 ) -> Tensor:
-    """Smooth maps with a normalised 2-D kernel (zero padding, same size).
+    """Smooth maps with a normalised, separable 2-D kernel (same size).
 
     Args:
         maps: ``[N, H, W]``.
         kernel: Odd kernel size (default 11, as in the paper).
-        sigma: Standard deviation of the Gaussian (default 5, as in the RISE code).
+        sigma: Standard deviation of the Gaussian (default 2.0, OpenCV's for an 11x11 kernel, as in the VAR
+            authors' demo; the RISE code's 11x11 kernel uses 5).
         kind: ``"gaussian"``, ``"box"`` (a mean filter, as B-cos v2's average pooling) or ``"none"``.
+        border: ``"reflect"`` (reflect-101, OpenCV's default border: ``dcb|abcd|cba``) or ``"zeros"``
+            (zero padding, as ``avg_pool2d`` and ``conv2d`` pad).
 
     Returns:
         Smoothed maps ``[N, H, W]``, same dtype.
 
     Raises:
-        ValueError: On an even or non-positive kernel size or an unknown kind.
+        ValueError: On an even or non-positive kernel size, an unknown kind or border.
+
+    Example:
+        >>> m = torch.zeros(1, 21, 21); m[0, 10, 10] = 1.0
+        >>> round(float(smooth(m).sum()), 6), round(float(smooth(m)[0, 10, 10]), 4)
+        (1.0, 0.0402)
     """
     if kind == "none":
         return maps
     if kernel < 1 or kernel % 2 == 0:
         raise ValueError(f"kernel size must be a positive odd number, got {kernel}")
+    if border not in ("reflect", "zeros"):
+        raise ValueError(f"unknown border {border!r}; use 'reflect' (reflect-101, OpenCV's default) or 'zeros'")
     if kind == "gaussian":
         if not (math.isfinite(sigma) and sigma > 0):
             raise ValueError(f"sigma must be a positive number, got {sigma}")
@@ -59,10 +85,17 @@ def smooth(
         g = torch.ones(kernel, dtype=torch.float64)
     else:
         raise ValueError(f"unknown smoothing {kind!r}; use 'gaussian', 'box' or 'none'")
-    # both kernels are separable: a column pass and a row pass equal the 2-D zero-padded convolution
+    # both kernels are separable: a column pass and a row pass equal the 2-D convolution
     g = (g / g.sum()).to(maps.dtype).to(maps.device)
-    out = F.conv2d(maps[:, None], g.view(1, 1, -1, 1), padding=(kernel // 2, 0))
-    return F.conv2d(out, g.view(1, 1, 1, -1), padding=(0, kernel // 2))[:, 0]
+    pad = kernel // 2
+    x = maps[:, None]
+    if border == "reflect":
+        if pad >= min(maps.shape[-2:]):
+            raise ValueError(f"a {kernel}x{kernel} kernel needs maps larger than {pad} pixels for reflected borders")
+        x = F.conv2d(F.pad(x, (0, 0, pad, pad), mode="reflect"), g.view(1, 1, -1, 1))
+        return F.conv2d(F.pad(x, (pad, pad, 0, 0), mode="reflect"), g.view(1, 1, 1, -1))[:, 0]
+    x = F.conv2d(x, g.view(1, 1, -1, 1), padding=(pad, 0))
+    return F.conv2d(x, g.view(1, 1, 1, -1), padding=(0, pad))[:, 0]
 
 
 def region_attribution(maps: Tensor, masks: Tensor) -> Tensor:
@@ -160,10 +193,15 @@ def f1_score(pred: Tensor, masks: Tensor) -> Tensor:
 
 
 def localization_scores(
-    maps: Tensor, masks: Tensor, kernel: int = 11, sigma: float = 5.0, smoothing: str = "gaussian",
-    rule: str = "mean", value: float = 1.0,
+    maps: Tensor, masks: Tensor, kernel: int = PAPER_KERNEL, sigma: float = PAPER_SIGMA, smoothing: str = "gaussian",
+    rule: str = "mean", value: float = 1.0, border: str = PAPER_BORDER,
 ) -> dict[str, Tensor]:
-    """All localisation metrics of maps against regions, after smoothing.
+    """All localisation metrics of maps against regions, in the paper's order.
+
+    The paper (appendix B): "We only take the positive part of H_c. Before evaluation, we apply a Gaussian
+    blur with a kernel size of 11x11". So the positive part comes first, then the smoothing, then region
+    attribution and the binarised scores. (Blurring the signed map first lets negative evidence cancel
+    positive evidence nearby.)
 
     Args:
         maps: ``[N, H, W]`` at the resolution of the masks.
@@ -173,15 +211,20 @@ def localization_scores(
         smoothing: ``"gaussian"``, ``"box"`` or ``"none"``.
         rule: Binarisation rule for IoU / precision / recall / F1.
         value: The rule's factor.
+        border: Smoothing border (see :func:`smooth`).
 
     Returns:
         ``{"region_attribution", "iou", "precision", "recall", "f1"}``, each ``[N]`` (region attribution
         in the maps' floating dtype, the others float64).
+
+    Raises:
+        ValueError: If maps and masks differ in shape.
     """
     if maps.shape != masks.shape:
         raise ValueError(f"maps {tuple(maps.shape)} and masks {tuple(masks.shape)} must have the same shape")
     masks = masks.bool()
-    s = smooth(maps if maps.dtype in (torch.float32, torch.float64) else maps.float(), kernel, sigma, smoothing)  # type: ignore[arg-type]
+    pos = (maps if maps.dtype in (torch.float32, torch.float64) else maps.float()).clamp(min=0)
+    s = smooth(pos, kernel, sigma, smoothing, border)  # type: ignore[arg-type]
     pred = binarize(s, masks, rule, value)
     return {
         "region_attribution": region_attribution(s, masks),

@@ -133,34 +133,52 @@ def _hub_dir() -> Path:
 
 
 def _torchvision(name: str, weights: str | None) -> tuple[nn.Module, Preprocess, str]:
+    """A torchvision classifier.
+
+    ``weights`` is a state-dict path, ``"random"``, the name of one of the model's published weights
+    (``IMAGENET1K_V1``, ``IMAGENET1K_V2``, ``DEFAULT``), looked up in the torch hub cache, or ``None``
+    (``DEFAULT``).
+    """
     import torchvision.models as tvm
 
     if name not in tvm.list_models():
         raise ValueError(f"torchvision has no model {name!r}")
     model = tvm.get_model(name, weights=None)
-    pre = Preprocess()
     try:
-        enum = tvm.get_model_weights(name).DEFAULT
-        t = enum.transforms()
+        table = tvm.get_model_weights(name)
+    except (ValueError, AttributeError, TypeError):
+        table = None
+    published = list(table.__members__) if table is not None else []
+    enum = None
+    if weights in (None, "DEFAULT") or weights in published:
+        if table is None:
+            raise WeightsUnavailableError(f"torchvision:{name} has no published weights; pass weights=PATH")
+        enum = table.DEFAULT if weights in (None, "DEFAULT") else table[weights]  # type: ignore[index]
+    ref = enum if enum is not None else (table.DEFAULT if table is not None else None)
+    pre = Preprocess()
+    if ref is not None:
+        t = ref.transforms()
         pre = Preprocess(resize=int(t.resize_size[0]), crop=int(t.crop_size[0]), mean=tuple(t.mean),
                          std=tuple(t.std), interpolation=t.interpolation.value)
-    except (ValueError, AttributeError, TypeError):
-        enum = None
     if weights == "random":
         return model.eval(), pre, "random"
-    if weights is None:
-        if enum is None:
-            raise WeightsUnavailableError(f"torchvision:{name} has no published weights; pass weights=PATH")
-        cached = _hub_dir() / os.path.basename(enum.url)
-        if not cached.exists():
+    if enum is None:  # a state-dict file
+        if not Path(str(weights)).is_file() and str(weights).isupper():
             raise WeightsUnavailableError(
-                f"the weights of torchvision:{name} are not in the local cache ({cached}) and this machine "
-                f"cannot download them. Download {enum.url} on a machine with internet access, then either "
-                f"copy it to {cached} or pass it with --weights PATH (Python: load_model(..., weights=PATH))"
-            )
-        weights = str(cached)
-    model.load_state_dict(_state_dict(weights))
-    return model.eval(), pre, weights
+                f"torchvision:{name} has no weights {weights!r} and no such file; its published weights: "
+                f"{', '.join(published) or 'none'}")
+        model.load_state_dict(_state_dict(str(weights)))
+        return model.eval(), pre, str(weights)
+    label = f"{type(enum).__name__}.{enum.name}"
+    cached = _hub_dir() / os.path.basename(enum.url)
+    if not cached.exists():
+        raise WeightsUnavailableError(
+            f"the weights of torchvision:{name} ({label}) are not in the local cache ({cached}) and this machine "
+            f"cannot download them. Download {enum.url} on a machine with internet access, then either "
+            f"copy it to {cached} or pass it with --weights PATH (Python: load_model(..., weights=PATH))"
+        )
+    model.load_state_dict(_state_dict(str(cached)))
+    return model.eval(), pre, label
 
 
 def _timm(name: str, weights: str | None) -> tuple[nn.Module, Preprocess, str]:
@@ -246,8 +264,9 @@ def load_model(name: str = "efficientnet_lite0", weights: str | None = None) -> 
 
     Args:
         name: ``efficientnet_lite0``, ``torchvision:<name>``, ``timm:<name>`` or a checkpoint path.
-        weights: A state-dict path, ``"random"`` (random initialisation), or ``None`` for the embedded
-            or locally cached weights.
+        weights: A state-dict path, ``"random"`` (random initialisation), a torchvision weights name
+            (``IMAGENET1K_V1``: the paper's ``pretrained=True`` weights of ResNet-50 and DenseNet-121), or
+            ``None`` for the embedded or locally cached default weights.
 
     Returns:
         The model in eval mode, its preprocessing and its class names.
