@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from attrdist import get_method, var
+from attrdist import get_method
+from attrdist import refine as var
 from attrdist.data import read_image, sample_image
 
 
@@ -21,8 +22,9 @@ def run(*args, cwd=None):
                           env=env, timeout=600)
 
 
-def figure_size(k, n_methods, cell=2.2, dpi=100):
-    return round(cell * (k + 1) * dpi), round((cell * 2 * n_methods + 0.6) * dpi)
+def figure_size(k, n_methods, cell=2.2, dpi=200):
+    """Panels of ``cell`` inches, plus room for the colour bars (1 inch) and the legend and caption (1 inch)."""
+    return round((cell * (k + 1) + 1.0) * dpi), round((cell * 2 * n_methods + 1.0) * dpi)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,7 @@ def explained(images, tmp_path_factory):
     good = ["cat.png", "grey.png", "rgba.png", "palette.png", "sixteen.png", "rotated.jpg", "large.jpg", "small.png"]
     bad = ["notes.png", "truncated.png", "empty.jpg", "missing.png"]
     files = [str(images / f) for f in bad[:2] + good + bad[2:]]
-    proc = run("explain", *files, "--method", "gradcam,input_x_gradient", "--out", str(out), "--format", "png,pdf")
+    proc = run("explain", *files, "--methods", "gradcam,input_x_gradient", "--out", str(out), "--format", "png,pdf")
     return proc, out, good, bad
 
 
@@ -102,12 +104,12 @@ def test_json_and_npz_match_direct_library_calls(explained, images, lite0):
         direct = get_method(name, lite0.model)(x, cls)
         tol = dict(rtol=1e-4, atol=1e-6 * float(direct.abs().max()))
         np.testing.assert_allclose(arrays[f"maps_{name}"], direct[0].numpy(), **tol)
-        np.testing.assert_allclose(arrays[f"refined_{name}"], var(direct).refined[0].numpy(), **tol)
+        np.testing.assert_allclose(arrays[f"refined_{name}"], var(direct, ranked=True).refined[0].numpy(), **tol)
     assert arrays["image"].shape == (224, 224, 3)
 
 
 def test_default_sample_grid(tmp_path):
-    proc = run("explain", "--out", str(tmp_path / "o"), "--method", "gradcam")
+    proc = run("explain", "--out", str(tmp_path / "o"), "--methods", "gradcam")
     assert proc.returncode == 0, proc.stderr
     rec = json.loads((tmp_path / "o" / "sample_grid.json").read_text())
     names = [c["name"] for c in rec["classes"]]
@@ -117,10 +119,11 @@ def test_default_sample_grid(tmp_path):
 
 
 @pytest.mark.parametrize("args, msg", [
-    (["--method", "nope"], "unknown method"),
+    (["--methods", "nope"], "unknown method"),
     (["--model", "torchvision:resnet50"], "--weights PATH"),
     (["--model", "nonsense"], "unknown model"),
-    (["--format", "gif"], "unknown figure format"),
+    (["--format", "gif"], "invalid choice"),
+    (["--methods", "rollout"], "'rollout' applies to vit models"),
 ])
 def test_usage_errors(args, msg, tmp_path):
     proc = run("explain", "--out", str(tmp_path), *args)
@@ -136,7 +139,7 @@ def test_list_commands():
 
 def test_vit_explain_multiply_input(tmp_path):
     pytest.importorskip("timm")
-    proc = run("explain", "--model", "timm:vit_tiny_patch16_224", "--weights", "random", "--method", "gae,gradcam",
+    proc = run("explain", "--model", "timm:vit_tiny_patch16_224", "--weights", "random", "--methods", "gae,gradcam",
                "--multiply-input", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     rec = json.loads((tmp_path / "sample_grid.json").read_text())

@@ -4,7 +4,7 @@ import warnings
 import pytest
 import torch
 
-from attrdist import var
+from attrdist import refine as var
 from attrdist.var import PRESETS, ClassAgnosticWarning, VARConfig, get_preset
 
 
@@ -46,13 +46,48 @@ def test_matches_literal_loop(seed, preset):
     torch.testing.assert_close(out.refined, ref, rtol=1e-12, atol=1e-12)
 
 
-def test_authors_code_preset_is_their_formula():
+def test_authors_code_operator_formula():
+    """The operator under the authors' preset on given maps: softmax(10 |H|), tau 0.1 (0.01 for ranked sets)."""
     cfg = get_preset("authors-code")
-    assert cfg == VARConfig(temperatures=(10.0,), tau=0.1, magnitude="abs", convention="multiply")
+    assert (cfg.temperatures, cfg.tau, cfg.tau_ranked, cfg.magnitude, cfg.convention, cfg.channels) == (
+        (10.0,), 0.1, 0.01, "abs", "multiply", "each")
     maps = torch.randn(1, 3, 4, 4, dtype=torch.float64)
     q = torch.softmax(10 * maps.abs(), dim=1)
-    expected = maps * q * (q - 1 / 3 > 0.1)
-    torch.testing.assert_close(var(maps, preset="authors-code").refined, expected)
+    torch.testing.assert_close(var(maps, preset="authors-code").refined, maps * q * (q - 1 / 3 > 0.1))
+    torch.testing.assert_close(var(maps, preset="authors-code", ranked=True).refined, maps * q * (q - 1 / 3 > 0.01))
+
+
+def authors_wrapper_reference(model, x, classes, target, tau):
+    """The VAR authors' wrappers (nilspwalter/var, src/attribution_wrapper.py), re-written from their behaviour:
+    one Input x Gradient call per class (Captum's per-channel [1, 3, H, W] map), the maps stacked over the
+    classes, softmax(10 * |S|) over the class axis per pixel and channel, keep where M_t - 1/K > tau, the
+    target's signed map times M_t; the channels summed at the end (attrdist's channel-summed contract)."""
+    per_class = []
+    for c in classes:
+        xi = x.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(model(xi)[0, c], xi)
+        per_class.append((g * xi).detach()[0])  # [3, H, W]
+    stacked = torch.stack(per_class)  # [K, 3, H, W]
+    m = torch.softmax(10 * stacked.abs(), dim=0)
+    t = classes.index(target)
+    out = stacked[t] * m[t] * ((m[t] - 1 / len(classes)) > tau)
+    return out.sum(0)
+
+
+def test_authors_code_preset_reproduces_the_authors_wrappers(tiny_cnn):
+    model = tiny_cnn.double()
+    with torch.no_grad():
+        model[-1].weight.mul_(3e3)  # maps of magnitude ~0.1-1, where softmax(10 |H|) is far from uniform
+    x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+    method = get_method("input_x_gradient", model)
+    fixed = VAR(method, classes=[2, 5, 7], preset="authors-code").attribute(x, target=5)  # predefined: tau 0.1
+    torch.testing.assert_close(fixed.refined_target[0], authors_wrapper_reference(model, x, [2, 5, 7], 5, 0.1))
+    ranked = VAR(method, classes="top2+worst", preset="authors-code").attribute(x)  # top-k: tau 0.01
+    cls = ranked.classes[0].tolist()
+    torch.testing.assert_close(ranked.refined_target[0], authors_wrapper_reference(model, x, cls, cls[0], 0.01))
+    assert fixed.refined_target.count_nonzero() > 20 and ranked.refined_target.count_nonzero() > 20
+    summed = ranked.refine(channels="sum")  # the paper's channel-summed distribution differs
+    assert not torch.allclose(summed.refined_target, ranked.refined_target)
 
 
 def test_paper_preset_formula():
@@ -184,25 +219,29 @@ from attrdist import VAR, get_method  # noqa: E402
 
 def test_var_wrapper_returns_target_map(tiny_cnn):
     x = torch.randn(2, 3, 16, 16)
-    res = VAR(get_method("gradcam", tiny_cnn), classes="top3+worst")(x)
+    res = VAR(get_method("gradcam", tiny_cnn), classes="top3+worst").attribute(x)
     pred = tiny_cnn(x).argmax(1)
     assert res.target.tolist() == pred.tolist()
-    assert res.classes[:, 0].tolist() == pred.tolist()
-    assert res.maps.shape == res.q.shape == res.refined_all.shape == (2, 4, 16, 16)
-    torch.testing.assert_close(res.refined, res.refined_all[:, 0])
-    torch.testing.assert_close(res.refined_all, var(res.maps).refined)
+    assert res.classes[:, 0].tolist() == pred.tolist() and res.target_index.tolist() == [0, 0]
+    assert res.maps.shape == res.q.shape == res.refined.shape == (2, 4, 16, 16)
+    torch.testing.assert_close(res.refined_target, res.refined[:, 0])
+    torch.testing.assert_close(res.raw_target, res.maps[:, 0])
+    torch.testing.assert_close(res.refined, var(res.maps).refined)
+    again = res.refine("paper", tau=0.05)  # the same raw maps, other parameters, no model call
+    torch.testing.assert_close(again.refined, var(res.maps, preset="paper", tau=0.05).refined)
+    assert again.maps is res.maps and again.config.tau == 0.05
 
 
 def test_var_wrapper_target_and_fixed_set(tiny_cnn):
     x = torch.randn(1, 3, 16, 16)
-    res = VAR(get_method("gradient", tiny_cnn), classes="top2+worst")(x, target=7)
+    res = VAR(get_method("gradient", tiny_cnn), classes="top2+worst").attribute(x, target=7)
     assert int(res.target) == 7 and res.classes[0, 0] == 7
-    fixed = VAR(get_method("gradient", tiny_cnn), classes="2,5,7", preset="authors-code")(x)
+    fixed = VAR(get_method("gradient", tiny_cnn), classes="2,5,7", preset="authors-code").attribute(x)
     logits = tiny_cnn(x)[0, [2, 5, 7]]
     assert int(fixed.target) == [2, 5, 7][int(logits.argmax())]
-    assert fixed.config == PRESETS["authors-code"]
-    with pytest.raises(ValueError, match="not in its class set"):
-        VAR(get_method("gradient", tiny_cnn), classes="2,5,7")(x, target=1)
+    assert fixed.config == PRESETS["authors-code"] and not fixed.ranked
+    with pytest.raises(ValueError, match="not in (its|the) class set"):
+        VAR(get_method("gradient", tiny_cnn), classes="2,5,7").attribute(x, target=1)
 
 
 def test_var_wrapper_overrides(tiny_cnn):

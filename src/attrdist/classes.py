@@ -21,9 +21,21 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["ClassSet", "most_probable", "parse_class_set", "validate_classes"]
+__all__ = [
+    "DEFAULT_CLASSES",
+    "ClassSet",
+    "ClassesLike",
+    "class_rule",
+    "most_probable",
+    "parse_class_set",
+    "resolve_classes",
+    "validate_classes",
+]
 
 _TOP = re.compile(r"^top(\d+)(\+worst)?$")
+
+#: The class set used when none is named: the 3 most probable classes and the least probable one.
+DEFAULT_CLASSES = "top3+worst"
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,71 @@ class ClassSet:
             rest = [c for c in ranked if c not in (first, worst)][: self.top - 1]
             rows.append([first, *rest] + ([worst] if self.worst else []))
         return torch.tensor(rows, dtype=torch.long, device=logits.device)
+
+
+ClassesLike = str | ClassSet | Sequence[int] | Tensor
+
+
+def class_rule(classes: ClassesLike | None, batch: int, device: torch.device | str) -> ClassSet | Tensor | None:
+    """A class-set argument as a rule: a :class:`ClassSet`, checked ``[B, K]`` indices, or ``None``.
+
+    Args:
+        classes: A spec string, a :class:`ClassSet`, a list of classes shared by the batch, a ``[B, K]``
+            tensor, or ``None`` (only the target class).
+        batch: Batch size.
+        device: Device of the indices.
+
+    Raises:
+        ValueError: On an invalid spec or tensor.
+    """
+    if classes is None:
+        return None
+    if isinstance(classes, str | ClassSet):
+        return parse_class_set(classes)
+    if isinstance(classes, Tensor):
+        rule = validate_classes(classes.to(device))
+        if rule.shape[0] != batch:
+            raise ValueError(f"classes has {rule.shape[0]} rows for a batch of {batch}")
+        return rule
+    return validate_classes(torch.as_tensor([list(classes)], device=device).expand(batch, -1))
+
+
+def resolve_classes(
+    rule: ClassSet | Tensor | None, logits: Tensor, target: Tensor | int | None
+) -> tuple[Tensor, Tensor]:
+    """The class set and the target of every sample, the one rule every method and VAR follow.
+
+    * no class set: the target alone (default: the predicted class), ``K = 1``;
+    * a ranked set (``topN``, ``topN+worst``, ``best-vs-worst``): the target first (default: the predicted
+      class), then the ranked classes;
+    * a predefined set (a list, ``"281,285,287"``, a tensor): the set as given; the target must be in it
+      (default: the set's most probable class).
+
+    Args:
+        rule: What :func:`class_rule` returned.
+        logits: Model outputs ``[B, num_classes]``.
+        target: Target class per sample (``[B]`` or an int), or ``None``.
+
+    Returns:
+        ``(classes [B, K], target [B])``, class ids.
+
+    Raises:
+        ValueError: If a target is out of range or not in a predefined set.
+    """
+    b, n = logits.shape
+    tgt = _as_target(target, b, n, logits.device)
+    if rule is None:
+        tgt = logits.detach().argmax(1) if tgt is None else tgt
+        return tgt[:, None].clone(), tgt
+    classes = rule(logits, tgt) if isinstance(rule, ClassSet) else validate_classes(rule, n)
+    if tgt is None:
+        ranked = isinstance(rule, ClassSet) and not rule.fixed
+        tgt = classes[:, 0] if ranked else most_probable(classes, logits.detach())
+    missing = ~(classes == tgt[:, None]).any(1)
+    if missing.any():
+        i = int(missing.nonzero()[0])
+        raise ValueError(f"target class {int(tgt[i])} of sample {i} is not in its class set {classes[i].tolist()}")
+    return classes, tgt
 
 
 def most_probable(classes: Tensor, logits: Tensor) -> Tensor:

@@ -1,13 +1,48 @@
-"""Command line: ``attrdist explain``, ``attrdist methods``, ``attrdist models``."""
+"""Command line: ``attrdist explain | bench | report | serve | methods | models``.
+
+Options come from the fields of the configuration dataclasses (their one-line help and choices are field
+metadata), so each option is declared once. ``attrdist --help`` imports nothing heavy: a subcommand's parser
+is built, with its registries, only when that subcommand runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
-from collections.abc import Sequence
+import types
+import typing
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
+
+#: The subcommands and their one-line help (static, so that ``attrdist --help`` is instant).
+COMMANDS = {
+    "explain": "explain images: per-class vanilla and VAR maps of several methods, as a figure, JSON and npz",
+    "bench": "run (or resume) a benchmark into a run folder: localization, insertion, sanity",
+    "report": "tables (Markdown, LaTeX, CSV) and figures of a benchmark run folder",
+    "serve": "the web explorer (local by default)",
+    "methods": "list the attribution methods (--model NAME: those that apply to it)",
+    "models": "list the model sources and architecture families",
+}
+
+EXAMPLES = {
+    "explain": """examples:
+  attrdist explain                                   # the bundled sample grid, EfficientNet-Lite0, offline
+  attrdist explain cat.jpg dog.png --methods gradcam,integrated_gradients --classes top3+worst
+  attrdist explain scan.png --model torchvision:resnet50 --weights IMAGENET1K_V1 --classes 281,285,287 --target 285
+  attrdist explain cat.jpg --preset authors-code --format png,pdf --sign positive
+  attrdist explain cat.jpg --method-opt gradcam.layer=layer3 --method-opt integrated_gradients.steps=64""",
+    "report": """examples:
+  attrdist report runs/quad        # report.md, report.tex, report.csv and the benchmark's figures""",
+    "serve": """examples:
+  attrdist serve                                         # http://127.0.0.1:7860/
+  attrdist serve --models efficientnet_lite0,timm:vit_base_patch16_224 --port 8080""",
+    "methods": """examples:
+  attrdist methods
+  attrdist methods --model timm:vit_base_patch16_224""",
+}
 
 
 def _csv(text: str) -> list[str]:
@@ -15,12 +50,43 @@ def _csv(text: str) -> list[str]:
 
 
 def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(p) for p in _csv(text))
+    try:
+        return tuple(float(p) for p in _csv(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _choice_list(choices: Sequence[str] | None) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        values = _csv(text)
+        bad = [v for v in values if choices and v not in choices]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(
+                f"invalid choice(s) {bad or text!r}; choose from {', '.join(choices or ())}")
+        return values
+
+    return parse
+
+
+def _method_opt(text: str) -> tuple[str, str, object]:
+    """``METHOD.OPTION=VALUE`` (the value read as YAML: numbers, booleans, lists)."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    method, dot, option = key.partition(".")
+    if not (sep and dot and method and option):
+        raise argparse.ArgumentTypeError(f"expected METHOD.OPTION=VALUE (e.g. gradcam.layer=layer3), got {text!r}")
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        parsed = value
+    return method.strip(), option.strip().replace("-", "_"), parsed
 
 
 def _variants(text: str) -> dict[str, dict]:
+    """``all`` or ``name=preset[+normalisation],...``."""
     from .bench.localization import ALL_VARIANTS
-    from .var import DEFAULT_PRESET
+    from .var import DEFAULT_PRESET, NORMALIZATIONS, PRESETS
 
     if text == "all":
         return dict(ALL_VARIANTS)
@@ -28,113 +94,198 @@ def _variants(text: str) -> dict[str, dict]:
     for part in _csv(text):
         name, _, spec = part.partition("=")
         preset, _, norm = (spec or DEFAULT_PRESET).partition("+")
+        if preset not in PRESETS or (norm and norm not in NORMALIZATIONS):
+            raise argparse.ArgumentTypeError(
+                f"variant {part!r}: use NAME=PRESET[+NORMALISATION] with a preset in {', '.join(PRESETS)} and a "
+                f"normalisation in {', '.join(NORMALIZATIONS)}")
         out[name] = {"preset": preset, **({"normalize": norm} if norm else {})}
     return out
 
 
-def _benchmarks() -> dict:
-    from .bench import BENCHMARKS
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
-    return BENCHMARKS
+
+def _unwrap(annotation: object) -> tuple[object, tuple]:
+    """``X | None`` -> ``(X's origin or X, X's arguments)``."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    return typing.get_origin(annotation) or annotation, typing.get_args(annotation)
 
 
-def _config_parser(p: argparse.ArgumentParser, config_cls: type) -> None:
-    """Options from the fields of a run-configuration dataclass (the single place they are declared)."""
-    import dataclasses
+def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, *, optional_defaults: bool = False,
+                          skip: Sequence[str] = (), default_note: str | None = None) -> None:
+    """One option per field of a dataclass, typed, with the help and choices of its metadata.
 
-    p.add_argument("--config", default=None, help="YAML configuration (options given here override it)")
-    p.add_argument("--out", required=True, help="run folder (results.sqlite, config.yaml); re-run to resume")
-    for f in dataclasses.fields(config_cls):
+    Args:
+        parser: The (sub)parser.
+        cls: The dataclass.
+        optional_defaults: Options default to ``None`` (a YAML configuration or a preset fills the rest).
+        skip: Fields without an option.
+        default_note: Shown as every option's default instead of the field's (``"the preset's"``).
+    """
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip or not f.init:
+            continue
+        meta = f.metadata
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        if f.name == "variants":
-            typ = _variants
-        elif isinstance(default, list):
-            typ = _csv
-        elif isinstance(default, bool):
-            typ = lambda v: v.lower() in ("1", "true", "yes")  # noqa: E731
-        elif isinstance(default, int | float):
-            typ = type(default)
+        choices = meta.get("choices")
+        shown = ",".join(map(str, default)) if isinstance(default, list | tuple) else default
+        text = meta.get("help", "") + (f" [choices: {', '.join(map(str, choices))}]" if choices else "")
+        if default_note:
+            text += f" (default: {default_note})"
+        elif "default" not in text and f.name != "method_options":
+            text += f" (default: {shown if shown not in (None, '', {}) else 'none'})"
+        flag = meta.get("flag", f"--{f.name.replace('_', '-')}")
+        kind, elems = _unwrap(hints[f.name])
+        kwargs: dict = {"dest": f.name, "help": text.replace("%", "%%")}
+        if f.name == "method_options":
+            kwargs.update(type=_method_opt, action="append", metavar="METHOD.OPTION=VALUE", default=None)
+        elif f.name == "variants":
+            kwargs.update(type=_variants, metavar="NAME=PRESET,...|all", default=None)
+        elif kind is bool and default is False and not optional_defaults:
+            kwargs.update(action="store_true", default=False)
+        elif kind is bool:
+            kwargs.update(type=_bool, default=None, metavar="true|false")
+        elif kind in (list, tuple) and elems and elems[0] is float:
+            kwargs.update(type=_floats, default=None, metavar="X,Y,...")
+        elif kind in (list, tuple):
+            parse = _choice_list(choices)
+            kwargs.update(type=(lambda t, parse=parse: tuple(parse(t))) if kind is tuple else parse, default=None,
+                          metavar="A,B,...")
         else:
-            typ = int if "int" in str(f.type) else str
-        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=typ, default=None,
-                       help=f"default: {default!r}")
+            kwargs.update(type=kind if kind in (int, float) else str, default=None if optional_defaults else default)
+            if choices:
+                kwargs["choices"] = choices
+        parser.add_argument(flag, **kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (choices come from the registries)."""
-    from .methods import METHODS
-    from .var import DEFAULT_PRESET, NORMALIZATIONS, PRESETS
+def _given(args: argparse.Namespace, cls: type) -> dict:
+    """The fields of ``cls`` given on the command line (``None`` means not given)."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        value = getattr(args, f.name, None)
+        if value is None:
+            continue
+        if f.name == "method_options":
+            merged: dict[str, dict] = {}
+            for method, option, v in value:
+                merged.setdefault(method, {})[option] = v
+            value = merged
+        out[f.name] = value
+    return out
 
-    parser = argparse.ArgumentParser(prog="attrdist", description="Class-specific attribution maps with VAR.")
-    sub = parser.add_subparsers(dest="command", required=True)
 
-    ex = sub.add_parser("explain", help="explain images: per-class vanilla and VAR maps, as a figure, JSON and npz")
-    ex.add_argument("images", nargs="*", help="image files; none: a 2x2 grid of sample photos from scikit-image")
-    ex.add_argument("--model", default="efficientnet_lite0",
-                    help="efficientnet_lite0 (default, offline), torchvision:NAME, timm:NAME or a checkpoint path")
-    ex.add_argument("--weights", default=None, help="state-dict file for the model, or 'random'")
-    ex.add_argument("--method", default="gradcam,guided_backprop",
-                    help=f"comma-separated methods among: {', '.join(METHODS.names())}")
-    ex.add_argument("--classes", default=None,
-                    help="class set: topN, topN+worst, best-vs-worst or a list like 281,285,287 "
-                         "(default: top3+worst; for the sample grid, the classes of its four photos)")
-    ex.add_argument("--target", type=int, default=None, help="explained class (default: the predicted one)")
-    ex.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
-                    help=f"VAR preset (default: {DEFAULT_PRESET})")
-    ex.add_argument("--temperatures", type=_floats, default=None, help="override, e.g. 1,5,100")
-    ex.add_argument("--tau", type=float, default=None, help="override the margin tau")
-    ex.add_argument("--magnitude", choices=["signed", "abs"], default=None, help="override the magnitude")
-    ex.add_argument("--normalize", choices=sorted(NORMALIZATIONS), default=None,
-                    help="joint scale of the K maps before the softmax (override)")
-    ex.add_argument("--out", default="attrdist-out", help="output folder (default: attrdist-out)")
-    ex.add_argument("--format", default="png", help="figure formats, comma-separated: png, pdf, svg")
-    ex.add_argument("--device", default="cpu", help="cpu or cuda")
-    ex.add_argument("--multiply-input", action="store_true", help="multiply maps by the image for illustration")
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32, width=110)
 
-    bench = sub.add_parser("bench", help="run (or resume) a benchmark into a run folder")
-    bsub = bench.add_subparsers(dest="benchmark", required=True)
-    for name, (config_cls, _run) in _benchmarks().items():
-        _config_parser(bsub.add_parser(name, help=(config_cls.__doc__ or "").splitlines()[0]), config_cls)
 
-    rep = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV) and plots of a run folder")
-    rep.add_argument("run_dir")
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s subparser is filled in (``None``: all of them, as the docs use)."""
+    parser = argparse.ArgumentParser(prog="attrdist", description="Class-specific attribution maps with VAR.",
+                                     formatter_class=_Formatter)
+    from . import __version__
 
-    srv = sub.add_parser("serve", help="the web explorer (local by default)")
-    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    srv.add_argument("--port", type=int, default=7860)
-    srv.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload")
-    srv.add_argument("--cache-size", type=int, default=16, help="explanations kept for the VAR controls")
-    srv.add_argument("--models", type=_csv, default=["efficientnet_lite0"], help="models offered")
-    srv.add_argument("--device", default="cpu")
-
-    sub.add_parser("methods", help="list the attribution methods")
-    sub.add_parser("models", help="list the model names and architecture families")
+    parser.add_argument("--version", action="version", version=f"attrdist {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, text in COMMANDS.items():
+        p = sub.add_parser(name, help=text, description=text, epilog=EXAMPLES.get(name), formatter_class=_Formatter)
+        if command in (None, name):
+            BUILDERS[name](p)
     return parser
 
 
-def _cmd_methods() -> int:
-    from .methods import METHODS
+def _explain_parser(p: argparse.ArgumentParser) -> None:
+    from .explain import ExplainConfig
+    from .var import VARConfig
 
-    width = max(len(n) for n in METHODS.names())
-    for name, cls in METHODS.items():
+    p.add_argument("images", nargs="*", help="image files; none: a 2x2 grid of the sample photos (scikit-image)")
+    add_dataclass_options(p, ExplainConfig)
+    group = p.add_argument_group("VAR parameters (override the preset's)")
+    add_dataclass_options(group, VARConfig, optional_defaults=True, default_note="the preset's")  # type: ignore[arg-type]
+
+
+def _bench_parser(p: argparse.ArgumentParser) -> None:
+    from .bench import BENCHMARKS
+    from .data.kinds import dataset_help
+
+    bsub = p.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    for name, bench in BENCHMARKS.items():
+        epilog = "dataset kinds (--dataset):\n" + dataset_help()
+        if bench.examples:
+            epilog += "\n\nexamples:\n" + "\n".join(f"  {e}" for e in bench.examples)
+        bp = bsub.add_parser(name, help=bench.summary, description=bench.summary, epilog=epilog,
+                             formatter_class=_Formatter)
+        bp.add_argument("--config", default=None, help="YAML configuration (options given here override it)")
+        bp.add_argument("--out", required=True, help="run folder (results.sqlite, config.yaml); run again to resume")
+        add_dataclass_options(bp, bench.config, optional_defaults=True)
+
+
+def _report_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="a run folder written by attrdist bench")
+
+
+def _serve_parser(p: argparse.ArgumentParser) -> None:
+    from .app import AppConfig
+
+    add_dataclass_options(p, AppConfig)
+
+
+def _methods_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="list only the methods that apply to this model")
+
+
+BUILDERS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "explain": _explain_parser, "bench": _bench_parser, "report": _report_parser, "serve": _serve_parser,
+    "methods": _methods_parser, "models": lambda p: None,
+}
+
+
+def _error(message: object) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _cmd_methods(args: argparse.Namespace) -> int:
+    from .methods import METHODS, list_methods
+
+    names = METHODS.names()
+    if args.model:
+        from .models import WeightsUnavailableError, load_model
+
+        try:
+            lm = load_model(args.model, weights="random" if not Path(args.model).is_file() else None)
+        except (WeightsUnavailableError, ValueError, ImportError) as err:
+            return _error(err)
+        names = list_methods(lm.architecture)
+        print(f"methods for {args.model} ({'Vision Transformer' if lm.architecture == 'vit' else 'CNN'}):")
+    width = max(len(n) for n in names)
+    for name in names:
+        cls = METHODS.get(name)
         flag = " [class-agnostic]" if cls.class_agnostic else ""
         arch = "/".join(sorted(cls.applies_to))
         print(f"{name:<{width}}  {arch:<7}  {cls.summary}{flag}")
     return 0
 
 
-def _cmd_models() -> int:
-    from .models import FAMILIES, MODELS
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .models import FAMILIES, MODEL_SOURCES, MODELS
 
-    print("Model names:")
+    print("Model names (--model):")
     for name, fn in MODELS.items():
-        print(f"  {name:<22} {(fn.__doc__ or '').strip().splitlines()[0]}")
-    print("  torchvision:NAME        any torchvision classifier (weights from the torch hub cache or --weights)")
-    print("  timm:NAME               any timm model (weights from the Hugging Face cache or --weights)")
-    print("  PATH                    a checkpoint file (whole pickled model or TorchScript)")
+        print(f"  {name:<24} {(fn.__doc__ or '').strip().splitlines()[0]}")
+    for _, src in MODEL_SOURCES.items():
+        if src.name != "builtin":
+            print(f"  {src.syntax:<24} {src.help}")
     print("Architecture families (default CAM layer, LRP canonizers):")
     for name, fam in FAMILIES.items():
-        print(f"  {name:<22} {fam.note}")
+        print(f"  {name:<24} {fam.note}")
     return 0
 
 
@@ -142,54 +293,52 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from .data import ImageReadError, read_image, sample_grid
-    from .data.samples import SAMPLES, sample_image
-    from .explain import explain_image, grid_classes, save_explanation
-    from .methods import METHODS
+    from .data import ImageReadError, read_image
+    from .data.prepare import sample_grid, sample_view
+    from .data.samples import SAMPLES
+    from .explain import ExplainConfig, explain_image, grid_classes
+    from .methods import METHODS, MethodNotApplicableError
     from .models import WeightsUnavailableError, load_model
-    from .models.vit import is_vit
+    from .var import VARConfig
 
-    methods = _csv(args.method)
-    unknown = [m for m in methods if m not in METHODS]
-    if not methods or unknown:
-        print(f"error: unknown method(s) {unknown}; choose from {', '.join(METHODS.names())}", file=sys.stderr)
-        return 2
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("error: --device cuda was asked for, but no CUDA device is available", file=sys.stderr)
-        return 2
-    formats = _csv(args.format)
-    bad = [f for f in formats if f not in ("png", "pdf", "svg")]
-    if bad or not formats:
-        print(f"error: unknown figure format(s) {bad}; use png, pdf or svg", file=sys.stderr)
-        return 2
+    cfg = ExplainConfig(**_given(args, ExplainConfig))
+    overrides = _given(args, VARConfig)
+    unknown = [m for m in cfg.methods if m not in METHODS]
+    if not cfg.methods or unknown:
+        return _error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS.names())}")
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        return _error("--device cuda was asked for, but no CUDA device is available")
     try:
-        lm = load_model(args.model, weights=args.weights)
+        lm = load_model(cfg.model, weights=cfg.weights, trust_checkpoint=cfg.trust_checkpoint)
     except (WeightsUnavailableError, ValueError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    overrides = dict(temperatures=args.temperatures, tau=args.tau, magnitude=args.magnitude,
-                     normalize=args.normalize)
+        return _error(err)
     jobs = [(p, "file") for p in args.images] or [("sample_grid", "grid")]
     failures = 0
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("out",)}
     for source, kind in tqdm(jobs, desc="explain", unit="image", file=sys.stderr, disable=len(jobs) < 2):
         try:
             if kind == "grid":
                 names = tuple(SAMPLES)
                 # CNNs see the grid at full resolution (one model input per cell); ViTs need their input size
-                cell = lm.preprocess.crop // 2 if is_vit(lm.model) else lm.preprocess.crop
+                cell = lm.input_size[0] // 2 if lm.input_size else lm.preprocess.crop
                 image = sample_grid(names, cell=cell)
-                classes = args.classes or grid_classes(lm, [sample_image(n) for n in names], args.device)
-                stem, resize = "sample_grid", False
+                classes = cfg.classes or grid_classes(lm, [sample_view(n, squared=True) for n in names], cfg.device)
+                stem, crop = "sample_grid", False
             else:
                 image = read_image(source)
-                classes, stem, resize = args.classes or "top3+worst", Path(source).stem, True
-            exp = explain_image(lm, image, methods, classes, args.target, args.preset, args.device, resize=resize,
-                                **overrides)
-            exp.source = source
-            written = save_explanation(exp, args.out, stem, formats, multiply_input=args.multiply_input)
-            tqdm.write(f"{source}: wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
-        except (ImageReadError, ValueError) as err:
+                classes, stem, crop = cfg.classes or "top3+worst", Path(source).stem, True
+            exp = explain_image(lm, image, methods=cfg.methods, classes=classes, target=cfg.target, preset=cfg.preset,
+                                device=cfg.device, crop=crop, method_options=cfg.method_options, **overrides)
+            exp.source, exp.settings = source, {**settings, "var_overrides": overrides}
+            written = exp.save(cfg.out, stem, cfg.format, dpi=cfg.dpi, sign=cfg.sign,
+                               multiply_input=cfg.multiply_input)
+            listing = ", ".join(f"{c} {n} ({p:.3f}){' *' if c == exp.target else ''}"
+                                for c, n, p in zip(exp.classes, exp.class_names, exp.probabilities, strict=True))
+            tqdm.write(f"{source}: class set {listing}\n  wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+        except (ImageReadError, MethodNotApplicableError, ValueError) as err:
             failures += 1
+            if isinstance(err, MethodNotApplicableError):
+                return _error(err)
             print(f"error: {err}", file=sys.stderr)
         except (RuntimeError, AssertionError) as err:
             failures += 1
@@ -198,24 +347,24 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import dataclasses
+    import os
 
+    from .bench import BENCHMARKS
     from .bench.report import markdown, summarize
     from .bench.store import ConfigMismatchError
     from .data.datasets import DatasetLayoutError
     from .models import WeightsUnavailableError
 
-    config_cls, run = _benchmarks()[args.benchmark]
-    cfg = config_cls.load(args.config) if args.config else config_cls()
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cfg) if getattr(args, f.name, None) is not None}
-    cfg = dataclasses.replace(cfg, **given)
+    bench = BENCHMARKS.get(args.benchmark)
     try:
-        store = run(cfg, args.out)
-    except (ConfigMismatchError, DatasetLayoutError, WeightsUnavailableError, ValueError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if int(__import__("os").environ.get("RANK", 0)) == 0:
-        print(markdown(summarize(store)))
+        cfg = bench.config.load(args.config) if args.config else bench.config()
+        cfg = dataclasses.replace(cfg, **_given(args, bench.config))
+        store = bench.run(cfg, args.out)
+    except (ConfigMismatchError, DatasetLayoutError, WeightsUnavailableError, FileNotFoundError, ValueError,
+            KeyError) as err:
+        return _error(err.args[0] if isinstance(err, KeyError) and err.args else err)
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(markdown(summarize(store, unit=bench.report_unit(store))))
     store.close()
     return 0
 
@@ -226,11 +375,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
     try:
         written = write_report(args.run_dir)
     except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _error(err)
     print(written["markdown"].read_text())
     print("wrote " + ", ".join(str(p) for p in written.values()), file=sys.stderr)
     return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .app import AppConfig, serve
+
+    return serve(AppConfig(**_given(args, AppConfig))) or 0
+
+
+COMMAND_RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "explain": _cmd_explain, "bench": _cmd_bench, "report": _cmd_report, "serve": _cmd_serve,
+    "methods": _cmd_methods, "models": _cmd_models,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -242,21 +402,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status.
     """
-    args = build_parser().parse_args(argv)
-    if args.command == "methods":
-        return _cmd_methods()
-    if args.command == "models":
-        return _cmd_models()
-    if args.command == "bench":
-        return _cmd_bench(args)
-    if args.command == "report":
-        return _cmd_report(args)
-    if args.command == "serve":
-        from .app import AppConfig, serve
-
-        serve(AppConfig(args.host, args.port, args.max_upload_mb, args.cache_size, tuple(args.models), args.device))
-        return 0
-    return _cmd_explain(args)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else "").parse_args(argv)
+    return COMMAND_RUNNERS[args.command](args)
 
 
 if __name__ == "__main__":

@@ -1,107 +1,61 @@
 """The main job: explain one image with several methods, vanilla and VAR, from one set of raw maps.
 
-:func:`explain_image` computes; :func:`save_explanation` writes the figure, the JSON record and the
-raw arrays. The command ``attrdist explain`` and the web explorer are thin layers over these two.
+:func:`explain_image` runs :class:`~attrdist.var.VAR` for each method on one class set and returns an
+:class:`~attrdist.explanation.Explanation`; ``attrdist explain`` and the web explorer are thin layers over it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
-from torch import Tensor
 
-from . import __version__
-from .classes import ClassSet, most_probable, parse_class_set
-from .methods import get_method
+from .classes import DEFAULT_CLASSES, ClassSet, class_rule, resolve_classes
+from .data.prepare import fit, model_input
+from .explanation import Explanation
+from .methods import DEFAULT_METHODS, get_method
 from .models import LoadedModel
-from .var import DEFAULT_PRESET, VARConfig, VAROutput, get_preset, var
+from .var import DEFAULT_PRESET, PRESETS, VAR, VARConfig, get_preset
+from .viz import FORMATS, SIGNS
 
-__all__ = [
-    "Explanation",
-    "MethodResult",
-    "explain_image",
-    "explanation_arrays",
-    "grid_classes",
-    "save_explanation",
-    "with_var",
-]
+__all__ = ["ExplainConfig", "explain_image", "grid_classes"]
 
 
-@dataclass
-class MethodResult:
-    """Vanilla and VAR maps of one method for one image.
-
-    Attributes:
-        maps: Raw maps ``[K, H, W]``.
-        var: The VAR output for the ``K`` maps.
-        seconds: Time of the attribution call (the VAR step excluded).
-        vjp: How the K gradients were computed.
-    """
-
-    maps: Tensor
-    var: VAROutput
-    seconds: float
-    vjp: str
+def _opt(text: str, choices: Sequence[str] | None = None, **extra: object) -> dict:
+    return {"help": text, **({"choices": tuple(choices)} if choices else {}), **extra}
 
 
-@dataclass
-class Explanation:
-    """Everything ``attrdist explain`` shows and saves for one image.
+@dataclass(kw_only=True)
+class ExplainConfig:
+    """Settings of ``attrdist explain`` (each field is a command-line option; saved in the JSON record)."""
 
-    Attributes:
-        image: The RGB image the model saw (after preprocessing, before normalisation).
-        classes: The class set, ``K`` indices.
-        class_names: Names of the classes of the set.
-        probabilities: Softmax probability of each class of the set.
-        target: Index of the explained class in the set.
-        results: Per method, its :class:`MethodResult`.
-        config: The VAR parameters.
-        model: Model name and weights.
-        class_rule: How the class set was chosen.
-        source: Where the image came from.
-    """
-
-    image: Image.Image
-    classes: list[int]
-    class_names: list[str]
-    probabilities: list[float]
-    target: int
-    results: dict[str, MethodResult]
-    config: VARConfig
-    model: dict[str, str]
-    class_rule: str
-    source: str = ""
-    extra: dict = field(default_factory=dict)
-
-    def record(self) -> dict:
-        """The JSON-serialisable record saved beside the figure."""
-        return {
-            "attrdist": __version__,
-            "source": self.source,
-            "model": self.model,
-            "input_size": list(self.image.size[::-1]),
-            "methods": list(self.results),
-            "preset": self.config.to_dict(),
-            "temperatures": list(self.config.temperatures),
-            "class_rule": self.class_rule,
-            "classes": [
-                {"index": c, "name": n, "probability": p}
-                for c, n, p in zip(self.classes, self.class_names, self.probabilities, strict=True)
-            ],
-            "target": {"index": self.classes[self.target], "name": self.class_names[self.target]},
-            "timings_s": {m: r.seconds for m, r in self.results.items()},
-            "vjp": {m: r.vjp for m, r in self.results.items()},
-            "zeroed_by_var": {m: [bool(not k.any()) for k in r.var.keep] for m, r in self.results.items()},
-            **self.extra,
-        }
+    model: str = field(default="efficientnet_lite0", metadata=_opt(
+        "efficientnet_lite0 (offline), torchvision:NAME, timm:NAME or a checkpoint path"))
+    weights: str | None = field(default=None, metadata=_opt(
+        "state-dict file, a torchvision weights name (IMAGENET1K_V1) or 'random'"))
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS), metadata=_opt(
+        "comma-separated methods (attrdist methods --model NAME lists those that apply)"))
+    classes: str | None = field(default=None, metadata=_opt(
+        f"class set: topN, topN+worst, best-vs-worst or a list like 281,285,287 (default {DEFAULT_CLASSES}; "
+        "for the sample grid: the classes of its four photos)"))
+    target: int | None = field(default=None, metadata=_opt(
+        "explained class id (default: the predicted class; for a list, its most probable class)"))
+    preset: str = field(default=DEFAULT_PRESET, metadata=_opt("VAR preset", tuple(PRESETS)))
+    format: list[str] = field(default_factory=lambda: ["png"], metadata=_opt(
+        "figure formats, comma-separated (pdf and svg are vector graphics)", FORMATS))
+    dpi: int = field(default=200, metadata=_opt("resolution of PNG figures"))
+    sign: str = field(default="auto", metadata=_opt(
+        "how signed maps are drawn: auto, positive part, |map|, or a diverging scale", SIGNS))
+    multiply_input: bool = field(default=False, metadata=_opt("multiply maps by the image for illustration"))
+    out: str = field(default="attrdist-out", metadata=_opt("output folder"))
+    device: str = field(default="cpu", metadata=_opt("torch device: cpu, cuda, cuda:1"))
+    method_options: dict[str, dict] = field(default_factory=dict, metadata=_opt(
+        "method options, repeatable: --method-opt gradcam.layer=layer3 --method-opt integrated_gradients.steps=64",
+        flag="--method-opt"))
+    trust_checkpoint: bool = field(default=False, metadata=_opt(
+        "allow a --model checkpoint file that holds pickled code (unpickling runs it: only files you trust)"))
 
 
 def grid_classes(lm: LoadedModel, cells: Sequence[Image.Image], device: str = "cpu") -> list[int]:
@@ -109,13 +63,13 @@ def grid_classes(lm: LoadedModel, cells: Sequence[Image.Image], device: str = "c
 
     Args:
         lm: The model.
-        cells: The cell images.
+        cells: The cell images (each goes through the model's resize and centre crop).
         device: Torch device.
 
     Returns:
         One class per cell; duplicates are replaced by the cell's next most probable class.
     """
-    x = torch.stack([lm.preprocess(c) for c in cells]).to(device)
+    x = torch.cat([model_input(c, lm.preprocess)[1] for c in cells]).to(device)
     with torch.no_grad():
         order = lm.model.to(device)(x).argsort(1, descending=True).tolist()
     chosen: list[int] = []
@@ -127,133 +81,57 @@ def grid_classes(lm: LoadedModel, cells: Sequence[Image.Image], device: str = "c
 def explain_image(
     lm: LoadedModel,
     image: Image.Image,
-    methods: Sequence[str] = ("gradcam", "guided_backprop"),
-    classes: str | ClassSet | Sequence[int] = "top3+worst",
+    *,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    classes: str | ClassSet | Sequence[int] = DEFAULT_CLASSES,
     target: int | None = None,
-    preset: str | VARConfig = DEFAULT_PRESET,
+    preset: str | VARConfig | None = None,
     device: str = "cpu",
-    resize: bool = True,
+    crop: bool = True,
     method_options: dict[str, dict] | None = None,
     **var_overrides: object,
 ) -> Explanation:
-    """Explain one image: raw maps of every class of the set per method, then VAR on those maps.
+    """Explain one image: per method, the raw maps of every class of one class set, refined by VAR.
+
+    The class set and the target are resolved once, from one forward pass, so every method explains the
+    same classes.
 
     Args:
         lm: The loaded model.
         image: An RGB image.
-        methods: Registered method names.
-        classes: Class-set spec, :class:`ClassSet` or list of classes.
-        target: The explained class (must be in a predefined set); default: the predicted class.
-        preset: VAR preset or config.
+        methods: Registered method names (each must apply to the model's architecture).
+        classes: Class-set spec, :class:`~attrdist.classes.ClassSet` or list of class ids.
+        target: The explained class id (must be in a predefined set); default: the predicted class.
+        preset: VAR preset or config (default ``normalized``).
         device: Torch device (``"cpu"``, ``"cuda"``).
-        resize: Apply the model's resize and centre crop; ``False`` feeds the image at its own size.
+        crop: Apply the model's resize and centre crop; ``False`` feeds the image at its own size (resized
+            to the model's input size where the model has a fixed one, as ViTs do).
         method_options: Options per method name.
-        **var_overrides: Fields of :class:`VARConfig` to override.
+        **var_overrides: Fields of :class:`~attrdist.var.VARConfig` to override.
 
     Returns:
-        The :class:`Explanation`.
+        The :class:`~attrdist.explanation.Explanation`.
+
+    Raises:
+        MethodNotApplicableError: If a method does not apply to the model.
+        ValueError: On an invalid class set or target.
     """
     cfg = get_preset(preset, **var_overrides)
-    rule = parse_class_set(classes)
-    shown = lm.preprocess.crop_image(image) if resize else image
-    x = lm.preprocess.normalize(lm.preprocess.to_unit(shown))[None].to(device)
+    if not crop and lm.input_size is not None:
+        image = fit(image, lm.input_size[::-1])
+    shown, x = model_input(image, lm.preprocess, crop=crop)
+    x = x.to(device)
     model = lm.model.to(device)
+    rule = class_rule(classes, 1, device)
+    ranked = isinstance(rule, ClassSet) and not rule.fixed
     with torch.no_grad():
-        logits = model(x)
-    if rule.fixed and target is None:
-        target = int(most_probable(torch.tensor([rule.fixed], device=device), logits)[0])
-    cls = rule(logits, target)
-    k_target = int((cls[0] == (cls[0, 0] if target is None else target)).nonzero()[0])
-    probs = logits.softmax(1)[0, cls[0]].tolist()
-    results: dict[str, MethodResult] = {}
-    for name in methods:
-        method = get_method(name, model, **(method_options or {}).get(name, {}))
-        start = time.perf_counter()
-        att = method.explain(x, cls)
-        seconds = time.perf_counter() - start
-        out = var(att.maps, preset=cfg, warn_identical=not method.class_agnostic)
-        results[name] = MethodResult(
-            maps=att.maps[0].cpu(), var=_first(out), seconds=seconds, vjp=att.vjp
-        )
+        cls, tgt = resolve_classes(rule, model(x), target)
+    built = {name: get_method(name, lm, **(method_options or {}).get(name, {})) for name in methods}
+    results = {name: VAR(method, classes=cls, preset=cfg, ranked=ranked).attribute(x, target=tgt).to("cpu")
+               for name, method in built.items()}
     return Explanation(
-        image=shown, classes=cls[0].tolist(), class_names=[lm.class_names[c] for c in cls[0].tolist()],
-        probabilities=probs, target=k_target, results=results, config=cfg,
-        model={"name": lm.name, "weights": lm.weights}, class_rule=rule.spec,
+        image=shown, results=results, class_names=[lm.class_names[c] for c in cls[0].tolist()],
+        display_names={name: method.display_name for name, method in built.items()},
+        model={"name": lm.name, "weights": lm.weights},
+        class_rule=rule.spec if isinstance(rule, ClassSet) else ",".join(map(str, cls[0].tolist())),
     )
-
-
-def _first(out: VAROutput) -> VAROutput:
-    return VAROutput(refined=out.refined[0].cpu(), q=out.q[0].cpu(), keep=out.keep[0].cpu(), config=out.config)
-
-
-def with_var(exp: Explanation, preset: str | VARConfig = DEFAULT_PRESET, **overrides: object) -> Explanation:
-    """The same explanation with VAR re-run on its cached raw maps (no model call).
-
-    Args:
-        exp: An explanation.
-        preset: VAR preset or config.
-        **overrides: Fields of :class:`VARConfig` to override.
-
-    Returns:
-        A new explanation sharing the raw maps.
-    """
-    cfg = get_preset(preset, **overrides)
-    results = {
-        name: MethodResult(maps=r.maps, var=_first(var(r.maps[None], preset=cfg, warn_identical=False)),
-                           seconds=r.seconds, vjp=r.vjp)
-        for name, r in exp.results.items()
-    }
-    return dataclasses.replace(exp, results=results, config=cfg)
-
-
-def explanation_arrays(exp: Explanation) -> dict[str, np.ndarray]:
-    """The arrays saved as ``<stem>.npz``: the image, the class set, and per method raw maps, q, refined maps."""
-    arrays: dict[str, np.ndarray] = {
-        "image": np.asarray(exp.image, dtype=np.uint8),
-        "classes": np.asarray(exp.classes, dtype=np.int64),
-        "probabilities": np.asarray(exp.probabilities, dtype=np.float64),
-    }
-    for name, r in exp.results.items():
-        arrays[f"maps_{name}"] = r.maps.numpy()
-        arrays[f"q_{name}"] = r.var.q.numpy().astype(np.float32)
-        arrays[f"refined_{name}"] = r.var.refined.numpy()
-    return arrays
-
-
-def save_explanation(
-    exp: Explanation, out_dir: str | Path, stem: str, formats: Sequence[str] = ("png",), **figure_options: object
-) -> list[Path]:
-    """Write ``<stem>.<format>`` (the figure), ``<stem>.json`` and ``<stem>.npz`` into ``out_dir``.
-
-    Args:
-        exp: The explanation.
-        out_dir: Output folder (created if missing).
-        stem: File name stem.
-        formats: Figure formats (``png``, ``pdf``, ``svg``).
-        **figure_options: Passed to :func:`attrdist.viz.explanation_figure`.
-
-    Returns:
-        The written paths.
-    """
-    from .viz import explanation_figure
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    fig = explanation_figure(exp, **figure_options)
-    try:
-        for fmt in formats:
-            path = out / f"{stem}.{fmt}"
-            fig.savefig(path, dpi=100, format=fmt)
-            written.append(path)
-    finally:
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-    path = out / f"{stem}.json"
-    path.write_text(json.dumps(exp.record(), indent=2))
-    written.append(path)
-    path = out / f"{stem}.npz"
-    np.savez_compressed(path, **explanation_arrays(exp))
-    written.append(path)
-    return written

@@ -1,4 +1,4 @@
-"""The VAR operator: refine attribution maps by their distribution over a set of classes.
+"""VAR: refine attribution maps by their distribution over a set of classes.
 
 Walter et al. compute, for each class ``k`` of a class set of size ``K``, the raw map ``H_k`` of one
 attribution method, turn the maps into a distribution over the classes at every pixel and keep, for
@@ -8,7 +8,13 @@ each class, only the pixels where that class is more likely than uniform::
     H'_c  = H_c * q_c * 1[q_c - 1/K > tau]            tau = 0
 
 The authors' public code differs from the paper text (``|H|``, one temperature used as a multiplier,
-``tau = 0.1``); both are presets here, and every parameter can be set on its own.
+per-channel distributions, ``tau = 0.1`` for predefined class sets and ``0.01`` for ranked ones); both are
+presets here, and every parameter can be set on its own.
+
+:class:`VAR` wraps any attribution method: ``VAR(method, classes=..., preset=...).attribute(x)`` computes
+the raw maps of the class set once and returns a :class:`VARResult`, whose :meth:`VARResult.refine`
+re-applies VAR with other parameters to the same raw maps. That is the only path from raw maps to
+refined maps; :func:`refine` is the operator itself, for maps computed elsewhere.
 
 The distribution is computed in float64 so that maps of tiny magnitude (LRP relevances of ~1e-8) do
 not round to a uniform distribution, and the softmax subtracts the per-pixel maximum so that maps of
@@ -17,30 +23,37 @@ magnitude 1e4 do not overflow.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
-from typing import Literal
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor
 
+from .classes import DEFAULT_CLASSES, ClassesLike, ClassSet
+
+if TYPE_CHECKING:
+    from .methods.base import Attributor
+
 __all__ = [
     "DEFAULT_PRESET",
-    "PRESETS",
     "NORMALIZATIONS",
+    "PRESETS",
     "VAR",
-    "VARResult",
+    "ClassAgnosticWarning",
     "VARConfig",
     "VAROutput",
-    "ClassAgnosticWarning",
+    "VARResult",
     "get_preset",
     "joint_scale",
-    "var",
+    "refine",
 ]
 
 Magnitude = Literal["signed", "abs"]
 Convention = Literal["divide", "multiply"]
+Channels = Literal["sum", "each"]
 
 #: Absolute tolerance of the strict ``q_c - 1/K > tau`` test: a distribution that is uniform up to
 #: float64 rounding (identical maps, all-zero maps) must count as uniform.
@@ -87,13 +100,20 @@ def _scale_quantile(flat_abs: Tensor, quantile: float) -> Tensor:
 NORMALIZATIONS = {"none": _scale_none, "max": _scale_max, "quantile": _scale_quantile}
 
 
-@dataclass(frozen=True)
+def _help(text: str, choices: Sequence[str] | None = None) -> dict:
+    """Field metadata read by the command line (one-line help and choices, declared once)."""
+    return {"help": text, **({"choices": tuple(choices)} if choices else {})}
+
+
+@dataclass(frozen=True, kw_only=True)
 class VARConfig:
     """Parameters of the VAR operator (saved with every result).
 
     Attributes:
         temperatures: Softmax temperatures whose distributions are averaged.
         tau: Margin: a pixel survives for class ``c`` when ``q_c - 1/K > tau``.
+        tau_ranked: The margin for class sets chosen by rank (``topN``, ``topN+worst``, ``best-vs-worst``);
+            ``None``: ``tau``. The authors' code uses 0.1 for predefined sets and 0.01 for ranked ones.
         magnitude: ``"signed"`` uses ``H`` as it is (paper); ``"abs"`` uses ``|H|`` (authors' code).
         convention: ``"divide"`` computes ``softmax(H / t)`` (paper); ``"multiply"`` computes
             ``softmax(H * t)`` (authors' code).
@@ -101,30 +121,47 @@ class VARConfig:
             (the paper as written), ``"max"`` (joint max-abs) or ``"quantile"`` (joint ``quantile`` of
             ``|H|``). The K maps of one image always share one scale, so classes keep competing.
         quantile: Quantile used by ``normalize="quantile"``.
+        channels: ``"sum"``: one distribution over the channel-summed maps (paper); ``"each"``: one per
+            colour channel of methods with input-space maps, before the channel sum (authors' code, which
+            stacks Captum's ``[K, 3, H, W]`` attributions); layer and attention methods have one channel.
     """
 
-    temperatures: tuple[float, ...] = (1.0, 5.0, 100.0)
-    tau: float = 0.0
-    magnitude: Magnitude = "signed"
-    convention: Convention = "divide"
-    normalize: str = "none"
-    quantile: float = 0.99
+    temperatures: tuple[float, ...] = field(
+        default=(1.0, 5.0, 100.0), metadata=_help("softmax temperatures whose distributions are averaged"))
+    tau: float = field(default=0.0, metadata=_help("margin: keep pixels where q_c - 1/K > tau"))
+    tau_ranked: float | None = field(
+        default=None, metadata=_help("margin for ranked class sets (topN, best-vs-worst); default: tau"))
+    magnitude: Magnitude = field(default="signed", metadata=_help("H as it is, or |H|", ("signed", "abs")))
+    convention: Convention = field(
+        default="divide", metadata=_help("softmax(H / t) (paper) or softmax(H * t) (authors' code)",
+                                         ("divide", "multiply")))
+    normalize: str = field(
+        default="none", metadata=_help("joint scale of the K maps of an image before the softmax",
+                                       tuple(NORMALIZATIONS)))
+    quantile: float = field(default=0.99, metadata=_help("quantile of |H| used by --normalize quantile"))
+    channels: Channels = field(
+        default="sum", metadata=_help("one distribution over channel-summed maps, or one per colour channel",
+                                      ("sum", "each")))
 
     def __post_init__(self) -> None:
         temps = tuple(float(t) for t in self.temperatures)
         object.__setattr__(self, "temperatures", temps)
         if not temps or any(not t > 0 for t in temps):
             raise ValueError(f"temperatures must be a non-empty list of positive numbers, got {temps}")
-        if self.magnitude not in ("signed", "abs"):
-            raise ValueError(f"magnitude must be 'signed' or 'abs', got {self.magnitude!r}")
-        if self.convention not in ("divide", "multiply"):
-            raise ValueError(f"convention must be 'divide' or 'multiply', got {self.convention!r}")
-        if self.normalize not in NORMALIZATIONS:
-            raise ValueError(f"normalize must be one of {sorted(NORMALIZATIONS)}, got {self.normalize!r}")
+        for name, allowed in (("magnitude", ("signed", "abs")), ("convention", ("divide", "multiply")),
+                              ("normalize", tuple(NORMALIZATIONS)), ("channels", ("sum", "each"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         if not 0.0 < self.quantile <= 1.0:
             raise ValueError(f"quantile must lie in (0, 1], got {self.quantile}")
-        if not -1.0 < self.tau < 1.0:
-            raise ValueError(f"tau must lie in (-1, 1), got {self.tau}")
+        for name in ("tau", "tau_ranked"):
+            value = getattr(self, name)
+            if value is not None and not -1.0 < value < 1.0:
+                raise ValueError(f"{name} must lie in (-1, 1), got {value}")
+
+    def margin(self, ranked: bool) -> float:
+        """The margin tau for a ranked (``True``) or predefined class set."""
+        return self.tau_ranked if ranked and self.tau_ranked is not None else self.tau
 
     def to_dict(self) -> dict:
         """Return the configuration as plain JSON-serialisable values."""
@@ -139,79 +176,83 @@ class VARConfig:
 PRESETS: dict[str, VARConfig] = {
     "normalized": VARConfig(normalize="quantile", quantile=0.99),
     "paper": VARConfig(),
-    "authors-code": VARConfig(temperatures=(10.0,), tau=0.1, magnitude="abs", convention="multiply"),
+    "authors-code": VARConfig(temperatures=(10.0,), tau=0.1, tau_ranked=0.01, magnitude="abs",
+                              convention="multiply", channels="each"),
 }
 
 #: The preset used when none is named, chosen on the variant benchmark (README, "VAR presets").
 DEFAULT_PRESET = "normalized"
 
 
-def get_preset(name: str | VARConfig, **overrides: object) -> VARConfig:
+def get_preset(name: str | VARConfig | None = None, **overrides: object) -> VARConfig:
     """Return a named preset (or a given config) with some fields replaced.
 
     Args:
-        name: A key of :data:`PRESETS` or a :class:`VARConfig`.
+        name: A key of :data:`PRESETS`, a :class:`VARConfig`, or ``None`` for :data:`DEFAULT_PRESET`.
         **overrides: Fields to replace; ``None`` values are ignored.
 
     Returns:
         The configuration.
 
     Raises:
-        ValueError: If the preset name is unknown.
+        ValueError: If the preset name or a field is unknown.
+
+    Example:
+        >>> get_preset("paper", tau=0.05).tau
+        0.05
     """
     if isinstance(name, VARConfig):
         base = name
     else:
         try:
-            base = PRESETS[name]
+            base = PRESETS[name or DEFAULT_PRESET]
         except KeyError:
-            raise ValueError(f"unknown VAR preset {name!r}; choose one of {sorted(PRESETS)}") from None
+            raise ValueError(f"unknown VAR preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+    known = {f.name for f in fields(VARConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown VAR parameter(s) {unknown}; the parameters are {', '.join(sorted(known))}")
     changes = {k: v for k, v in overrides.items() if v is not None}
     if "temperatures" in changes:
         changes["temperatures"] = tuple(changes["temperatures"])  # type: ignore[arg-type]
     return replace(base, **changes) if changes else base
 
 
-@dataclass
+def variant_config(spec: dict) -> VARConfig:
+    """A VAR configuration from a variant spec ``{"preset": name, **overrides}`` (the preset may be left out)."""
+    return get_preset(spec.get("preset"), **{k: v for k, v in spec.items() if k != "preset"})
+
+
+@dataclass(kw_only=True)
 class VAROutput:
-    """Result of :func:`var`.
+    """Result of :func:`refine`.
 
     Attributes:
-        refined: Refined maps ``H'_k`` for every class of the set, ``[B, K, ...]``, dtype of the input.
-        q: Per-pixel class distribution, ``[B, K, ...]``, float64.
-        keep: Boolean mask of the kept pixels, ``[B, K, ...]``.
+        refined: Refined maps ``H'_k`` for every class of the set, same shape and dtype as the input.
+        q: Per-pixel class distribution, same shape, float64.
+        keep: Boolean mask of the kept pixels, same shape.
         config: The parameters used.
     """
 
     refined: Tensor
     q: Tensor
     keep: Tensor
-    config: VARConfig = field(default_factory=VARConfig)
+    config: VARConfig
 
 
-def var(
-    maps: Tensor,
-    *,
-    preset: str | VARConfig = DEFAULT_PRESET,
-    temperatures: Sequence[float] | None = None,
-    tau: float | None = None,
-    magnitude: Magnitude | None = None,
-    convention: Convention | None = None,
-    normalize: str | None = None,
-    warn_identical: bool = True,
+def refine(
+    maps: Tensor, preset: str | VARConfig | None = None, *, ranked: bool = False, warn_identical: bool = True,
+    **overrides: object,
 ) -> VAROutput:
-    """Refine K attribution maps of the same images by their class distribution.
+    """The VAR operator on K attribution maps of the same images.
 
     Args:
-        maps: Raw maps ``[B, K, H, W]`` (any trailing shape works), one per class of the set, never
-            normalised per map.
+        maps: Raw maps ``[B, K, H, W]`` (any trailing shape works: ``[B, K, C, H, W]`` gives one distribution
+            per channel), one per class of the set, never normalised per map.
         preset: ``"normalized"`` (default), ``"paper"``, ``"authors-code"`` or a :class:`VARConfig`.
-        temperatures: Overrides the preset's temperatures.
-        tau: Overrides the preset's margin.
-        magnitude: Overrides the preset's magnitude (``"signed"`` or ``"abs"``).
-        convention: Overrides the preset's temperature convention (``"divide"`` or ``"multiply"``).
-        normalize: Overrides the preset's joint normalisation.
+        ranked: The class set was chosen by rank (selects ``tau_ranked``).
         warn_identical: Warn (:class:`ClassAgnosticWarning`) when the K maps of an image are identical.
+        **overrides: Fields of :class:`VARConfig` to override.
 
     Returns:
         The refined maps for every class, the distribution ``q`` and the kept-pixel mask.
@@ -221,14 +262,11 @@ def var(
 
     Example:
         >>> maps = torch.randn(2, 4, 7, 7)
-        >>> out = var(maps)
+        >>> out = refine(maps)
         >>> out.refined.shape, float(out.q.sum(1).mean())
         (torch.Size([2, 4, 7, 7]), 1.0)
     """
-    cfg = get_preset(
-        preset, temperatures=temperatures, tau=tau, magnitude=magnitude, convention=convention,
-        normalize=normalize,
-    )
+    cfg = get_preset(preset, **overrides)
     if not isinstance(maps, Tensor):
         raise TypeError(f"maps must be a torch.Tensor, got {type(maps).__name__}")
     if maps.dim() < 3:
@@ -260,36 +298,107 @@ def var(
     for t in cfg.temperatures:
         q += torch.softmax(h / t if cfg.convention == "divide" else h * t, dim=1)
     q /= len(cfg.temperatures)
-    keep = (q - 1.0 / k) > cfg.tau + UNIFORM_ATOL
+    keep = (q - 1.0 / k) > cfg.margin(ranked) + UNIFORM_ATOL
     refined = maps * (q * keep).to(maps.dtype)
     return VAROutput(refined=refined, q=q, keep=keep, config=cfg)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class VARResult:
-    """What :class:`VAR` returns for a batch.
+    """Raw maps of a class set, refined by VAR: what :meth:`VAR.attribute` returns.
+
+    Every map tensor is ``[B, K, H, W]``, one map per class of the set, the classes in the order of
+    ``classes``; ``refined`` means the refined maps of every class, here and in every result of attrdist.
 
     Attributes:
-        refined: Refined map of the target class ``[B, H, W]``.
-        target: Target class per sample ``[B]``.
-        target_index: Column of the target in the class set ``[B]``.
-        classes: The class set ``[B, K]``.
-        maps: Raw maps of every class ``[B, K, H, W]``.
-        q: Per-pixel class distribution ``[B, K, H, W]`` (float64).
-        refined_all: Refined maps of every class ``[B, K, H, W]``.
+        maps: Raw (vanilla) maps, channel-summed.
+        refined: Refined maps.
+        q: Per-pixel class distribution (float64); ``[B, K, C, H, W]`` with ``channels="each"``.
+        keep: Kept pixels, shaped as ``q``.
+        classes: The class set ``[B, K]`` (class ids).
+        target: The explained class per sample ``[B]`` (a class id, always in ``classes``).
         logits: Model outputs ``[B, num_classes]``.
-        config: The VAR parameters used.
+        config: The VAR parameters of ``refined``.
+        method: Name of the attribution method.
+        vjp: How the K class gradients were computed (``"batched"``, ``"sequential"`` or ``"none"``).
+        seconds: Time of the attribution (the VAR step excluded).
+        ranked: Whether the class set was chosen by rank (``tau_ranked`` applies).
+        channel_maps: Raw per-channel maps ``[B, K, C, H, W]`` of input-space methods, else ``None``.
     """
 
-    refined: Tensor
-    target: Tensor
-    target_index: Tensor
-    classes: Tensor
     maps: Tensor
+    refined: Tensor
     q: Tensor
-    refined_all: Tensor
+    keep: Tensor
+    classes: Tensor
+    target: Tensor
     logits: Tensor
     config: VARConfig
+    method: str = ""
+    vjp: str = "none"
+    seconds: float = 0.0
+    ranked: bool = False
+    channel_maps: Tensor | None = None
+
+    @property
+    def target_index(self) -> Tensor:
+        """Column of the target in ``classes``, ``[B]``."""
+        return (self.classes == self.target[:, None]).long().argmax(1)
+
+    @property
+    def raw_target(self) -> Tensor:
+        """The raw map of the target class ``[B, H, W]``."""
+        return self.maps[torch.arange(self.maps.shape[0], device=self.maps.device), self.target_index]
+
+    @property
+    def refined_target(self) -> Tensor:
+        """The refined map of the target class ``[B, H, W]``."""
+        return self.refined[torch.arange(self.refined.shape[0], device=self.refined.device), self.target_index]
+
+    @property
+    def probabilities(self) -> Tensor:
+        """Softmax probability of each class of the set ``[B, K]``."""
+        return self.logits.float().softmax(1).gather(1, self.classes)
+
+    def refine(self, preset: str | VARConfig | None = None, *, warn_identical: bool = False,
+               **overrides: object) -> VARResult:
+        """The same raw maps refined with other VAR parameters (no model call).
+
+        Args:
+            preset: A preset name or :class:`VARConfig`; default: this result's configuration.
+            warn_identical: Warn when the K maps of an image are identical (see :func:`refine`).
+            **overrides: Fields of :class:`VARConfig` to override.
+
+        Returns:
+            A new result sharing the raw maps.
+
+        Example:
+            >>> result.refine("paper", tau=0.05).refined_target  # doctest: +SKIP
+        """
+        cfg = get_preset(self.config if preset is None else preset, **overrides)
+        per_channel = cfg.channels == "each" and self.channel_maps is not None
+        out = refine(self.channel_maps if per_channel else self.maps, cfg, ranked=self.ranked,
+                     warn_identical=warn_identical)
+        refined = out.refined.sum(2) if per_channel else out.refined
+        return replace(self, refined=refined, q=out.q, keep=out.keep, config=cfg)
+
+    @property
+    def zeroed(self) -> Tensor:
+        """Whether VAR kept no pixel of the target's map, per sample ``[B]``."""
+        return ~self.refined_target.flatten(1).ne(0).any(1)
+
+    def to(self, device: str | torch.device) -> VARResult:
+        """A copy with every tensor on ``device`` (e.g. ``"cpu"`` to keep results off the GPU)."""
+        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self)
+                 if isinstance(getattr(self, f.name), Tensor)}
+        return replace(self, **moved)
+
+    def __getitem__(self, index: int | slice) -> VARResult:
+        """The results of some samples of the batch (``result[0]`` keeps a batch dimension of 1)."""
+        idx = slice(index, index + 1) if isinstance(index, int) else index
+        part = {f.name: getattr(self, f.name)[idx] for f in fields(self)
+                if isinstance(getattr(self, f.name), Tensor)}
+        return replace(self, **part)
 
 
 class VAR:
@@ -299,20 +408,22 @@ class VAR:
         method: An :class:`~attrdist.methods.Attributor` (a registered method, or an adapter around
             Captum, pytorch-grad-cam or any callable).
         classes: Class-set spec (``"top3+worst"``, ``"best-vs-worst"``, ``"281,285,287"``), a
-            :class:`~attrdist.classes.ClassSet` or a list of classes.
+            :class:`~attrdist.classes.ClassSet`, a list of classes or a ``[B, K]`` tensor.
         preset: ``"normalized"`` (default), ``"paper"``, ``"authors-code"`` or a :class:`VARConfig`.
+        ranked: Whether the class set was chosen by rank (selects ``tau_ranked``); default: true for ranked
+            class-set specs (``topN``, ``topN+worst``, ``best-vs-worst``), false for lists and tensors.
         **overrides: Fields of :class:`VARConfig` to override (``temperatures``, ``tau``, ...).
 
     Example:
         >>> explainer = VAR(get_method("gradcam", model), classes="top3+worst")  # doctest: +SKIP
-        >>> result = explainer(x)                                                 # doctest: +SKIP
-        >>> result.refined.shape                                                  # doctest: +SKIP
+        >>> result = explainer.attribute(x)                                       # doctest: +SKIP
+        >>> result.refined_target.shape                                          # doctest: +SKIP
         torch.Size([1, 224, 224])
     """
 
     def __init__(
-        self, method: object, classes: object = "top3+worst", preset: str | VARConfig = DEFAULT_PRESET,
-        **overrides: object,
+        self, method: Attributor, *, classes: ClassesLike = DEFAULT_CLASSES, preset: str | VARConfig | None = None,
+        ranked: bool | None = None, **overrides: object,
     ) -> None:
         from .classes import parse_class_set
         from .methods.base import Attributor
@@ -325,6 +436,7 @@ class VAR:
         self.method = method
         self.classes = classes if isinstance(classes, Tensor) else parse_class_set(classes)  # type: ignore[arg-type]
         self.config = get_preset(preset, **overrides)
+        self.ranked = (isinstance(self.classes, ClassSet) and not self.classes.fixed) if ranked is None else ranked
         if method.class_agnostic:
             warnings.warn(
                 f"method {method.name or type(method).__name__} is class-agnostic: its maps are the same for "
@@ -333,34 +445,28 @@ class VAR:
                 stacklevel=2,
             )
 
-    def __call__(self, x: Tensor, target: Tensor | int | None = None) -> VARResult:
-        """Explain ``x`` for the target class with the class set.
+    def __repr__(self) -> str:
+        spec = self.classes.spec if isinstance(self.classes, ClassSet) else "tensor"
+        return f"VAR({self.method!r}, classes={spec!r}, config={self.config})"
+
+    def attribute(self, inputs: Tensor, target: Tensor | int | None = None) -> VARResult:
+        """Explain ``inputs`` for the target class against the class set.
 
         Args:
-            x: Input batch ``[B, C, H, W]``.
+            inputs: Input batch ``[B, C, H, W]``.
             target: Target class per sample; default: the predicted class (for a predefined set, the
                 most probable class of the set).
 
         Returns:
-            The :class:`VARResult`.
+            The :class:`VARResult` (raw maps, refined maps, distribution, class set, target).
         """
-        from .classes import ClassSet, most_probable
+        start = time.perf_counter()
+        att = self.method.attribute(inputs, target=target, classes=self.classes)
+        seconds = time.perf_counter() - start
+        empty = torch.empty(0)
+        raw = VARResult(maps=att.maps, refined=empty, q=empty, keep=empty, classes=att.classes, target=att.target,
+                        logits=att.logits, config=self.config, method=att.method, vjp=att.vjp, seconds=seconds,
+                        ranked=self.ranked, channel_maps=att.channel_maps)
+        return raw.refine(self.config, warn_identical=not self.method.class_agnostic)
 
-        fixed = not isinstance(self.classes, ClassSet) or bool(self.classes.fixed)
-        att = self.method.explain(x, self.classes, None if fixed else target)
-        cls = att.classes
-        if target is None:
-            tgt = most_probable(cls, att.logits) if fixed else cls[:, 0]
-        else:
-            tgt = torch.as_tensor(target, dtype=torch.long, device=cls.device).flatten().expand(cls.shape[0])
-        hit = cls == tgt[:, None]
-        if not hit.any(1).all():
-            i = int((~hit.any(1)).nonzero()[0])
-            raise ValueError(f"target class {int(tgt[i])} of sample {i} is not in its class set {cls[i].tolist()}")
-        idx = hit.long().argmax(1)
-        out = var(att.maps, preset=self.config)
-        rows = torch.arange(cls.shape[0], device=cls.device)
-        return VARResult(
-            refined=out.refined[rows, idx], target=tgt, target_index=idx, classes=cls, maps=att.maps,
-            q=out.q, refined_all=out.refined, logits=att.logits, config=self.config,
-        )
+    __call__ = attribute

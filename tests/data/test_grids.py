@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attrdist.data.grids import Candidate, cell_masks, compose_grid, select_grids
+from attrdist.data.grids import Candidate, cell_masks, select_grids
+from attrdist.data.prepare import compose_grid
 
 
 def candidates(n_classes=10, per_class=5):

@@ -45,8 +45,8 @@ def test_callable_adapter_and_var(setup):
     adapter = CallableAdapter(model, saliency)
     torch.testing.assert_close(adapter(x, classes), get_method("gradient", model)(x, classes))
     assert len(calls) == 3  # once per class
-    res = VAR(adapter, classes="top2+worst")(x)
-    assert res.refined.shape == (2, 48, 48)
+    res = VAR(adapter, classes="top2+worst").attribute(x)
+    assert res.refined.shape == (2, 3, 48, 48) and res.refined_target.shape == (2, 48, 48)
 
 
 def test_callable_adapter_bad_shape(setup):

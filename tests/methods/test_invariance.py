@@ -31,7 +31,7 @@ def close(a, b):
 @pytest.mark.parametrize("name", list_methods("cnn"))
 def test_shape_and_raw(name, model, batch):
     x, classes = batch
-    att = get_method(name, model, **FAST.get(name, {})).explain(x, classes)
+    att = get_method(name, model, **FAST.get(name, {})).attribute(x, classes=classes)
     assert att.maps.shape == (3, 4, 48, 48)
     assert att.maps.dtype == torch.float64
     assert att.classes.tolist() == classes.tolist()
@@ -63,8 +63,8 @@ def test_k_at_once_equals_one_at_a_time(name, model, batch):
 @pytest.mark.parametrize("name", list_methods("cnn"))
 def test_vjp_modes_agree(name, model, batch):
     x, classes = batch
-    seq = get_method(name, model, vjp="sequential", **FAST.get(name, {})).explain(x, classes)
-    bat = get_method(name, model, vjp="batched", **FAST.get(name, {})).explain(x, classes)
+    seq = get_method(name, model, vjp="sequential", **FAST.get(name, {})).attribute(x, classes=classes)
+    bat = get_method(name, model, vjp="batched", **FAST.get(name, {})).attribute(x, classes=classes)
     assert seq.vjp == "sequential"
     close(bat.maps, seq.maps)
 
@@ -72,7 +72,7 @@ def test_vjp_modes_agree(name, model, batch):
 @pytest.mark.parametrize("name", list_methods("cnn"))
 def test_class_set_spec_resolved_from_same_forward(name, model, batch):
     x, _ = batch
-    att = get_method(name, model, **FAST.get(name, {})).explain(x, "top2+worst")
+    att = get_method(name, model, **FAST.get(name, {})).attribute(x, classes="top2+worst")
     with torch.no_grad():
         logits = model(x)
     torch.testing.assert_close(att.logits, logits, rtol=1e-9, atol=1e-9)
@@ -84,7 +84,7 @@ def test_class_set_spec_resolved_from_same_forward(name, model, batch):
 def test_smoothgrad_is_mean_gradient_over_its_noise(model, batch):
     x, classes = batch
     sg = SmoothGrad(model, samples=3, noise_level=0.2, seed=7, chunk_size=2)
-    pts, _ = sg.points(x)
+    pts, _ = sg._points(x)
     grad = get_method("gradient", model)
     ref = torch.stack([grad(p, classes) for p in pts]).mean(0)
     close(sg(x, classes), ref)
@@ -94,13 +94,16 @@ def test_smoothgrad_is_mean_gradient_over_its_noise(model, batch):
 def test_integrated_gradients_completeness(model, batch):
     x, classes = batch
     ig = get_method("integrated_gradients", model, steps=64)
-    att = ig.explain(x, classes)
+    att = ig.attribute(x, classes=classes)
     with torch.no_grad():
         diff = model(x).gather(1, classes) - model(torch.zeros_like(x)).gather(1, classes)
     torch.testing.assert_close(att.maps.sum((-2, -1)), diff, rtol=2e-2, atol=2e-2 * float(diff.abs().max()))
 
 
-def test_keep_channels_and_native_resolution(model, batch):
+def test_channel_maps_and_native_resolution(model, batch):
     x, classes = batch
-    assert get_method("input_x_gradient", model, keep_channels=True)(x, classes).shape == (3, 4, 3, 48, 48)
+    att = get_method("input_x_gradient", model).attribute(x, classes=classes)
+    assert att.channel_maps.shape == (3, 4, 3, 48, 48)
+    torch.testing.assert_close(att.channel_maps.sum(2), att.maps, rtol=0, atol=0)
+    assert get_method("gradcam", model).attribute(x, classes=classes).channel_maps is None
     assert get_method("gradcam", model, resolution="native")(x, classes).shape == (3, 4, 2, 2)

@@ -433,9 +433,14 @@ def test_rollout_is_class_agnostic_and_var_warns():
         VAR(get_method("rollout", model))
 
 
-def test_vit_method_on_cnn_is_clear():
-    with pytest.raises(TypeError, match="not a timm or torchvision VisionTransformer"):
+def test_method_applicability_is_enforced():
+    from attrdist.methods import MethodNotApplicableError
+
+    with pytest.raises(MethodNotApplicableError, match=r"'gae' applies to vit models.*ResNet is a CNN; methods for it: "
+                                                       r"gradcam, .*lrp"):
         get_method("gae", torchvision.models.resnet18())
+    with pytest.raises(MethodNotApplicableError, match=r"'lrp' applies to cnn models.*Vision Transformer.*rollout"):
+        get_method("lrp", tiny_timm())
 
 
 @pytest.mark.parametrize("name", ["rollout", "gae", "bi_attn", "t_attn", "tlrp"])

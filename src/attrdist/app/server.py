@@ -23,7 +23,7 @@ import hashlib
 import io
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -33,7 +33,8 @@ import numpy as np
 from PIL import Image
 
 from ..data import SAMPLES, ImageReadError, read_image_bytes, sample_image
-from ..explain import Explanation, explain_image, explanation_arrays, with_var
+from ..explain import explain_image
+from ..explanation import Explanation
 from ..methods import METHODS
 from ..models import LoadedModel, load_model
 from ..var import DEFAULT_PRESET, NORMALIZATIONS, PRESETS
@@ -51,25 +52,30 @@ class UserError(ValueError):
         self.status = status
 
 
-@dataclass(frozen=True)
+def _opt(text: str, **extra: object) -> dict:
+    return {"help": text, **extra}
+
+
+@dataclass(frozen=True, kw_only=True)
 class AppConfig:
-    """Settings of the web explorer.
+    """Settings of the web explorer (each field is an ``attrdist serve`` option).
 
     Attributes:
         host: Address to bind (default: localhost only).
         port: Port (0: any free port).
         max_upload_mb: Largest accepted upload.
         cache_size: Explanations kept for the VAR controls.
-        models: Model names offered (others can be typed in).
+        models: Model names offered (requests choose among these only).
         device: Torch device.
     """
 
-    host: str = "127.0.0.1"
-    port: int = 7860
-    max_upload_mb: float = 10.0
-    cache_size: int = 16
-    models: tuple[str, ...] = ("efficientnet_lite0",)
-    device: str = "cpu"
+    host: str = field(default="127.0.0.1", metadata=_opt("address to bind (127.0.0.1: this machine only)"))
+    port: int = field(default=7860, metadata=_opt("port (0: any free port)"))
+    max_upload_mb: float = field(default=10.0, metadata=_opt("largest accepted upload in MB"))
+    cache_size: int = field(default=16, metadata=_opt("explanations kept for the instant VAR controls"))
+    models: tuple[str, ...] = field(default=("efficientnet_lite0",), metadata=_opt(
+        "comma-separated models offered; requests choose among these only"))
+    device: str = field(default="cpu", metadata=_opt("torch device"))
 
 
 def _png(array: np.ndarray) -> str:
@@ -140,14 +146,15 @@ class Explorer:
             lm, lock = self._model(model)
             with lock:  # attribution hooks are per model: one attribution at a time on it
                 try:
-                    exp = explain_image(lm, image, methods, classes, target, device=self.config.device)
+                    exp = explain_image(lm, image, methods=methods, classes=classes, target=target,
+                                        device=self.config.device)
                 except ValueError as err:
                     raise UserError(str(err)) from None
                 self.model_calls += 1
             self.cache.put(key, exp)
         return {"key": key, "classes": [{"index": c, "name": n, "probability": p} for c, n, p in
                                         zip(exp.classes, exp.class_names, exp.probabilities, strict=True)],
-                "target": exp.target, "methods": list(exp.results)}
+                "target": exp.classes.index(exp.target), "methods": list(exp.results)}
 
     def refined(self, key: str, params: dict[str, str]) -> Explanation:
         """The cached explanation with VAR re-run under the given parameters (no model call)."""
@@ -159,8 +166,8 @@ class Explorer:
             temps = [float(t) for t in params["temperatures"].split(",") if t.strip()] \
                 if params.get("temperatures") else None
             tau = float(params["tau"]) if params.get("tau") not in (None, "") else None
-            return with_var(exp, preset, temperatures=temps, tau=tau, magnitude=params.get("magnitude") or None,
-                            normalize=params.get("normalize") or None)
+            return exp.refine(preset, temperatures=temps, tau=tau, magnitude=params.get("magnitude") or None,
+                              normalize=params.get("normalize") or None)
         except ValueError as err:
             raise UserError(f"invalid VAR parameters: {err}") from None
 
@@ -171,12 +178,11 @@ class Explorer:
         out = {}
         for name, r in exp.results.items():
             rows = {}
-            for label, maps in (("vanilla", r.maps.numpy()), ("var", r.var.refined.numpy())):
-                maps = maps.astype(np.float64)
-                lo, hi, cmap = row_scale(maps)
-                rows[label] = [_png(overlay(img, m, lo, hi, cmap)) for m in maps]
-            kept = [float(k.float().mean()) for k in r.var.keep]
-            out[name] = {**rows, "dominance": _png(dominance_image(r.var.q.numpy())), "kept": kept}
+            for label, maps in (("vanilla", r.maps[0].numpy()), ("var", r.refined[0].numpy())):
+                values, lo, hi, cmap = row_scale(maps.astype(np.float64))
+                rows[label] = [_png(overlay(img, m, lo, hi, cmap)) for m in values]
+            kept = [float(k.float().mean()) for k in r.keep[0]]
+            out[name] = {**rows, "dominance": _png(dominance_image(r.q[0].numpy())), "kept": kept}
         return {"panels": out, "config": exp.config.to_dict(), "model_calls": self.model_calls}
 
     def figure(self, key: str, params: dict[str, str]) -> bytes:
@@ -194,7 +200,7 @@ class Explorer:
     def arrays(self, key: str, params: dict[str, str]) -> bytes:
         """Raw maps, q and refined maps as npz bytes."""
         buf = io.BytesIO()
-        np.savez_compressed(buf, **explanation_arrays(self.refined(key, params)))
+        np.savez_compressed(buf, **self.refined(key, params).arrays())
         return buf.getvalue()
 
 
@@ -288,8 +294,8 @@ def make_server(config: AppConfig = AppConfig(), explorer: Explorer | None = Non
     return server
 
 
-def serve(config: AppConfig = AppConfig()) -> None:  # noqa: B008
-    """Run the explorer until interrupted."""
+def serve(config: AppConfig = AppConfig()) -> int:  # noqa: B008
+    """Run the explorer until interrupted (returns the exit status)."""
     server = make_server(config)
     host, port = server.server_address[:2]
     print(f"attrdist explorer on http://{host}:{port}/  (Ctrl+C to stop)", flush=True)
@@ -299,3 +305,4 @@ def serve(config: AppConfig = AppConfig()) -> None:  # noqa: B008
         pass
     finally:
         server.server_close()
+    return 0

@@ -1,17 +1,23 @@
-"""Run configurations: dataclasses loadable from YAML and saved beside every result."""
+"""Run configurations: dataclasses loadable from YAML and saved beside every result.
+
+Every field carries its one-line help (and choices) as metadata: the command line builds its options from
+these fields, so an option is declared once.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import yaml
 
-from ..var import DEFAULT_PRESET
+from ..methods.base import BENCHMARK_METHODS
+from ..var import DEFAULT_PRESET, VARConfig, variant_config
 
-__all__ = ["DEFAULT_VARIANTS", "RunConfig", "open_run"]
+__all__ = ["DEFAULT_VARIANTS", "RunConfig", "opt", "open_run"]
 
 #: The VAR variants computed by default beside vanilla (name -> preset and overrides).
 DEFAULT_VARIANTS: dict[str, dict] = {"var": {"preset": DEFAULT_PRESET}}
@@ -19,33 +25,58 @@ DEFAULT_VARIANTS: dict[str, dict] = {"var": {"preset": DEFAULT_PRESET}}
 C = TypeVar("C", bound="RunConfig")
 
 
-@dataclass
+def opt(text: str, choices: Sequence[str] | None = None, **extra: object) -> dict:
+    """Field metadata read by the command line: the option's one-line help and its choices."""
+    return {"help": text, **({"choices": tuple(choices)} if choices else {}), **extra}
+
+
+@dataclass(kw_only=True)
 class RunConfig:
     """Fields every benchmark shares.
 
     Attributes:
-        dataset: What to run on (``sample`` needs no download; see each benchmark).
+        dataset: What to run on, ``KIND[:ARG]`` (``sample`` needs no download; ``attrdist bench NAME --help``
+            lists the kinds).
         model: Model name (see :func:`attrdist.load_model`).
-        weights: Weights path, ``random`` or ``None``.
+        weights: Weights path, a torchvision weights name (``IMAGENET1K_V1``), ``random`` or ``None``.
         methods: Method names.
+        method_options: Options per method, e.g. ``{"gradcam": {"layer": "features.denseblock4.denselayer16"}}``.
         variants: VAR variants computed from the same raw maps: name -> ``{"preset": ..., overrides}``.
         seed: Seed of every random choice.
         max_items: Maximal number of items; ``None`` or 0: all.
         device: ``cpu`` or ``cuda`` (not part of the stored configuration: it does not change results).
     """
 
-    dataset: str = "sample"
-    model: str = "efficientnet_lite0"
-    weights: str | None = None
-    methods: list[str] = field(default_factory=lambda: ["gradcam", "guided_backprop", "input_x_gradient",
-                                                        "integrated_gradients"])
-    variants: dict[str, dict] = field(default_factory=lambda: dict(DEFAULT_VARIANTS))
-    seed: int = 0
-    max_items: int | None = None
-    device: str = "cpu"
+    dataset: str = field(default="sample", metadata=opt("what to run on, KIND[:ARG] (kinds below)"))
+    model: str = field(default="efficientnet_lite0", metadata=opt(
+        "efficientnet_lite0 (offline), torchvision:NAME, timm:NAME or a checkpoint path"))
+    weights: str | None = field(default=None, metadata=opt(
+        "state-dict file, a torchvision weights name (IMAGENET1K_V1: the paper's) or 'random'"))
+    methods: list[str] = field(default_factory=lambda: list(BENCHMARK_METHODS), metadata=opt(
+        "comma-separated methods (attrdist methods --model NAME lists those that apply)"))
+    method_options: dict[str, dict] = field(default_factory=dict, metadata=opt(
+        "method options, repeatable: --method-opt gradcam.layer=layer3", flag="--method-opt"))
+    variants: dict[str, dict] = field(default_factory=lambda: dict(DEFAULT_VARIANTS), metadata=opt(
+        "VAR variants from the same raw maps: name=preset[+normalisation],... or 'all' (the preset study)"))
+    seed: int = field(default=0, metadata=opt("seed of every random choice"))
+    max_items: int | None = field(default=None, metadata=opt("at most this many items (0 or unset: all)"))
+    device: str = field(default="cpu", metadata=opt("torch device (cuda: one GPU per torchrun rank)"))
 
     #: Name stored with the results (``localization``, ``insertion``, ``sanity``).
     benchmark = "benchmark"
+
+    def __post_init__(self) -> None:
+        for name, spec in self.variants.items():
+            if name == "vanilla":
+                raise ValueError("'vanilla' names the raw maps; choose another variant name")
+            try:
+                variant_config(spec)
+            except (ValueError, TypeError) as err:
+                raise ValueError(f"VAR variant {name!r}: {err}") from None
+
+    def variant_configs(self) -> dict[str, VARConfig]:
+        """The VAR configuration of every variant, by name."""
+        return {name: variant_config(spec) for name, spec in self.variants.items()}
 
     def to_dict(self) -> dict:
         """The stored configuration (without ``device``)."""
@@ -59,8 +90,18 @@ class RunConfig:
 
     @classmethod
     def load(cls: type[C], path: str | Path) -> C:
-        """Read a YAML configuration."""
-        return cls(**yaml.safe_load(Path(path).read_text()))
+        """Read a YAML configuration.
+
+        Raises:
+            ValueError: On a field the configuration does not have.
+        """
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known - {"benchmark"})
+        if unknown:
+            raise ValueError(f"{path}: unknown field(s) {unknown} for the {cls.benchmark} benchmark")
+        data.pop("benchmark", None)
+        return cls(**data)
 
     @property
     def limit(self) -> int | None:

@@ -1,56 +1,58 @@
 """Insertion benchmark: PIC (SIC, AIC) or RISE insertion/deletion of vanilla and VAR maps.
 
-Per image: the class set (top-k most probable + least probable), the raw maps of each method once, the
-target (top-1) map vanilla and refined by each VAR variant, then the curves. The image's random mask is
-fixed per image (seeded by the image id) and shared by all methods and variants; an image the PIC rules
-skip is recorded with its reason.
+Per image: :class:`~attrdist.var.VAR` computes the raw maps of the class set (top-k most probable + least
+probable) once per method; the target (top-1) map, vanilla and refined by each VAR variant
+(:meth:`~attrdist.var.VARResult.refine`), gives the curves. The image's random mask is fixed per image
+(seeded by the image id) and shared by all methods and variants; an image the PIC rules skip is recorded
+with its reason, and so is a map that orders no pixel (all zero after VAR, or constant).
 """
 
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..data.kinds import open_dataset
+from ..data.prepare import model_input
 from ..methods import get_method
 from ..metrics.checks import degenerate
 from ..metrics.insertion import PIC_THRESHOLDS, PicBase, PicSkip, pic_curves, random_mask, rise_curves
 from ..models import LoadedModel, load_model
-from ..var import get_preset, var
-from .config import RunConfig, open_run
-from .items import image_items
+from ..var import VAR
+from .config import RunConfig, open_run, opt
+from .registry import Benchmark, register_benchmark
 from .runner import ItemResult, Shard, current_shard, run_items
 from .store import ResultStore
 
 __all__ = ["InsertionConfig", "run_insertion"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class InsertionConfig(RunConfig):
     """Configuration of an insertion run.
 
+    The fields of :class:`~attrdist.bench.config.RunConfig`, and:
+
     Attributes:
-        dataset: ``sample`` (views of the scikit-image photos), ``imagenet:PATH`` or ``folder:PATH``.
         curve: ``pic`` (SIC and AIC, Kapishnikov et al.) or ``rise`` (insertion and deletion).
         top_k: The class set is the ``top_k`` most probable classes plus the least probable one.
         saliency: Pixel order from ``abs`` (the reference notebook's choice) or ``signed`` maps.
         min_pred: PIC: skip an image whose top-1 softmax is below this (SIC).
         mask_fraction: PIC: fraction of random pixels always kept.
         rise_step: RISE: pixels per step.
-
-    A saliency map that orders no pixel (all zero, as when VAR keeps no pixel, or constant) gets no curve:
-    it is recorded as ``zeroed`` with its reason and left out of the aggregates.
     """
 
-    curve: str = "pic"
-    top_k: int = 3
-    saliency: str = "abs"
-    min_pred: float = 0.8
-    mask_fraction: float = 0.01
-    rise_step: int = 224
+    curve: str = field(default="pic", metadata=opt("PIC (SIC and AIC) or RISE insertion/deletion", ("pic", "rise")))
+    top_k: int = field(default=3, metadata=opt("class set: the top_k most probable classes and the least probable"))
+    saliency: str = field(default="abs", metadata=opt("pixel order from |map| (the PIC notebook's) or the signed map",
+                                                      ("abs", "signed")))
+    min_pred: float = field(default=0.8, metadata=opt("PIC: skip images whose top-1 softmax is below this (SIC)"))
+    mask_fraction: float = field(default=0.01, metadata=opt("PIC: fraction of random pixels always kept"))
+    rise_step: int = field(default=224, metadata=opt("RISE: pixels inserted or deleted per step"))
 
     benchmark = "insertion"
 
@@ -67,14 +69,14 @@ def run_insertion(config: InsertionConfig, out_dir: str | Path, shard: Shard | N
     """
     if config.curve not in ("pic", "rise") or config.saliency not in ("abs", "signed"):
         raise ValueError("curve must be 'pic' or 'rise' and saliency 'abs' or 'signed'")
+    images = open_dataset(config.dataset, needs="images").images()
     shard = shard or current_shard()
     store, cfg = open_run(config, out_dir, shard)
     lm = lm or load_model(cfg.model, cfg.weights)
     model = lm.model.to(cfg.device)
-    items = image_items(cfg.dataset, cfg.limit)
-    methods = {m: get_method(m, model) for m in cfg.methods}
-    variants = {n: get_preset(s.get("preset"), **{k: v for k, v in s.items() if k != "preset"})
-                for n, s in cfg.variants.items()}
+    items = {it.id: it for it in images[: cfg.limit]}
+    methods = {m: get_method(m, lm, **cfg.method_options.get(m, {})) for m in cfg.methods}
+    (first, first_cfg), *others = cfg.variant_configs().items()
     pre = lm.preprocess
 
     def predict(batch: np.ndarray) -> np.ndarray:
@@ -83,18 +85,17 @@ def run_insertion(config: InsertionConfig, out_dir: str | Path, shard: Shard | N
             return model(x).softmax(1).double().cpu().numpy()
 
     def compute(item: str) -> ItemResult:
-        shown = pre.crop_image(items[item]())
+        shown, x = model_input(items[item].load(), pre)
+        x = x.to(cfg.device)
         image = np.asarray(shown, dtype=np.uint8)
-        x = pre.normalize(pre.to_unit(shown))[None].to(cfg.device)
         seed = zlib.crc32(item.encode()) ^ cfg.seed
         base = PicBase.of(image, random_mask(*image.shape[:2], cfg.mask_fraction, seed), predict) \
             if cfg.curve == "pic" else None
         rows, curves = [], []
         for name, method in methods.items():
-            att = method.explain(x, f"top{cfg.top_k}+worst")
-            target = {"vanilla": att.maps[0, 0]}
-            for v, vc in variants.items():
-                target[v] = var(att.maps, preset=vc, warn_identical=False).refined[0, 0]
+            result = VAR(method, classes=f"top{cfg.top_k}+worst", preset=first_cfg).attribute(x)
+            target = {"vanilla": result.raw_target[0], first: result.refined_target[0],
+                      **{v: result.refine(vc).refined_target[0] for v, vc in others}}
             for variant, m in target.items():
                 sal = (m.abs() if cfg.saliency == "abs" else m).double().cpu()
                 why = degenerate(sal)  # an all-zero map would keep every pixel at every threshold
@@ -103,7 +104,7 @@ def run_insertion(config: InsertionConfig, out_dir: str | Path, shard: Shard | N
                     store.skip_item(f"{item}/{name}/{variant}", why)
                     continue
                 if cfg.curve == "rise":
-                    for kind, auc in rise_curves(model, x, sal.to(x.device), int(att.classes[0, 0]),
+                    for kind, auc in rise_curves(model, x, sal.to(x.device), int(result.target[0]),
                                                  cfg.rise_step).items():
                         rows.append(("image", name, variant, f"{kind}_auc", auc))
                     continue
@@ -117,3 +118,19 @@ def run_insertion(config: InsertionConfig, out_dir: str | Path, shard: Shard | N
 
     run_items(store, list(items), compute, shard, desc="insertion")
     return store
+
+
+def _curve_plots(store: ResultStore, table: object, run_dir: Path) -> dict[str, Path]:
+    from .report import curve_plots
+
+    return curve_plots(store, run_dir)
+
+
+register_benchmark(Benchmark(
+    name="insertion", config=InsertionConfig, run=run_insertion, needs="images",
+    summary="insertion curves: PIC (SIC, AIC) or RISE insertion/deletion",
+    examples=("attrdist bench insertion --dataset sample --out runs/pic",
+              "attrdist bench insertion --dataset imagenet:/data/imagenet/val --max-items 1000 --out runs/pic",
+              "attrdist bench insertion --curve rise --out runs/rise"),
+    plots=_curve_plots,
+))

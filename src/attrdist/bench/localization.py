@@ -1,22 +1,31 @@
 """Localisation benchmarks: the grid pointing game (Quad), Part-Quad and COCO objects.
 
-Vanilla and every VAR variant are computed from the same raw maps (one attribution call per item and
-method). Per-item results go to the run's SQLite store with the full configuration.
+Per item and method, :class:`~attrdist.var.VAR` computes the raw maps of the class set once; vanilla and
+every VAR variant (:meth:`~attrdist.var.VARResult.refine`) are scored from those maps. Per-item results go
+to the run's SQLite store with the full configuration.
 
-Datasets (``--dataset KIND:PATH``):
+The paper's protocol (appendix B) is the default: the positive part of each class's map, an 11x11 Gaussian
+blur (sigma 2 and reflect-101 borders, OpenCV's ``GaussianBlur((11, 11), 0)`` as in the authors' demo), then
+region attribution, IoU and F1 of the cell or object region.
 
-* ``sample``: grids of real photos shipped with scikit-image, classified by the model (no download);
-* ``imagenet:PATH``: ImageNet val in any standard layout; ``folder:PATH``: class sub-folders;
-* ``parts:PATH[:ANNOTATIONS]``: Part-Quad from COCO-format segmentations (PartImageNet);
-* ``coco:PATH``: COCO val2017 objects; the class set is the categories present in the image.
+* Grids (``sample``, ``imagenet:PATH``, ``folder:PATH``, ``parts:PATH``): the class set is the grid's classes
+  (each distinct class once), the region of a cell is the whole cell (Part-Quad: the object's mask in it).
+  ``--selection authors`` (default, the paper's Quad-ImageNet: every image squashed to the cell, images taken
+  in a seeded shuffled order, classes may repeat), ``rao`` (Rao et al.: confident, correct, distinct classes;
+  a cell is the model's resize-and-centre-crop view of the image, and the confidence filter classifies that
+  very cell image) or ``random``. ``--cell 112`` gives 224-px grids, ``--cell 224`` 448-px grids; a model with
+  a fixed input size (a ViT) sees the grid resized to it, and its maps are upsampled back to the grid.
+* COCO (``coco:PATH``): every image resized (squashed) to the model's input size, as the authors'
+  ``get_coco_dataset`` does (``Resize((224, 224))``), masks with it (nearest); objects under 1% of the image
+  and objects whose category's ImageNet classes have a summed probability under 1e-4 on that input are left
+  out; the class set is the categories present.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -24,25 +33,21 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..data.datasets import (
-    LabeledImage,
-    read_coco,
-    read_image_folder,
-    read_imagenet_val,
-    read_part_segmentations,
-)
-from ..data.grids import Candidate, Grid, cell_masks, compose_grid, select_grids
-from ..data.images import read_image
-from ..data.samples import SAMPLES, sample_image
+from ..data.grids import SELECTIONS, Candidate, Grid, cell_masks, select_grids
+from ..data.kinds import Dataset, ImageItem, open_dataset
+from ..data.prepare import compose_grid, fit, model_input
+from ..explain import grid_classes
 from ..methods import Attributor, get_method
-from ..metrics import localization_scores
+from ..metrics import BINARIZATIONS, localization_scores, metrics_for
+from ..metrics.localization import PAPER_BORDER, PAPER_KERNEL, PAPER_SIGMA
 from ..models import LoadedModel, load_model
-from ..var import DEFAULT_PRESET, NORMALIZATIONS, get_preset, var
-from .config import RunConfig, open_run
+from ..var import NORMALIZATIONS, VAR
+from .config import RunConfig, open_run, opt
+from .registry import Benchmark, register_benchmark
 from .runner import Shard, Skip, current_shard, run_items
 from .store import ResultStore
 
-__all__ = ["LocalizationConfig", "LocalizationBenchmark", "run_localization"]
+__all__ = ["ALL_VARIANTS", "LocalizationBenchmark", "LocalizationConfig", "run_localization"]
 
 #: The variant study (``--variants all``): the named presets and each normalisation with the paper's
 #: temperatures.
@@ -53,44 +58,52 @@ ALL_VARIANTS: dict[str, dict] = {
 }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LocalizationConfig(RunConfig):
     """Configuration of a localisation run (saved in the store and as ``config.yaml``).
 
+    The fields of :class:`~attrdist.bench.config.RunConfig`, and:
+
     Attributes:
-        dataset: ``sample``, ``imagenet:PATH``, ``folder:PATH``, ``parts:PATH[:ANNOTATIONS]`` or ``coco:PATH``.
         grid: Grid side n (n x n cells).
-        cell: Cell size in pixels (224: full resolution 448 grids; 112: 224 grids).
-        selection: ``rao`` (confident, correct, distinct classes, each image once) or ``random``.
+        cell: Cell size in pixels (112: 224-px grids, the paper's; 224: 448-px grids at full resolution).
+        selection: ``authors`` (the paper's Quad-ImageNet), ``rao`` or ``random`` (see the module docstring).
         confidence: Confidence threshold of the ``rao`` selection.
-        smoothing: ``gaussian``, ``box`` or ``none``, applied to the positive part of the map (the paper's
-            order: positive part, then an 11x11 Gaussian).
+        smoothing: ``gaussian``, ``box`` or ``none``, applied to the positive part of the map.
         kernel: Smoothing kernel size (11).
-        sigma: Gaussian sigma (2.0: OpenCV's ``GaussianBlur((11, 11), 0)`` of the VAR authors' demo; the RISE
+        sigma: Gaussian sigma (2.0: OpenCV's for an 11x11 kernel, as in the VAR authors' demo; the RISE
             code's 11x11 kernel has 5).
-        border: Smoothing border: ``reflect`` (reflect-101, OpenCV's default, as in the authors' demo) or
-            ``zeros``.
+        border: Smoothing border: ``reflect`` (reflect-101, OpenCV's default) or ``zeros``.
         binarize: Binarisation rule for IoU/F1 (see :data:`attrdist.metrics.BINARIZATIONS`).
         binarize_value: The rule's factor.
-        min_area: COCO: minimal object area fraction.
+        min_area: COCO: minimal object area fraction (the paper: 1%).
+        area_from: COCO: object area from its ``mask`` (the paper) or its ``bbox`` (the authors' code, with
+            ``min_area`` 0.025).
         min_prob: COCO: minimal summed ImageNet probability of an object's class set.
+        metrics: Localisation metrics to compute (default: every registered default one).
 
-    The other fields are those of :class:`~attrdist.bench.config.RunConfig`; ``max_items`` limits grids
-    or COCO images (12 grids for ``sample`` when unset).
+    ``max_items`` limits grids or COCO images (12 grids for ``sample`` when unset).
     """
 
-    grid: int = 2
-    cell: int = 112
-    selection: str = "random"
-    confidence: float = 0.99
-    smoothing: str = "gaussian"
-    kernel: int = 11
-    sigma: float = 2.0
-    border: str = "reflect"
-    binarize: str = "mean"
-    binarize_value: float = 1.0
-    min_area: float = 0.01
-    min_prob: float = 1e-4
+    grid: int = field(default=2, metadata=opt("grid side n (n x n cells)"))
+    cell: int = field(default=112, metadata=opt("cell size in pixels: 112 (224-px grids, the paper's) or 224"))
+    selection: str = field(default="authors", metadata=opt(
+        "grids: the paper's Quad-ImageNet (authors), Rao et al.'s confident distinct classes (rao), or random "
+        "distinct classes", SELECTIONS))
+    confidence: float = field(default=0.99, metadata=opt("confidence threshold of --selection rao"))
+    smoothing: str = field(default="gaussian", metadata=opt("smoothing of the positive part",
+                                                            ("gaussian", "box", "none")))
+    kernel: int = field(default=PAPER_KERNEL, metadata=opt("smoothing kernel size"))
+    sigma: float = field(default=PAPER_SIGMA, metadata=opt("Gaussian sigma (2: the authors' OpenCV blur)"))
+    border: str = field(default=PAPER_BORDER, metadata=opt("smoothing border (reflect-101 or zero padding)",
+                                                           ("reflect", "zeros")))
+    binarize: str = field(default="mean", metadata=opt("binarisation for IoU and F1", tuple(BINARIZATIONS)))
+    binarize_value: float = field(default=1.0, metadata=opt("the binarisation's factor"))
+    min_area: float = field(default=0.01, metadata=opt("COCO: minimal object area, a fraction of the image"))
+    area_from: str = field(default="mask", metadata=opt("COCO: object area from its mask (paper) or its box "
+                                                        "(authors' code)", ("mask", "bbox")))
+    min_prob: float = field(default=1e-4, metadata=opt("COCO: minimal probability of an object's classes"))
+    metrics: list[str] | None = field(default=None, metadata=opt("localisation metrics (default: all)"))
 
     benchmark = "localization"
 
@@ -104,7 +117,7 @@ class _Unit:
 
 @dataclass
 class _Prepared:
-    image: torch.Tensor  # [1, 3, H, W] normalised
+    image: torch.Tensor  # [1, 3, H, W] normalised, at the model's input size
     classes: list[int]
     units: list[_Unit]
 
@@ -122,154 +135,131 @@ class LocalizationBenchmark:
         self, config: LocalizationConfig, lm: LoadedModel | None = None, store: ResultStore | None = None
     ) -> None:
         self.config = config
+        self.dataset: Dataset = open_dataset(config.dataset)
         self.lm = lm or load_model(config.model, config.weights)
         self.store = store
-        self.kind, _, self.path = config.dataset.partition(":")
         self.limit = config.limit
-        self._cells: dict[tuple[str, int | None], Image.Image] = {}
-        if self.kind not in ("sample", "imagenet", "folder", "parts", "coco"):
-            raise ValueError(f"unknown dataset kind {self.kind!r}; use sample, imagenet:PATH, folder:PATH, "
-                             "parts:PATH or coco:PATH")
-        if self.kind != "sample" and not self.path:
-            raise ValueError(f"dataset {config.dataset!r} needs a path: {self.kind}:PATH")
-        self.variants = {name: get_preset(spec.get("preset", DEFAULT_PRESET), **{k: v for k, v in spec.items()
-                                                                          if k != "preset"})
-                         for name, spec in config.variants.items()}
+        self.variants = config.variant_configs()
+        self.metrics = list(metrics_for("localization", config.metrics))
+        self.objects = "objects" in self.dataset.provides
+        self._cell = lru_cache(maxsize=64)(self._cell_image)
 
     # items ------------------------------------------------------------------------------------------
 
     @cached_property
-    def _records(self) -> dict[str, LabeledImage]:
-        if self.kind == "imagenet":
-            recs = read_imagenet_val(self.path)
-        elif self.kind == "folder":
-            recs = read_image_folder(self.path)
-        elif self.kind == "parts":
-            root, _, ann = self.path.partition(":")
-            recs = read_part_segmentations(root, ann or None)
-        else:
-            recs = []
-        return {r.id: r for r in recs}
+    def _objects(self) -> dict[str, object]:
+        return {o.id: o for o in self.dataset.objects(self.config.min_area, self.config.area_from)}
 
     @cached_property
-    def _coco(self) -> dict:
-        return read_coco(self.path, min_area=self.config.min_area)
+    def _images(self) -> dict[str, ImageItem]:
+        return {it.id: it for it in self.dataset.images()}
+
+    @cached_property
+    def _own_grids(self) -> bool:
+        return self.grids_of_dataset is not None
+
+    @cached_property
+    def grids_of_dataset(self) -> list[Grid] | None:
+        """The dataset's own grids (the sample photos), classified by the model, or ``None``."""
+        c = self.config
+        return self.dataset.grids(c.grid, self.limit, c.seed, lambda ims: grid_classes(self.lm, ims, c.device))
 
     @cached_property
     def grids(self) -> dict[str, Grid]:
         """The grids of a grid dataset, by id."""
         c = self.config
-        if self.kind == "sample":
-            return {g.id: g for g in self._sample_grids()}
-        cands = [Candidate(r.id, r.label) for r in self._records.values()]
+        if self.grids_of_dataset is not None:
+            return {g.id: g for g in self.grids_of_dataset}
+        unlabelled = [it.id for it in self._images.values() if it.label is None]
+        if unlabelled:
+            raise ValueError(f"dataset {c.dataset!r} has images without labels ({unlabelled[0]}, ...): grids "
+                             "need labelled images")
+        cands = [Candidate(it.id, it.label) for it in self._images.values()]  # type: ignore[arg-type]
         if c.selection == "rao":
             cands = self._with_predictions(cands)
         return {g.id: g for g in select_grids(cands, c.grid, c.selection, c.confidence, c.seed, self.limit)}
 
     def items(self) -> list[str]:
         """All item ids in a deterministic order."""
-        if self.kind == "coco":
-            ids = [str(i) for i in sorted(self._coco)]
+        if self.objects:
+            ids = sorted(self._objects, key=lambda i: (len(i), i))
             return ids[: self.limit] if self.limit else ids
         return sorted(self.grids)
 
-    def _sample_grids(self) -> list[Grid]:
-        # grids of the scikit-image photos: random orders and flips, classes from the model's predictions
-        from ..explain import grid_classes
+    def _view(self, image: Image.Image, resample: Image.Resampling | None = None) -> Image.Image:
+        """The part of an image that goes into a cell: all of it, or the model's centre crop for ``rao``."""
+        rao = self.config.selection == "rao" and not self._own_grids
+        return self.lm.preprocess.crop_image(image, resample) if rao else image
 
-        names = list(SAMPLES)
-        # each photo's predicted class, made distinct (the next most probable one where two coincide)
-        labels = dict(zip(names, grid_classes(self.lm, [self._sample_cell(n) for n in names], self.config.device),
-                          strict=True))
-        rng = random.Random(self.config.seed)
-        grids = []
-        for g in range(self.limit or 12):
-            order = rng.sample(names, len(names))[: self.config.grid**2]
-            items = tuple(f"{n}{'~flip' if rng.random() < 0.5 else ''}" for n in order)
-            grids.append(Grid(f"sample{g:04d}", items, tuple(labels[n] for n in order)))
-        return grids
+    def _cell_image(self, item: str) -> Image.Image:
+        """The cell image of a grid item, at the cell size (cached for small datasets)."""
+        return fit(self._view(self.dataset.grid_image(item)), self.config.cell)
 
-    def _sample_cell(self, item: str, size: int | None = None):  # noqa: ANN202
-        """A sample photo's square centre crop (mirrored for ``~flip``), resized to ``size``; cached."""
-        key = (item, size)
-        if key not in self._cells:
-            name, _, flip = item.partition("~")
-            im = sample_image(name)
-            side = min(im.size)
-            im = im.crop(((im.width - side) // 2, (im.height - side) // 2, (im.width + side) // 2,
-                          (im.height + side) // 2))
-            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else im
-            self._cells[key] = im.resize((size, size), Image.Resampling.BILINEAR) if size else im
-        return self._cells[key]
-
-    def _predict(self, images: dict) -> dict[str, tuple[int, float]]:
-        """Top-1 class and its probability per image (preprocessed as the model expects)."""
-        out = {}
-        model = self.lm.model.to(self.config.device)
-        for key, im in images.items():
-            x = self.lm.preprocess(im)[None].to(self.config.device)
-            with torch.no_grad():
-                p = model(x).softmax(1)[0]
-            out[key] = (int(p.argmax()), float(p.max()))
-        return out
+    def _input(self, image: Image.Image) -> torch.Tensor:
+        """The normalised model input of an image: at its own size, or resized to the model's fixed input size."""
+        size = self.lm.input_size
+        return model_input(fit(image, size[::-1]) if size is not None else image, self.lm.preprocess, crop=False)[1]
 
     def _with_predictions(self, cands: list[Candidate]) -> list[Candidate]:
+        """Candidates with the model's confidence on the exact cell image a grid will hold (``rao``)."""
         from tqdm import tqdm
 
-        key = f"predictions:{self.config.model}:{self.config.weights}"
+        c = self.config
+        key = f"predictions:{c.model}:{c.weights}:cell{c.cell}"
         cached = (self.store.cache_get(key) if self.store else None) or {}
-        todo = [c for c in cands if c.id not in cached]
-        for i, c in enumerate(tqdm(todo, desc="classifying candidates", unit="img", disable=not todo)):
-            cached[c.id] = self._predict({c.id: read_image(self._records[c.id].path)})[c.id]
+        todo = [cand for cand in cands if cand.id not in cached]
+        model = self.lm.model.to(c.device)
+        for i, cand in enumerate(tqdm(todo, desc="classifying cells", unit="img", disable=not todo)):
+            with torch.no_grad():
+                p = model(self._input(self._cell(cand.id)).to(c.device)).softmax(1)[0]
+            cached[cand.id] = (int(p.argmax()), float(p.max()))
             if self.store and (i % 256 == 255 or i == len(todo) - 1):
                 self.store.cache_put(key, cached)
-        return [Candidate(c.id, c.label, confidence=cached[c.id][1] if cached[c.id][0] == c.label else 0.0,
-                          correct=cached[c.id][0] == c.label) for c in cands]
+        return [Candidate(cand.id, cand.label, confidence=cached[cand.id][1] if cached[cand.id][0] == cand.label
+                          else 0.0, correct=cached[cand.id][0] == cand.label) for cand in cands]
 
     # one item ----------------------------------------------------------------------------------------
 
     def prepare(self, item: str) -> _Prepared | Skip:
         """Image, class set and regions of one item."""
-        pre = self.lm.preprocess
-        if self.kind == "coco":
-            return self._prepare_coco(int(item))
+        if self.objects:
+            return self._prepare_objects(item)
         grid, c = self.grids[item], self.config
         cells, objects = [], []
         for it in grid.items:
-            if self.kind == "sample":
-                cells.append(self._sample_cell(it, c.cell))
+            cells.append(self._cell(it))
+            mask = None if self._own_grids else self._images[it].mask
+            if mask is None:
                 objects.append(None)
                 continue
-            rec = self._records[it]
-            cells.append(read_image(rec.path))
-            if rec.mask is not None:
-                m = torch.from_numpy(rec.mask()).float()[None, None]
-                objects.append(F.interpolate(m, size=(c.cell, c.cell), mode="nearest")[0, 0].numpy() > 0.5)
-            else:
-                objects.append(None)
+            m = Image.fromarray(mask().astype(np.uint8) * 255)
+            objects.append(np.asarray(fit(self._view(m, Image.Resampling.NEAREST), c.cell)) > 127)
         image = compose_grid(cells, c.grid, c.cell)
         masks = cell_masks(c.grid, c.cell, objects)
-        x = pre.normalize(pre.to_unit(image))[None]
-        units = [_Unit(f"cell{k}", k, masks[k]) for k in range(len(grid.items))]
-        return _Prepared(x, list(grid.classes), units)
+        classes = list(dict.fromkeys(grid.classes))  # each distinct class once, in cell order
+        if len(classes) < 2:
+            return Skip(f"the grid holds {len(classes)} distinct class; VAR needs 2")
+        units = [_Unit(f"cell{k}", classes.index(cls), masks[k]) for k, cls in enumerate(grid.classes)]
+        return _Prepared(self._input(image), classes, units)
 
-    def _prepare_coco(self, image_id: int) -> _Prepared | Skip:
-        path, h, w, objs = self._coco[image_id]
-        pre = self.lm.preprocess
-        image = read_image(path)
-        x = pre.normalize(pre.to_unit(image))[None]  # full image, no crop: masks stay aligned
+    def _prepare_objects(self, item: str) -> _Prepared | Skip:
+        rec = self._objects[item]
+        crop = self.lm.preprocess.crop
+        h, w = self.lm.input_size or (crop, crop)
+        x = self._input(fit(rec.load(), (w, h)))  # type: ignore[attr-defined]
         with torch.no_grad():
             p = self.lm.model.to(self.config.device)(x.to(self.config.device)).softmax(1)[0].cpu()
         classes: list[int] = []
         units = []
-        for o in objs:
+        for o in rec.objects:  # type: ignore[attr-defined]
             members = torch.tensor(o.imagenet)
             if float(p[members].sum()) < self.config.min_prob:
                 continue
             rep = int(members[p[members].argmax()])  # the category's most probable ImageNet class
             if rep not in classes:
                 classes.append(rep)
-            units.append(_Unit(f"obj{o.object_id}:{o.category}", classes.index(rep), o.mask()))
+            mask = np.asarray(fit(Image.fromarray(o.mask().astype(np.uint8) * 255), (w, h))) > 127
+            units.append(_Unit(f"obj{o.object_id}:{o.category}", classes.index(rep), mask))
         if len(classes) < 2:
             return Skip(f"{len(classes)} category with probability >= {self.config.min_prob}; VAR needs 2")
         return _Prepared(x, classes, units)
@@ -283,17 +273,18 @@ class LocalizationBenchmark:
         x = prep.image.to(c.device)
         masks = torch.from_numpy(np.stack([u.mask for u in prep.units]))
         cols = torch.tensor([u.column for u in prep.units])
+        (first, first_cfg), *others = self.variants.items()
         rows = []
         for name, method in methods.items():
-            maps = method.explain(x, torch.tensor([prep.classes], device=x.device)).maps.detach()
-            variants = {"vanilla": maps, **{v: var(maps, preset=cfg, warn_identical=False).refined
-                                             for v, cfg in self.variants.items()}}
+            result = VAR(method, classes=prep.classes, preset=first_cfg).attribute(x)
+            variants = {"vanilla": result.maps, first: result.refined,
+                        **{v: result.refine(cfg).refined for v, cfg in others}}
             for variant, m in variants.items():
-                m = m[0, cols].float().cpu()
+                m = m[0, cols].detach().float().cpu()
                 if m.shape[-2:] != masks.shape[-2:]:
                     m = F.interpolate(m[None], size=masks.shape[-2:], mode="bilinear", align_corners=False)[0]
                 scores = localization_scores(m, masks, c.kernel, c.sigma, c.smoothing, c.binarize, c.binarize_value,
-                                             c.border)
+                                             c.border, self.metrics)
                 zero = (m.flatten(1).abs().amax(1) == 0).double()
                 for i, u in enumerate(prep.units):
                     rows += [(u.name, name, variant, metric, float(v[i])) for metric, v in scores.items()]
@@ -316,9 +307,12 @@ def run_localization(config: LocalizationConfig, out_dir: str | Path, shard: Sha
         The open store.
     """
     shard = shard or current_shard()
+    open_dataset(config.dataset)  # fail on a bad dataset before the run folder is made
     store, cfg = open_run(config, out_dir, shard)
     bench = LocalizationBenchmark(cfg, lm, store)
-    methods = {m: get_method(m, bench.lm.model.to(cfg.device)) for m in cfg.methods}
+    lm = bench.lm
+    lm.model.to(cfg.device)
+    methods = {m: get_method(m, lm, **cfg.method_options.get(m, {})) for m in cfg.methods}
 
     def compute(item: str) -> list[tuple] | Skip:
         rows = bench.score(item, methods)
@@ -328,3 +322,24 @@ def run_localization(config: LocalizationConfig, out_dir: str | Path, shard: Sha
 
     run_items(store, bench.items(), compute, shard, desc="localization")
     return store
+
+
+def _bar_plots(store: ResultStore, table: object, run_dir: Path) -> dict[str, Path]:
+    from .report import bar_plots
+
+    return bar_plots(table, run_dir)
+
+
+register_benchmark(Benchmark(
+    name="localization", config=LocalizationConfig, run=run_localization, needs="grids",
+    summary="grid pointing game (Quad), Part-Quad and COCO localisation: region attribution, IoU, F1",
+    examples=(
+        "attrdist bench localization --dataset sample --out runs/sample",
+        "attrdist bench localization --config configs/paper/quad-resnet50.yaml --dataset imagenet:/data/imagenet/val "
+        "--out runs/quad",
+        "attrdist bench localization --dataset imagenet:/data/imagenet/val --selection rao --cell 224 --out runs/rao",
+        "attrdist bench localization --dataset coco:/data/coco --model timm:vit_base_patch16_224 --out runs/coco",
+    ),
+    plots=_bar_plots,
+))
+

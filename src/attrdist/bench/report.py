@@ -1,7 +1,10 @@
-"""Reports of benchmark runs: the paper's table layout as Markdown, LaTeX and CSV, plus a plot per metric.
+"""Reports of benchmark runs: the paper's table layout as Markdown, LaTeX and CSV, plus each benchmark's plots.
 
-For each method and metric: the vanilla mean, the mean of each VAR variant and its relative change
-against vanilla; an average-improvement row over methods.
+For each method and metric: the vanilla mean, the mean of each VAR variant and its relative change against
+vanilla, marked better or worse by the metric's registered direction (a falling sanity similarity or
+deletion AUC is an improvement); an average-change row over methods. Maps that cannot be scored (``zeroed``)
+are counted, never averaged. The benchmark's registry entry names the unit its table summarises and draws
+its figures.
 """
 
 from __future__ import annotations
@@ -14,16 +17,27 @@ from pathlib import Path
 
 import numpy as np
 
+from ..metrics import METRICS
 from ..metrics.insertion import PicCurve, aggregate_curves
 from .store import ResultStore
 
-__all__ = ["Table", "summarize", "write_report"]
+__all__ = ["Table", "bar_plots", "curve_plots", "markdown", "sanity_plot", "summarize", "variant_summary",
+           "write_report"]
 
-#: Metrics shown by default, in order (others found in the store follow); ``zeroed`` counts all-zero maps.
-METRIC_ORDER = ["region_attribution", "iou", "precision", "recall", "f1", "zeroed",
-                "aic_median_curve", "sic_median_curve", "aic_auc", "sic_auc", "insertion_auc", "deletion_auc",
-                "spearman_abs", "spearman", "pearson", "cosine", "ssim", "hog_pearson", "ssim_notebook",
-                "hog_spearman"]
+#: Order of the metric columns: by task, then registration order; unknown metrics last.
+_TASK_ORDER = ("localization", "insertion", "similarity", "count")
+
+
+def _metric_key(name: str) -> tuple[int, int, str]:
+    names = METRICS.names()
+    if name in METRICS:
+        return _TASK_ORDER.index(METRICS.get(name).task), names.index(name), name
+    return len(_TASK_ORDER), 0, name
+
+
+def higher_is_better(metric: str) -> bool:
+    """The registered direction of a metric (unregistered metrics count as higher-is-better)."""
+    return METRICS.get(metric).higher_is_better if metric in METRICS else True
 
 
 @dataclass
@@ -43,6 +57,11 @@ class Table:
         base = self.mean.get((method, "vanilla", metric), math.nan)
         val = self.mean.get((method, variant, metric), math.nan)
         return (val - base) / abs(base) * 100 if base else math.nan
+
+    def improves(self, method: str, variant: str, metric: str) -> bool:
+        """Whether ``variant`` is better than vanilla on ``metric`` (by the metric's direction)."""
+        c = self.change(method, variant, metric)
+        return not math.isnan(c) and (c > 0 if higher_is_better(metric) else c < 0)
 
 
 def summarize(store: ResultStore, unit: str | None = None) -> Table:
@@ -75,7 +94,7 @@ def summarize(store: ResultStore, unit: str | None = None) -> Table:
     cfg_methods = store.config().get("methods", [])
     methods = [m for m in cfg_methods if m in methods] + [m for m in methods if m not in cfg_methods]
     variants = ["vanilla"] + [v for v in variants if v != "vanilla"]
-    metrics = [m for m in METRIC_ORDER if m in metrics] + sorted(m for m in metrics if m not in METRIC_ORDER)
+    metrics = sorted(metrics, key=_metric_key)
     mean = {k: sums[k] / counts[k] for k in counts}
     return Table(methods, variants, metrics, mean, dict(counts), len(items), store.skipped())
 
@@ -84,23 +103,32 @@ def _fmt(v: float) -> str:
     return "-" if math.isnan(v) else f"{v:.3f}"
 
 
-def _pct(v: float) -> str:
-    return "-" if math.isnan(v) else f"{v:+.1f}%"
+def _change(t: Table, method: str, variant: str, metric: str) -> str:
+    c = t.change(method, variant, metric)
+    if math.isnan(c):
+        return "-"
+    verdict = "better" if t.improves(method, variant, metric) else ("same" if c == 0 else "worse")
+    return f"{c:+.1f}%, {verdict}"
+
+
+def _header(metric: str, variant: str) -> str:
+    arrow = "" if metric == "zeroed" or higher_is_better(metric) else ", lower is better"
+    return f"{metric} ({variant}{arrow})"
 
 
 def _rows(t: Table) -> tuple[list[str], list[list[str]]]:
-    header = ["method"] + [f"{m} ({v})" for m in t.metrics for v in t.variants]
+    header = ["method"] + [_header(m, v) for m in t.metrics for v in t.variants]
     body = []
     for method in t.methods:
         row = [method]
         for metric in t.metrics:
             for v in t.variants:
                 key = (method, v, metric)
-                if metric == "zeroed":  # how many maps are all zero, out of how many
+                if metric == "zeroed":  # how many maps could not be scored, out of how many
                     row.append(f"{round(t.mean[key] * t.count[key])}/{t.count[key]}" if key in t.mean else "-")
                     continue
                 val = _fmt(t.mean.get(key, math.nan))
-                row.append(val if v == "vanilla" else f"{val} ({_pct(t.change(method, v, metric))})")
+                row.append(val if v == "vanilla" else f"{val} ({_change(t, method, v, metric)})")
         body.append(row)
     avg = ["average change"]
     for metric in t.metrics:
@@ -109,9 +137,13 @@ def _rows(t: Table) -> tuple[list[str], list[list[str]]]:
                 total = sum(round(t.mean[k] * t.count[k]) for k in t.mean if k[1] == v and k[2] == metric)
                 avg.append(f"{total} in all")
                 continue
-            changes = [t.change(m, v, metric) for m in t.methods]
-            changes = [c for c in changes if not math.isnan(c)]
-            avg.append("" if v == "vanilla" else _pct(sum(changes) / len(changes) if changes else math.nan))
+            changes = [c for c in (t.change(m, v, metric) for m in t.methods) if not math.isnan(c)]
+            if v == "vanilla" or not changes:
+                avg.append("" if v == "vanilla" else "-")
+                continue
+            mean = sum(changes) / len(changes)
+            better = mean > 0 if higher_is_better(metric) else mean < 0
+            avg.append(f"{mean:+.1f}%, {'better' if better else 'worse'}")
     body.append(avg)
     return header, body
 
@@ -127,9 +159,8 @@ def variant_summary(t: Table, metric: str = "region_attribution") -> list[dict]:
     for v in t.variants[1:]:
         row: dict = {"variant": v}
         for m in ("region_attribution", "iou", "f1"):
-            row[m] = sum(1 for meth in t.methods if t.change(meth, v, m) > 0)
-        changes = [t.change(meth, v, metric) for meth in t.methods]
-        changes = [c for c in changes if not math.isnan(c)]
+            row[m] = sum(1 for meth in t.methods if t.improves(meth, v, m))
+        changes = [c for c in (t.change(meth, v, metric) for meth in t.methods) if not math.isnan(c)]
         row["mean_change"] = sum(changes) / len(changes) if changes else math.nan
         row["zeroed"] = sum(round(t.mean[k] * t.count[k]) for k in t.mean if k[1] == v and k[2] == "zeroed")
         out.append(row)
@@ -137,18 +168,19 @@ def variant_summary(t: Table, metric: str = "region_attribution") -> list[dict]:
 
 
 def markdown(t: Table) -> str:
-    """The table as Markdown (value with VAR and its relative change against vanilla)."""
+    """The table as Markdown (value with VAR, its relative change against vanilla, better or worse)."""
     header, body = _rows(t)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in body]
-    if len(t.variants) > 2:
+    if len(t.variants) > 2 and "region_attribution" in t.metrics:
         n = len(t.methods)
         lines += ["", "| variant | methods improved: region attribution | IoU | F1 | mean change (RA) | maps zeroed |",
                   "|---|---|---|---|---|---|"]
         for r in variant_summary(t):
             lines.append(f"| {r['variant']} | {r['region_attribution']}/{n} | {r['iou']}/{n} | {r['f1']}/{n} | "
-                         f"{_pct(r['mean_change'])} | {r['zeroed']} |")
-    note = f"\n{t.items} items; {len(t.skipped)} skips recorded (item or item/curve)." + (
+                         f"{'-' if math.isnan(r['mean_change']) else format(r['mean_change'], '+.1f') + '%'} | "
+                         f"{r['zeroed']} |")
+    note = f"\n{t.items} items; {len(t.skipped)} skips recorded (item or item/curve or item/map)." + (
         "" if not t.skipped else " Skipped: " + "; ".join(f"{i} ({r})" for i, r in t.skipped[:10]))
     return "\n".join(lines) + "\n" + note + "\n"
 
@@ -156,16 +188,19 @@ def markdown(t: Table) -> str:
 def latex(t: Table) -> str:
     """The table as a LaTeX tabular."""
     header, body = _rows(t)
-    esc = [h.replace("_", r"\_").replace("%", r"\%") for h in header]
-    out = [r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule", " & ".join(esc) + r" \\", r"\midrule"]
-    for r in body:
-        out.append(" & ".join(c.replace("_", r"\_").replace("%", r"\%") for c in r) + r" \\")
+
+    def esc(text: str) -> str:
+        return text.replace("_", r"\_").replace("%", r"\%")
+
+    out = [r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule", " & ".join(map(esc, header)) + r" \\",
+           r"\midrule"]
+    out += [" & ".join(map(esc, r)) + r" \\" for r in body]
     out += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(out) + "\n"
 
 
 def write_report(run_dir: str | Path) -> dict[str, Path]:
-    """Write ``report.md``, ``report.tex``, ``report.csv`` and ``plot_<metric>.png`` into ``run_dir``.
+    """Write ``report.md``, ``report.tex``, ``report.csv`` and the benchmark's figures into ``run_dir``.
 
     Args:
         run_dir: A run folder with ``results.sqlite``.
@@ -176,33 +211,29 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     Raises:
         FileNotFoundError: If the folder holds no results.
     """
+    from . import BENCHMARKS
+
     run = Path(run_dir)
     db = run / "results.sqlite"
     if not db.exists():
         raise FileNotFoundError(f"{run}: no results.sqlite (not a benchmark run folder)")
     with ResultStore(db) as store:
-        benchmark = store.config().get("benchmark", "localization")
-        if benchmark == "sanity":
-            depths = sorted({r[1] for r in store.rows()})
-            t = summarize(store, unit=depths[-1])  # similarity once every block is randomised
-        else:
-            t = summarize(store)
-        extra = _sanity_plot(store, run) if benchmark == "sanity" else _curve_plots(store, run)
+        bench = BENCHMARKS.get(store.config().get("benchmark", "localization"))
+        t = summarize(store, unit=bench.report_unit(store))
+        figures = bench.plots(store, t, run)
     written = {"markdown": run / "report.md", "latex": run / "report.tex", "csv": run / "report.csv"}
     written["markdown"].write_text(markdown(t))
     written["latex"].write_text(latex(t))
     with written["csv"].open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["method", "variant", "metric", "mean", "count", "change_vs_vanilla_pct"])
+        w.writerow(["method", "variant", "metric", "mean", "count", "change_vs_vanilla_pct", "higher_is_better"])
         for m in t.methods:
             for v in t.variants:
                 for metric in t.metrics:
                     if (m, v, metric) in t.mean:
                         w.writerow([m, v, metric, t.mean[(m, v, metric)], t.count[(m, v, metric)],
-                                    "" if v == "vanilla" else t.change(m, v, metric)])
-    if benchmark != "sanity":
-        written.update(_plots(t, run))
-    written.update(extra)
+                                    "" if v == "vanilla" else t.change(m, v, metric), higher_is_better(metric)])
+    written.update(figures)
     return written
 
 
@@ -217,17 +248,16 @@ def _pyplot():  # noqa: ANN202
 
 
 def _save(fig: object, path: Path) -> Path:
-    """Lay out, write and close a figure."""
+    """Lay out, write (PNG, 200 dpi) and close a figure."""
+    from ..viz import save_figure
+
     fig.tight_layout()  # type: ignore[attr-defined]
-    fig.savefig(path, dpi=100)  # type: ignore[attr-defined]
-    _pyplot().close(fig)
-    return path
+    return save_figure(fig, path)[0]  # type: ignore[arg-type]
 
 
-def _curve_plots(store: ResultStore, run: Path) -> dict[str, Path]:
+def curve_plots(store: ResultStore, run: Path) -> dict[str, Path]:
     """Median PIC curves per method: dashed vanilla, solid VAR variants."""
     plt = _pyplot()
-
     out = {}
     for name in ("aic", "sic"):
         by_key: dict[tuple, list] = defaultdict(list)
@@ -250,18 +280,17 @@ def _curve_plots(store: ResultStore, run: Path) -> dict[str, Path]:
     return out
 
 
-def _sanity_plot(store: ResultStore, run: Path) -> dict[str, Path]:
+def sanity_plot(store: ResultStore, run: Path) -> dict[str, Path]:
     """The paper's Fig. 6: similarity against the fraction of randomised blocks (dashed vanilla, solid VAR)."""
     plt = _pyplot()
-
     values: dict[tuple, list] = defaultdict(list)
     fraction: dict[str, float] = {}
     for _item, unit, method, variant, metric, value in store.rows():
         if metric == "fraction":
             fraction[unit] = value
-        else:
+        elif metric != "zeroed":
             values[(metric, method, variant, unit)].append(value)
-    metrics = [m for m in METRIC_ORDER if any(k[0] == m for k in values)]
+    metrics = sorted({k[0] for k in values}, key=_metric_key)
     methods = list(dict.fromkeys(k[1] for k in values))
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
@@ -280,9 +309,9 @@ def _sanity_plot(store: ResultStore, run: Path) -> dict[str, Path]:
     return {"sanity": _save(fig, run / "sanity.png")}
 
 
-def _plots(t: Table, run: Path) -> dict[str, Path]:
+def bar_plots(t: Table, run: Path) -> dict[str, Path]:
+    """One bar chart per metric: methods on the x-axis, a bar per variant."""
     plt = _pyplot()
-
     out = {}
     for metric in t.metrics:
         fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(t.methods), 3.2))

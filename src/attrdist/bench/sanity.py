@@ -2,50 +2,57 @@
 
 Per image and depth: a copy of the model with its top ``depth`` blocks re-initialised (the user's model is
 never modified), the class set (top-k + least probable) and explained class (top-1) of that randomised
-model, the raw maps of each method once, and the similarity of its target map to the original model's
-target map, vanilla and for each VAR variant from the same raw maps.
+model, the raw maps of each method once (:class:`~attrdist.var.VAR`), and the similarity of its target map
+to the original model's target map, vanilla and for each VAR variant from the same raw maps.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..data.kinds import open_dataset
+from ..data.prepare import model_input
 from ..methods import get_method
+from ..metrics.base import metrics_for
 from ..metrics.checks import degenerate
-from ..metrics.similarity import DEFAULT_SIMILARITIES, similarities
+from ..metrics.similarity import DEFAULT_SIMILARITIES, SIMILARITIES, similarities
 from ..models import LoadedModel, load_model
 from ..models.randomize import randomization_blocks, randomized_copy
-from ..var import get_preset, var
-from .config import RunConfig, open_run
-from .items import image_items
+from ..var import VAR
+from .config import RunConfig, open_run, opt
+from .registry import Benchmark, register_benchmark
 from .runner import Shard, current_shard, run_items
 from .store import ResultStore
 
 __all__ = ["SanityConfig", "depths_of", "run_sanity"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SanityConfig(RunConfig):
     """Configuration of a sanity-check run.
 
+    The fields of :class:`~attrdist.bench.config.RunConfig`, and:
+
     Attributes:
-        dataset: ``sample`` (views of the scikit-image photos), ``imagenet:PATH`` or ``folder:PATH``.
         top_k: The class set is the ``top_k`` most probable classes plus the least probable one (of the
             randomised model).
         depths: Number of randomisation depths, evenly spaced from 0 to all blocks (``None``: every depth).
-        similarities: Measures of :data:`attrdist.metrics.similarity.SIMILARITIES` (default: the paper's
-            Spearman with and without abs, SSIM and HOG-Pearson, plus Pearson and cosine).
+        similarities: Registered ``similarity`` metrics (default: the paper's Spearman with and without abs,
+            SSIM and HOG-Pearson, plus Pearson and cosine; ``ssim_notebook`` and ``hog_spearman`` are the
+            authors' notebook's).
 
     A map that cannot be compared (all zero, as when VAR keeps no pixel, or constant) gets no similarity:
     it is recorded as ``zeroed`` with its reason and left out of the means.
     """
 
-    top_k: int = 3
-    depths: int | None = 6
-    similarities: list[str] = field(default_factory=lambda: list(DEFAULT_SIMILARITIES))
+    top_k: int = field(default=3, metadata=opt("class set: the top_k most probable classes and the least probable"))
+    depths: int | None = field(default=6, metadata=opt("randomisation depths, evenly spaced (0 or unset: every one)"))
+    similarities: list[str] = field(default_factory=lambda: list(DEFAULT_SIMILARITIES), metadata=opt(
+        "similarity measures, comma-separated", tuple(SIMILARITIES)))
 
     benchmark = "sanity"
 
@@ -64,28 +71,30 @@ def run_sanity(config: SanityConfig, out_dir: str | Path, shard: Shard | None = 
     Returns:
         The open store.
     """
+    images = open_dataset(config.dataset, needs="images").images()
+    metrics_for("similarity", config.similarities)  # unknown measures fail before the run starts
     shard = shard or current_shard()
     store, cfg = open_run(config, out_dir, shard)
     lm = lm or load_model(cfg.model, cfg.weights)
     model = lm.model.to(cfg.device)
     blocks = randomization_blocks(model)
     depths = depths_of(len(blocks), cfg.depths)
-    items = image_items(cfg.dataset, cfg.limit)
-    variants = {n: get_preset(s.get("preset"), **{k: v for k, v in s.items() if k != "preset"})
-                for n, s in cfg.variants.items()}
-    pre = lm.preprocess
+    items = {it.id: it for it in images[: cfg.limit]}
+    (first, first_cfg), *others = cfg.variant_configs().items()
 
     def target_maps(net: object, x: object) -> dict[tuple[str, str], np.ndarray]:
         out = {}
         for name in cfg.methods:
-            att = get_method(name, net).explain(x, f"top{cfg.top_k}+worst")
-            out[(name, "vanilla")] = att.maps[0, 0].double().cpu().numpy()
-            for v, vc in variants.items():
-                out[(name, v)] = var(att.maps, preset=vc, warn_identical=False).refined[0, 0].double().cpu().numpy()
+            method = get_method(name, dataclasses.replace(lm, model=net), **cfg.method_options.get(name, {}))
+            result = VAR(method, classes=f"top{cfg.top_k}+worst", preset=first_cfg).attribute(x)  # type: ignore[arg-type]
+            out[(name, "vanilla")] = result.raw_target[0].double().cpu().numpy()
+            out[(name, first)] = result.refined_target[0].double().cpu().numpy()
+            for v, vc in others:
+                out[(name, v)] = result.refine(vc).refined_target[0].double().cpu().numpy()
         return out
 
     def compute(item: str) -> list[tuple]:
-        x = pre.normalize(pre.to_unit(pre.crop_image(items[item]())))[None].to(cfg.device)
+        x = model_input(items[item].load(), lm.preprocess)[1].to(cfg.device)
         original = target_maps(model, x)
         rows = []
         for d in depths:
@@ -105,3 +114,24 @@ def run_sanity(config: SanityConfig, out_dir: str | Path, shard: Shard | None = 
 
     run_items(store, list(items), compute, shard, desc="sanity")
     return store
+
+
+def _last_depth(store: ResultStore) -> str | None:
+    """The report's table shows the similarity once every block is randomised."""
+    depths = sorted({r[1] for r in store.rows()})
+    return depths[-1] if depths else None
+
+
+def _plots(store: ResultStore, table: object, run_dir: Path) -> dict[str, Path]:
+    from .report import sanity_plot
+
+    return sanity_plot(store, run_dir)
+
+
+register_benchmark(Benchmark(
+    name="sanity", config=SanityConfig, run=run_sanity, needs="images",
+    summary="cascading model randomisation (Adebayo et al.): similarity to the original map per depth",
+    examples=("attrdist bench sanity --dataset sample --out runs/sanity",
+              "attrdist bench sanity --dataset imagenet:/data/imagenet/val --max-items 200 --out runs/sanity"),
+    report_unit=_last_depth, plots=_plots,
+))

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
-__all__ = ["Candidate", "Grid", "cell_boxes", "cell_masks", "compose_grid", "select_grids"]
+__all__ = ["SELECTIONS", "Candidate", "Grid", "cell_boxes", "cell_masks", "select_grids"]
 
 
 @dataclass(frozen=True)
@@ -43,18 +42,25 @@ class Grid:
     classes: tuple[int, ...]
 
 
+#: Grid selections: ``rao`` (Rao et al.), ``authors`` (the VAR authors' ``ImageNetQuadDataset``), ``random``.
+SELECTIONS = ("authors", "rao", "random")
+
+
 def select_grids(
-    candidates: Sequence[Candidate], n: int = 2, selection: str = "rao", confidence: float = 0.99, seed: int = 0,
+    candidates: Sequence[Candidate], n: int = 2, selection: str = "authors", confidence: float = 0.99, seed: int = 0,
     count: int | None = None,
 ) -> list[Grid]:
-    """Build grids of distinct classes, each image used at most once, deterministically for a seed.
+    """Build grids deterministically for a seed.
 
     Args:
         candidates: The images.
         n: Grid side (``n * n`` cells).
-        selection: ``"rao"``: only correctly classified images with confidence >= ``confidence``, classes
-            drawn without replacement for every grid; ``"random"``: the VAR authors' variant, random fixed
-            combinations of distinct classes, no filter.
+        selection: ``"rao"`` (Rao et al., CVPR 2022): only correctly classified images with confidence >=
+            ``confidence``, distinct classes per grid drawn without replacement, each image used once;
+            ``"authors"`` (the VAR authors' ``ImageNetQuadDataset``, the paper's Quad-ImageNet): the images,
+            sorted by id, shuffled once with the seed (the authors use 42) and taken ``n * n`` at a time, so
+            classes may repeat within a grid; ``"random"``: random combinations of distinct classes, each
+            image used once, no filter.
         confidence: Threshold of the ``rao`` selection.
         seed: Seed of the draw.
         count: Maximal number of grids (default: as many as possible).
@@ -67,6 +73,14 @@ def select_grids(
     """
     cells = n * n
     rng = random.Random(seed)
+    if selection == "authors":
+        ordered = sorted(candidates, key=lambda c: c.id)
+        order = list(range(len(ordered)))
+        rng.shuffle(order)
+        total = len(order) // cells if count is None else min(count, len(order) // cells)
+        return [Grid(id=f"grid{g:06d}", items=tuple(ordered[i].id for i in order[g * cells : (g + 1) * cells]),
+                     classes=tuple(ordered[i].label for i in order[g * cells : (g + 1) * cells]))
+                for g in range(total)]
     if selection == "rao":
         if any(c.confidence is None or c.correct is None for c in candidates):
             raise ValueError("the 'rao' selection needs each candidate's confidence and correctness")
@@ -74,7 +88,7 @@ def select_grids(
     elif selection == "random":
         pool = list(candidates)
     else:
-        raise ValueError(f"unknown grid selection {selection!r}; use 'rao' or 'random'")
+        raise ValueError(f"unknown grid selection {selection!r}; use one of {', '.join(SELECTIONS)}")
     by_class: dict[int, list[Candidate]] = defaultdict(list)
     for c in sorted(pool, key=lambda c: c.id):
         by_class[c.label].append(c)
@@ -113,14 +127,3 @@ def cell_masks(n: int, cell: int, objects: Sequence[np.ndarray | None] | None = 
         obj = None if objects is None else objects[k]
         masks[k, t:b, left:r] = True if obj is None else obj
     return masks
-
-
-def compose_grid(images: Sequence[Image.Image], n: int, cell: int) -> Image.Image:
-    """Resize each image to ``cell x cell`` (no crop, as in the references) and paste it into its cell."""
-    if len(images) != n * n:
-        raise ValueError(f"a {n}x{n} grid needs {n * n} images, got {len(images)}")
-    grid = Image.new("RGB", (n * cell, n * cell))
-    for k, (t, left, _, _) in enumerate(cell_boxes(n, cell)):
-        im = images[k].convert("RGB")
-        grid.paste(im if im.size == (cell, cell) else im.resize((cell, cell), Image.Resampling.BILINEAR), (left, t))
-    return grid

@@ -39,26 +39,26 @@ class CallableAdapter(Attributor):
         self.fn = fn
         self.name = name  # type: ignore[misc]
 
-    def per_class(self, x: Tensor, cls: Tensor) -> Tensor:
+    def _per_class(self, x: Tensor, cls: Tensor) -> Tensor:
         """One map ``[B, H, W]`` for class ``cls`` ``[B]``."""
         with torch.enable_grad():
             out = self.fn(x.clone().requires_grad_(True), cls)
         return torch.as_tensor(out, device=x.device)
 
-    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
-        """Compute the maps (see :meth:`Attributor.attribute`)."""
+    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor._attribute`)."""
         with torch.no_grad():
-            logits, cls = self.forward(x, classes, target)
+            logits, cls = self._forward(x, classes, target)
         maps = []
         for k in range(cls.shape[1]):
-            m = self.per_class(x, cls[:, k]).detach()
+            m = self._per_class(x, cls[:, k]).detach()
             if m.dim() == 4:
                 m = m.sum(1)
             if m.dim() != 3 or m.shape[0] != x.shape[0]:
                 raise ValueError(f"{self.name} returned a map of shape {tuple(m.shape)}; expected [B, H, W]")
             maps.append(m.to(x.dtype))
         stacked = torch.stack(maps, 1)
-        return self.to_input_size(stacked, tuple(x.shape[-2:])), cls, logits
+        return self._to_input_size(stacked, tuple(x.shape[-2:])), cls, logits
 
 
 class CaptumAdapter(CallableAdapter):

@@ -48,11 +48,11 @@ class _CAM(Attributor):
             raise ValueError(f"resolution must be 'input' or 'native', got {resolution!r}")
         self.relu, self.resolution, self.upsample = relu, resolution, upsample
 
-    def cam(self, acts: Tensor, grads: Tensor) -> Tensor:
+    def _cam(self, acts: Tensor, grads: Tensor) -> Tensor:
         """Combine activations ``[B, C, h, w]`` and class gradients ``[K, B, C, h, w]`` into ``[K, B, h, w]``."""
         raise NotImplementedError
 
-    def as_grid(self, t: Tensor, x: Tensor) -> Tensor:
+    def _as_grid(self, t: Tensor, x: Tensor) -> Tensor:
         """Layer outputs on their spatial grid.
 
         Conv maps stay as they are; ViT tokens ``[..., N, D]`` become the patch grid ``[..., D, h, w]``
@@ -67,24 +67,24 @@ class _CAM(Attributor):
                              "layer")
         return t
 
-    def layer_maps(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
+    def _layer_maps(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
         """Forward once, capture the layer, return ``(cam [B, K, h, w], classes, logits)`` (graph kept)."""
         with capture_output(self.layer, as_leaf=True) as cap:
-            logits, cls = self.forward(x, classes, target)
+            logits, cls = self._forward(x, classes, target)
         acts = cap.output
-        (g,) = self.gradients(logits, cls, [acts], retain_graph=True)
-        acts, g = self.as_grid(acts.detach(), x), self.as_grid(g, x)
-        cam = self.cam(acts, g)
+        (g,) = self._gradients(logits, cls, [acts], retain_graph=True)
+        acts, g = self._as_grid(acts.detach(), x), self._as_grid(g, x)
+        cam = self._cam(acts, g)
         if self.relu:
             cam = cam.clamp(min=0)
         return cam.transpose(0, 1), cls, logits
 
-    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
-        """Compute the maps (see :meth:`Attributor.attribute`)."""
+    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor._attribute`)."""
         with torch.enable_grad():
-            cam, cls, logits = self.layer_maps(x, classes, target)
+            cam, cls, logits = self._layer_maps(x, classes, target)
         if self.resolution == "input":
-            cam = self.to_input_size(cam, tuple(x.shape[-2:]), self.upsample)
+            cam = self._to_input_size(cam, tuple(x.shape[-2:]), self.upsample)
         return cam, cls, logits.detach()
 
 
@@ -97,6 +97,7 @@ class GradCAM(_CAM):
     is ``token_gradcam`` (or ``gradcam`` with an explicit ``layer=``).
     """
 
+    display_name = "Grad-CAM"
     summary = "Grad-CAM on the architecture's CAM layer (ViT: attention Grad-CAM of the last block)"
     reference = "Selvaraju et al. Grad-CAM: Visual Explanations from Deep Networks. ICCV 2017"
 
@@ -112,7 +113,7 @@ class GradCAM(_CAM):
             return AttentionGradCAM(model, **options)
         return cls(model, **options)  # type: ignore[arg-type]
 
-    def cam(self, acts: Tensor, grads: Tensor) -> Tensor:
+    def _cam(self, acts: Tensor, grads: Tensor) -> Tensor:
         """Channel weights are the spatial mean of the gradients."""
         weights = grads.mean(dim=(-2, -1), keepdim=True)
         return (weights * acts).sum(2)
@@ -126,6 +127,7 @@ class TokenGradCAM(GradCAM):
     transform does) and weighted as in Grad-CAM.
     """
 
+    display_name = "Token Grad-CAM"
     summary = "Grad-CAM on the last block's norm1 tokens on the patch grid, ViT"
     applies_to = frozenset({"vit"})
 
@@ -134,10 +136,11 @@ class TokenGradCAM(GradCAM):
 class LayerCAM(_CAM):
     """LayerCAM (Jiang et al., 2021): ``ReLU(sum_c ReLU(dy/dA_c) * A_c)``, raw."""
 
+    display_name = "LayerCAM"
     summary = "LayerCAM: positive gradients as per-location weights"
     reference = "Jiang et al. LayerCAM: Exploring Hierarchical Class Activation Maps. IEEE TIP 2021"
 
-    def cam(self, acts: Tensor, grads: Tensor) -> Tensor:
+    def _cam(self, acts: Tensor, grads: Tensor) -> Tensor:
         """Weights are the positive gradients at each location."""
         return (grads.clamp(min=0) * acts).sum(2)
 
@@ -150,24 +153,25 @@ class GuidedGradCAM(GradCAM):
     Channel-summed, this is ``cam * sum_c gbp_c``.
     """
 
+    display_name = "Guided Grad-CAM"
     summary = "guided backprop x Grad-CAM (one forward pass for both)"
     reference = "Selvaraju et al. Grad-CAM: Visual Explanations from Deep Networks. ICCV 2017"
 
-    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
-        """Compute the maps (see :meth:`Attributor.attribute`)."""
+    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor._attribute`)."""
         state = GuidedState(guided=False)
         with guided_activations(self.model, state):
             xg = x.clone().requires_grad_(True)
             with capture_output(self.layer) as cap:
-                logits, cls = self.forward(xg, classes, target)
+                logits, cls = self._forward(xg, classes, target)
             acts = cap.output
-            (g_layer,) = self.gradients(logits, cls, [acts], retain_graph=True)
+            (g_layer,) = self._gradients(logits, cls, [acts], retain_graph=True)
             state.guided = True
-            (g_in,) = self.gradients(logits, cls, [xg])
-        cam = self.cam(self.as_grid(acts.detach(), x), self.as_grid(g_layer, x))
+            (g_in,) = self._gradients(logits, cls, [xg])
+        cam = self._cam(self._as_grid(acts.detach(), x), self._as_grid(g_layer, x))
         if self.relu:
             cam = cam.clamp(min=0)
-        cam = self.to_input_size(cam.transpose(0, 1), tuple(x.shape[-2:]), self.upsample)
+        cam = self._to_input_size(cam.transpose(0, 1), tuple(x.shape[-2:]), self.upsample)
         gbp = g_in.transpose(0, 1)  # [B, K, C, H, W]
         maps = gbp * cam.unsqueeze(2)
-        return (maps if self.keep_channels else maps.sum(2)), cls, logits.detach()
+        return maps, cls, logits.detach()

@@ -25,17 +25,18 @@ class Gradient(Attributor):
         >>> maps = Gradient(model)(x, "top3+worst")   # doctest: +SKIP
     """
 
+    display_name = "Gradient"
     summary = "input gradient of the class logit (signed, channel-summed)"
     reference = "Simonyan, Vedaldi, Zisserman. Deep Inside Convolutional Networks. ICLR-W 2014"
 
-    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
-        """Compute the maps (see :meth:`Attributor.attribute`)."""
+    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor._attribute`)."""
         xg = x.clone().requires_grad_(True)
-        logits, cls = self.forward(xg, classes, target)
-        (g,) = self.gradients(logits, cls, [xg])
-        return self.reduce_channels(self.post(x, g)), cls, logits.detach()
+        logits, cls = self._forward(xg, classes, target)
+        (g,) = self._gradients(logits, cls, [xg])
+        return self._per_sample(self._post(x, g)), cls, logits.detach()
 
-    def post(self, x: Tensor, grads: Tensor) -> Tensor:
+    def _post(self, x: Tensor, grads: Tensor) -> Tensor:
         """Turn the class gradients ``[K, B, C, H, W]`` into per-channel attributions."""
         return grads
 
@@ -44,10 +45,11 @@ class Gradient(Attributor):
 class InputXGradient(Gradient):
     """Input times gradient, summed over channels (Shrikumar et al., 2016)."""
 
+    display_name = "Input x Gradient"
     summary = "input x gradient (channel-summed)"
     reference = "Shrikumar et al. Not Just a Black Box: Learning Important Features. arXiv:1605.01713"
 
-    def post(self, x: Tensor, grads: Tensor) -> Tensor:
+    def _post(self, x: Tensor, grads: Tensor) -> Tensor:
         """Multiply the gradients by the input."""
         return grads * x
 
@@ -61,13 +63,14 @@ class GuidedBackprop(Gradient):
     functionally (``F.relu``) cannot be seen and pass plain gradients.
     """
 
+    display_name = "Guided Backprop"
     summary = "guided backpropagation: negative gradients clamped at every activation"
     reference = "Springenberg et al. Striving for Simplicity: The All Convolutional Net. ICLR-W 2015"
 
-    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
-        """Compute the maps (see :meth:`Attributor.attribute`)."""
+    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor._attribute`)."""
         with guided_activations(self.model, GuidedState(guided=True)):
-            return super().attribute(x, classes, target)
+            return super()._attribute(x, classes, target)
 
 
 IGRule = Literal["gausslegendre", "uniform", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"]
@@ -124,19 +127,19 @@ class _SampledGradient(Attributor):
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         self.chunk_size = chunk_size
 
-    def points(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def _points(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Return the points ``[S, B, C, H, W]`` and their weights ``[S]``."""
         raise NotImplementedError
 
-    def post(self, x: Tensor, summed: Tensor) -> Tensor:
+    def _post(self, x: Tensor, summed: Tensor) -> Tensor:
         """Turn the weighted gradient sum ``[K, B, C, H, W]`` into per-channel attributions."""
         return summed
 
-    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
-        """Compute the maps (see :meth:`Attributor.attribute`)."""
+    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor._attribute`)."""
         with torch.no_grad():
-            logits, cls = self.forward(x, classes, target)
-        pts, weights = self.points(x)
+            logits, cls = self._forward(x, classes, target)
+        pts, weights = self._points(x)
         b, k = cls.shape
         total = x.new_zeros(k, *x.shape)
         for start in range(0, pts.shape[0], self.chunk_size):
@@ -144,10 +147,10 @@ class _SampledGradient(Attributor):
             s = chunk.shape[0]
             xs = chunk.reshape(s * b, *x.shape[1:]).requires_grad_(True)
             out = self.model(xs)
-            (g,) = self.gradients(out, cls.repeat(s, 1), [xs])
+            (g,) = self._gradients(out, cls.repeat(s, 1), [xs])
             w = weights[start : start + s].to(g).view(1, s, 1, 1, 1, 1)
             total += (g.view(k, s, *x.shape) * w).sum(1)
-        return self.reduce_channels(self.post(x, total)), cls, logits
+        return self._per_sample(self._post(x, total)), cls, logits
 
 
 Baseline = Literal["zero", "black", "blur"]
@@ -184,6 +187,7 @@ class IntegratedGradients(_SampledGradient):
         ValueError: On an unknown baseline, or ``"black"`` without ``normalization``.
     """
 
+    display_name = "Integrated Gradients"
     summary = "integrated gradients, 32 Gauss-Legendre steps from the zero (mean-colour) input; black/blur options"
     reference = "Sundararajan, Taly, Yan. Axiomatic Attribution for Deep Networks. ICML 2017"
     uses_normalization = True
@@ -205,7 +209,7 @@ class IntegratedGradients(_SampledGradient):
                 raise ValueError(f"blur_sigma must be positive, got {blur_sigma}")
         self.baseline, self.normalization, self.blur_sigma = baseline, normalization, blur_sigma
 
-    def baseline_of(self, x: Tensor) -> Tensor:
+    def _baseline(self, x: Tensor) -> Tensor:
         """The baseline ``x0`` for the input batch ``x`` (same shape)."""
         if self.baseline == "zero":
             return torch.zeros_like(x)
@@ -217,15 +221,15 @@ class IntegratedGradients(_SampledGradient):
             return _gaussian_blur(x, self.blur_sigma)
         return torch.as_tensor(self.baseline, dtype=x.dtype, device=x.device).expand_as(x)
 
-    def points(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def _points(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Points on the straight path from the baseline to ``x``."""
-        x0 = self.baseline_of(x)
+        x0 = self._baseline(x)
         a = torch.as_tensor(self.alphas, dtype=x.dtype, device=x.device).view(-1, 1, 1, 1, 1)
         return x0 + a * (x - x0), torch.as_tensor(self.weights)
 
-    def post(self, x: Tensor, summed: Tensor) -> Tensor:
+    def _post(self, x: Tensor, summed: Tensor) -> Tensor:
         """Multiply the averaged gradient by ``x - x0``."""
-        return summed * (x - self.baseline_of(x))
+        return summed * (x - self._baseline(x))
 
 
 def _gaussian_blur(x: Tensor, sigma: float) -> Tensor:
@@ -259,6 +263,7 @@ class SmoothGrad(_SampledGradient):
         **kwargs: See :class:`Attributor`.
     """
 
+    display_name = "SmoothGrad"
     summary = "mean gradient over 25 noisy copies (noise 15% of the value range)"
     reference = "Smilkov et al. SmoothGrad: removing noise by adding noise. arXiv:1706.03825"
 
@@ -271,7 +276,7 @@ class SmoothGrad(_SampledGradient):
             raise ValueError("smoothgrad needs samples >= 1 and noise_level >= 0")
         self.samples, self.noise_level, self.seed = samples, noise_level, seed
 
-    def points(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def _points(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Noisy copies of ``x``, the same seeded draws for every image (results do not depend on the batch)."""
         gen = torch.Generator(device="cpu").manual_seed(self.seed)
         noise = torch.randn((self.samples, 1, *x.shape[1:]), generator=gen, dtype=x.dtype).to(x.device)

@@ -42,6 +42,7 @@ class LRP(Attributor):
             built with the input's range.
     """
 
+    display_name = "LRP"
     summary = "LRP through Zennit (EpsilonPlusFlat and the architecture's canonizers)"
     applies_to = frozenset({"cnn"})
     reference = "Bach et al. On Pixel-Wise Explanations by Layer-Wise Relevance Propagation. PLoS ONE 2015"
@@ -68,14 +69,14 @@ class LRP(Attributor):
             return factory(low=float(x.min()), high=float(x.max()), canonizers=self.canonizers)
         return factory(canonizers=self.canonizers)
 
-    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
-        """Compute the maps (see :meth:`Attributor.attribute`)."""
+    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor._attribute`)."""
         # Zennit's BatchNorm merging leaves a factor 1/sqrt(1 + eps) per BatchNorm, so the canonized logits
         # differ slightly (~1e-4) from the model's: the class set and the returned logits come from a
         # plain, gradient-free forward pass
         with torch.no_grad():
-            logits, cls = self.forward(x, classes, target)
+            logits, cls = self._forward(x, classes, target)
         xg = x.clone().requires_grad_(True)
         with self._composite(x).context(self.model) as modified:
-            (g,) = self.gradients(modified(xg), cls, [xg])
-        return self.reduce_channels(g), cls, logits
+            (g,) = self._gradients(modified(xg), cls, [xg])
+        return self._per_sample(g), cls, logits

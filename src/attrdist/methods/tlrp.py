@@ -92,6 +92,7 @@ class TLRP(_AttentionMethod):
         ValueError: If ``start_layer`` is not a block index.
     """
 
+    display_name = "T-LRP"
     summary = "Chefer et al. CVPR'21 transformer attribution (LRP x attention gradient, rollout), ViT"
     reference = "Chefer, Gur, Wolf. Transformer Interpretability Beyond Attention Visualization. CVPR 2021"
 
@@ -100,9 +101,9 @@ class TLRP(_AttentionMethod):
         super().__init__(model, **kwargs)
         self.norm, self.head = head_parts(model, self.info)
         self.parts = [block_parts(b, self.info.kind) for b in self.info.blocks]
-        self.start_layer, self.row_normalize = self.block_index(start_layer), row_normalize
+        self.start_layer, self.row_normalize = self._block_index(start_layer), row_normalize
 
-    def head_relevance(self, tokens: Tensor, cls: Tensor) -> Tensor:
+    def _head_relevance(self, tokens: Tensor, cls: Tensor) -> Tensor:
         """One-hot logit relevance ``[K, B, classes]`` back to the final tokens ``[K, B, N, D]``."""
         with torch.no_grad():
             normed = self.norm(tokens)
@@ -119,13 +120,13 @@ class TLRP(_AttentionMethod):
             out[..., 0, :] = normed[:, 0] * _div(r, normed[:, 0])
         return out
 
-    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
-        """Compute the maps (see :meth:`Attributor.attribute`)."""
-        traces, logits, cls, grads = self.traced(x, classes, target, start=self.start_layer)
+    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor._attribute`)."""
+        traces, logits, cls, grads = self._traced(x, classes, target, start=self.start_layer)
         kind = self.info.kind
         with torch.no_grad():
             last = block_flows(self.info.blocks[-1], kind, traces[-1].x_in.detach())
-            r = self.head_relevance(last.out, cls)
+            r = self._head_relevance(last.out, cls)
             row = None  # the class token's row of the rollout, built from the top block down
             for i in range(len(traces) - 1, self.start_layer - 1, -1):
                 f = last if i == len(traces) - 1 else block_flows(self.info.blocks[i], kind, traces[i].x_in.detach())
@@ -148,4 +149,4 @@ class TLRP(_AttentionMethod):
                 r_qkv = r_qkv.permute(0, 1, 4, 3, 2, 5).flatten(-3)  # [K, B, N, (3 h d)]
                 r_att = _linear_rule(parts.qkv_weight, f.norm1, r_qkv)
                 r = _copies_rule(f.x_in, r_res, r_att)
-        return self.to_maps(row[..., 0, :].transpose(0, 1), x), cls, logits
+        return self._to_maps(row[..., 0, :].transpose(0, 1), x), cls, logits

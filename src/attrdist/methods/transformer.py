@@ -44,7 +44,7 @@ class _AttentionMethod(Attributor):
         self.info = vit_info(model)
         self.resolution = resolution
 
-    def block_index(self, start_layer: int | None, reference_default: int = 0) -> int:
+    def _block_index(self, start_layer: int | None, reference_default: int = 0) -> int:
         """``start_layer`` checked against the model's blocks.
 
         Args:
@@ -70,7 +70,7 @@ class _AttentionMethod(Attributor):
                              f"start_layer=0..{depth - 1} (this ViT has {depth} blocks)")
         return start_layer
 
-    def traced(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None,
+    def _traced(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None,
                need_grads: bool = True, start: int = 0) -> tuple[list[BlockTrace], Tensor, Tensor, list[Tensor] | None]:
         """Forward once with the blocks traced; the K class gradients of the attention of blocks ``start:``.
 
@@ -80,15 +80,15 @@ class _AttentionMethod(Attributor):
         """
         xg = x.clone().requires_grad_(True)  # attention must be in the graph
         with trace_attention(self.model) as traces:
-            logits, cls = self.forward(xg, classes, target)
-        grads = self.gradients(logits, cls, [t.attn for t in traces[start:]]) if need_grads else None
+            logits, cls = self._forward(xg, classes, target)
+        grads = self._gradients(logits, cls, [t.attn for t in traces[start:]]) if need_grads else None
         return traces, logits.detach(), cls, grads
 
-    def to_maps(self, rows: Tensor, x: Tensor) -> Tensor:
+    def _to_maps(self, rows: Tensor, x: Tensor) -> Tensor:
         """CLS rows ``[B, K, N]`` -> maps ``[B, K, H, W]`` (patch tokens on their grid)."""
         h, w = x.shape[-2] // self.info.patch[0], x.shape[-1] // self.info.patch[1]
         maps = rows[..., self.info.prefix :].reshape(*rows.shape[:2], h, w)
-        return maps if self.resolution == "native" else self.to_input_size(maps, tuple(x.shape[-2:]))
+        return maps if self.resolution == "native" else self._to_input_size(maps, tuple(x.shape[-2:]))
 
 
 def _eye_like(a: Tensor) -> Tensor:
@@ -116,6 +116,7 @@ class AttentionGradCAM(_AttentionMethod):
     """
 
     name = "gradcam"
+    display_name = "Grad-CAM"
     summary = "attention Grad-CAM of the last block (CLS attention row x head-wise mean gradient), ViT"
     reference = "Selvaraju et al. ICCV 2017; attention form of Chefer, Gur, Wolf, CVPR 2021 (baseline)"
 
@@ -123,15 +124,15 @@ class AttentionGradCAM(_AttentionMethod):
         super().__init__(model, **kwargs)
         self.relu = relu
 
-    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
-        """Compute the maps (see :meth:`Attributor.attribute`)."""
+    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor._attribute`)."""
         last = len(self.info.blocks) - 1
-        traces, logits, cls, grads = self.traced(x, classes, target, start=last)
+        traces, logits, cls, grads = self._traced(x, classes, target, start=last)
         row = traces[last].attn.detach()[:, :, 0, :].unsqueeze(0)  # [1, B, h, N]: the class token's query row
         weights = grads[0][..., 0, self.info.prefix :].mean(-1, keepdim=True)  # [K, B, h, 1]
         cam = (weights * row).mean(2)  # [K, B, N]
         cam = cam.clamp(min=0) if self.relu else cam
-        return self.to_maps(cam.transpose(0, 1), x), cls, logits
+        return self._to_maps(cam.transpose(0, 1), x), cls, logits
 
 
 @register_method("rollout")
@@ -146,24 +147,25 @@ class AttentionRollout(_AttentionMethod):
         **kwargs: See :class:`_AttentionMethod`.
     """
 
+    display_name = "Attention Rollout"
     summary = "attention rollout (class-agnostic), ViT"
     reference = "Abnar & Zuidema. Quantifying Attention Flow in Transformers. ACL 2020"
     class_agnostic = True
 
     def __init__(self, model: nn.Module, *, start_layer: int = 0, **kwargs: object) -> None:
         super().__init__(model, **kwargs)
-        self.start_layer = self.block_index(start_layer)
+        self.start_layer = self._block_index(start_layer)
 
-    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
-        """Compute the maps (see :meth:`Attributor.attribute`)."""
+    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor._attribute`)."""
         with torch.no_grad(), trace_attention(self.model) as traces:
-            logits, cls = self.forward(x, classes, target)
+            logits, cls = self._forward(x, classes, target)
         joint = None
         for tr in traces[self.start_layer :]:
             a = _row_normalize(tr.attn.mean(1) + _eye_like(tr.attn.mean(1)))
             joint = a if joint is None else a @ joint
         rows = joint[:, 0, :].unsqueeze(1).expand(-1, cls.shape[1], -1)
-        return self.to_maps(rows, x), cls, logits
+        return self._to_maps(rows, x), cls, logits
 
 
 @register_method("grad_rollout")
@@ -179,6 +181,7 @@ class GradRollout(_AttentionMethod):
         **kwargs: See :class:`_AttentionMethod`.
     """
 
+    display_name = "Grad-Rollout"
     summary = "gradient-weighted attention rollout with discarding, ViT"
     reference = "Gildenblat. Exploring Explainability for Vision Transformers (vit-explain), 2020"
 
@@ -188,9 +191,9 @@ class GradRollout(_AttentionMethod):
             raise ValueError(f"discard_ratio must lie in [0, 1), got {discard_ratio}")
         self.discard_ratio = discard_ratio
 
-    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
-        """Compute the maps (see :meth:`Attributor.attribute`)."""
-        traces, logits, cls, grads = self.traced(x, classes, target)
+    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor._attribute`)."""
+        traces, logits, cls, grads = self._traced(x, classes, target)
         joint = None
         for tr, g in zip(traces, grads, strict=True):
             fused = (tr.attn.detach().unsqueeze(0) * g).mean(2).clamp(min=0)  # [K, B, N, N]
@@ -203,7 +206,7 @@ class GradRollout(_AttentionMethod):
                 flat = flat * keep
             a = _row_normalize((flat.view_as(fused) + _eye_like(fused)) / 2)
             joint = a if joint is None else a @ joint
-        return self.to_maps(joint[..., 0, :].transpose(0, 1), x), cls, logits
+        return self._to_maps(joint[..., 0, :].transpose(0, 1), x), cls, logits
 
 
 @register_method("gae")
@@ -219,22 +222,23 @@ class GAE(_AttentionMethod):
         **kwargs: See :class:`_AttentionMethod`.
     """
 
+    display_name = "GAE"
     summary = "Chefer et al. ICCV'21 gradient x attention relevance propagation, ViT"
     reference = "Chefer, Gur, Wolf. Generic Attention-model Explainability. ICCV 2021"
 
     def __init__(self, model: nn.Module, *, start_layer: int = 0, **kwargs: object) -> None:
         super().__init__(model, **kwargs)
-        self.start_layer = self.block_index(start_layer)
+        self.start_layer = self._block_index(start_layer)
 
-    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
-        """Compute the maps (see :meth:`Attributor.attribute`)."""
-        traces, logits, cls, grads = self.traced(x, classes, target, start=self.start_layer)
+    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor._attribute`)."""
+        traces, logits, cls, grads = self._traced(x, classes, target, start=self.start_layer)
         r = None
         for tr, g in zip(traces[self.start_layer :], grads, strict=True):
             cam = (g * tr.attn.detach().unsqueeze(0)).clamp(min=0).mean(2)  # [K, B, N, N]
             r = _eye_like(cam) if r is None else r
             r = r + cam @ r
-        return self.to_maps(r[..., 0, :].transpose(0, 1), x), cls, logits
+        return self._to_maps(r[..., 0, :].transpose(0, 1), x), cls, logits
 
 
 class _IGWeighted(_AttentionMethod):
@@ -250,9 +254,9 @@ class _IGWeighted(_AttentionMethod):
         if steps < 2 or chunk_size < 1:
             raise ValueError("steps must be >= 2 and chunk_size >= 1")
         # both references default to start_layer=4 (clamped to the last block on shallower ViTs)
-        self.start_layer, self.steps, self.chunk_size = self.block_index(start_layer, 4), steps, chunk_size
+        self.start_layer, self.steps, self.chunk_size = self._block_index(start_layer, 4), steps, chunk_size
 
-    def ig_weights(self, x: Tensor, cls: Tensor) -> Tensor:
+    def _ig_weights(self, x: Tensor, cls: Tensor) -> Tensor:
         """``W`` for each class: ``[K, B, N, N]``."""
         alphas = torch.linspace(0, 1, self.steps, dtype=x.dtype, device=x.device)
         total = None
@@ -262,7 +266,7 @@ class _IGWeighted(_AttentionMethod):
             xs = (a.view(-1, 1, 1, 1, 1) * x).reshape(-1, *x.shape[1:]).requires_grad_(True)
             with trace_attention(self.model) as traces:
                 out = self.model(xs)
-            (g,) = self.gradients(out, cls.repeat(len(a), 1), [traces[-1].attn])  # [K, S*B, h, N, N]
+            (g,) = self._gradients(out, cls.repeat(len(a), 1), [traces[-1].attn])  # [K, S*B, h, N, N]
             g = g.view(g.shape[0], len(a), b, *g.shape[2:]).sum(1)
             total = g if total is None else total + g
         return (total / self.steps).clamp(min=0).mean(2)
@@ -285,12 +289,13 @@ class BiAttn(_IGWeighted):
         **kwargs: See :class:`_AttentionMethod`.
     """
 
+    display_name = "Bi-attn"
     summary = "Bi-attn (attention perception x integrated-gradient feedback), ViT"
     reference = "Chen et al. Beyond Intuition: Rethinking Token Attributions inside Transformers. TMLR 2023"
 
-    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
-        """Compute the maps (see :meth:`Attributor.attribute`)."""
-        traces, logits, cls, grads = self.traced(x, classes, target)
+    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor._attribute`)."""
+        traces, logits, cls, grads = self._traced(x, classes, target)
         r = None
         for i, (tr, g) in enumerate(zip(traces, grads, strict=True)):
             if i < self.start_layer - 1:
@@ -302,8 +307,8 @@ class BiAttn(_IGWeighted):
             cam = (ih[..., None, None] * a).sum(2)  # [K, B, N, N]
             r = _eye_like(cam) if r is None else r
             r = r + cam @ r
-        rows = (self.ig_weights(x, cls) * r)[..., 0, :]
-        return self.to_maps(rows.transpose(0, 1), x), cls, logits
+        rows = (self._ig_weights(x, cls) * r)[..., 0, :]
+        return self._to_maps(rows.transpose(0, 1), x), cls, logits
 
 
 @register_method("t_attn")
@@ -323,19 +328,20 @@ class TAttn(_IGWeighted):
         **kwargs: See :class:`_AttentionMethod`.
     """
 
+    display_name = "T-attn"
     summary = "transition attention maps weighted by integrated gradients, ViT"
     reference = ("Yuan et al. Explaining Information Flow Inside Vision Transformers Using Markov Chain. "
                  "XAI4Debugging 2021")
 
-    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
-        """Compute the maps (see :meth:`Attributor.attribute`)."""
+    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor._attribute`)."""
         with torch.no_grad(), trace_attention(self.model) as traces:
-            logits, cls = self.forward(x, classes, target)
+            logits, cls = self._forward(x, classes, target)
         s = traces[-1].attn.mean(1)[:, 0, :]  # [B, N]
         for tr in reversed(traces[self.start_layer : len(traces) - 1]):
             s = (s.unsqueeze(1) @ tr.attn.mean(1)).squeeze(1) + s
-        rows = self.ig_weights(x, cls)[..., 0, :] * s.unsqueeze(0)  # [K, B, N]
-        return self.to_maps(rows.transpose(0, 1), x), cls, logits
+        rows = self._ig_weights(x, cls)[..., 0, :] * s.unsqueeze(0)  # [K, B, N]
+        return self._to_maps(rows.transpose(0, 1), x), cls, logits
 
 
 @register_method("inflow")
@@ -363,6 +369,7 @@ class InFlow(_AttentionMethod):
         **kwargs: See :class:`_AttentionMethod`.
     """
 
+    display_name = "InFlow"
     summary = "InFlow: rollout modelling both residual connections, per-block gradient weights, ViT"
     reference = "Walker et al. InFlow: Attention flow for Vision Transformer explanation. AISTATS 2025"
 
@@ -388,11 +395,11 @@ class InFlow(_AttentionMethod):
                     h = mod(h)
                 attns.append(flows.attn)
                 total = h if total is None else total + h  # z_i depends on A_i only: the sum separates
-        return self.gradients(total, cls, attns)
+        return self._gradients(total, cls, attns)
 
-    def attribute(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
-        """Compute the maps (see :meth:`Attributor.attribute`)."""
-        traces, logits, cls, grads = self.traced(x, classes, target)
+    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+        """Compute the maps (see :meth:`Attributor._attribute`)."""
+        traces, logits, cls, grads = self._traced(x, classes, target)
         block_grads = self._block_logit_gradients(traces, cls) if self.block_gradient else [None] * len(traces)
         joint = None
         for tr, g, gb in zip(traces, grads, block_grads, strict=True):
@@ -411,7 +418,7 @@ class InFlow(_AttentionMethod):
             m1 = att * b1[:, None, :] + torch.diag_embed(a1)
             m = _row_normalize(m1 @ torch.diag_embed(r * b2 + a2))
             joint = m if joint is None else m @ joint
-        return self.to_maps(joint[..., 0, :].transpose(0, 1), x), cls, logits
+        return self._to_maps(joint[..., 0, :].transpose(0, 1), x), cls, logits
 
 
 def _shares(u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:

@@ -1,5 +1,14 @@
-"""Metrics: pure batched functions over maps and regions."""
+"""Metrics: pure batched functions over maps and regions, registered with the direction that makes them better.
 
+Every module of this package registers its metrics when imported, and all of them are imported here: a new
+metric is one new file (see ``docs/extending.md``).
+"""
+
+import importlib
+import pkgutil
+
+from .base import METRICS, Metric, metrics_for, register_metric
+from .checks import degenerate
 from .localization import (
     BINARIZATIONS,
     binarize,
@@ -12,14 +21,22 @@ from .localization import (
     smooth,
 )
 
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
 __all__ = [
     "BINARIZATIONS",
+    "METRICS",
+    "Metric",
     "binarize",
+    "degenerate",
     "f1_score",
     "iou",
     "localization_scores",
+    "metrics_for",
     "precision",
     "recall",
     "region_attribution",
+    "register_metric",
     "smooth",
 ]

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
+from .base import register_metric
+
 __all__ = ["degenerate"]
+
+register_metric("zeroed", task="count", higher_is_better=False,
+                summary="maps that cannot be scored (all zero after VAR, or constant), counted, never averaged")(None)
 
 
 def degenerate(m: Tensor | np.ndarray) -> str | None:

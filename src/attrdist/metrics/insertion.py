@@ -23,6 +23,8 @@ from PIL import Image
 from scipy import interpolate
 from scipy.spatial import Delaunay
 
+from .base import register_metric
+
 __all__ = [
     "PIC_THRESHOLDS",
     "PicBase",
@@ -36,6 +38,16 @@ __all__ = [
     "rise_curves",
     "webp_size",
 ]
+
+for _name, _higher, _summary in (
+    ("sic_auc", True, "area under the softmax information curve (PIC), per image"),
+    ("aic_auc", True, "area under the accuracy information curve (PIC), per image"),
+    ("sic_median_curve", True, "area under the median SIC curve over images (the PIC paper's aggregate)"),
+    ("aic_median_curve", True, "area under the median AIC curve over images (the PIC paper's aggregate)"),
+    ("insertion_auc", True, "RISE insertion: area under the class probability as salient pixels are inserted"),
+    ("deletion_auc", False, "RISE deletion: area under the class probability as salient pixels are deleted"),
+):
+    register_metric(_name, task="insertion", higher_is_better=_higher, summary=_summary)(None)
 
 #: Fractions of the most salient pixels kept, as in the reference.
 PIC_THRESHOLDS = (0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.07, 0.10, 0.13, 0.21, 0.34, 0.5, 0.75)

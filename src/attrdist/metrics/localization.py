@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .base import metrics_for, register_metric
+
 __all__ = [
     "BINARIZATIONS",
     "PAPER_BORDER",
@@ -192,11 +194,28 @@ def f1_score(pred: Tensor, masks: Tensor) -> Tensor:
     return torch.where(p + r > 0, 2 * p * r / (p + r).clamp(min=1e-12), torch.zeros_like(p))
 
 
+register_metric("region_attribution", task="localization", higher_is_better=True,
+                summary="share of the positive attribution inside the region (energy pointing game)")(
+    lambda maps, masks, binary: region_attribution(maps, masks))
+register_metric("iou", task="localization", higher_is_better=True,
+                summary="intersection over union of the binarised map and the region")(
+    lambda maps, masks, binary: iou(binary, masks))
+register_metric("precision", task="localization", higher_is_better=True,
+                summary="share of the binarised map inside the region")(
+    lambda maps, masks, binary: precision(binary, masks))
+register_metric("recall", task="localization", higher_is_better=True,
+                summary="share of the region covered by the binarised map")(
+    lambda maps, masks, binary: recall(binary, masks))
+register_metric("f1", task="localization", higher_is_better=True,
+                summary="harmonic mean of precision and recall")(
+    lambda maps, masks, binary: f1_score(binary, masks))
+
+
 def localization_scores(
     maps: Tensor, masks: Tensor, kernel: int = PAPER_KERNEL, sigma: float = PAPER_SIGMA, smoothing: str = "gaussian",
-    rule: str = "mean", value: float = 1.0, border: str = PAPER_BORDER,
+    rule: str = "mean", value: float = 1.0, border: str = PAPER_BORDER, metrics: list[str] | None = None,
 ) -> dict[str, Tensor]:
-    """All localisation metrics of maps against regions, in the paper's order.
+    """Every localisation metric of maps against regions, in the paper's order.
 
     The paper (appendix B): "We only take the positive part of H_c. Before evaluation, we apply a Gaussian
     blur with a kernel size of 11x11". So the positive part comes first, then the smoothing, then region
@@ -212,24 +231,18 @@ def localization_scores(
         rule: Binarisation rule for IoU / precision / recall / F1.
         value: The rule's factor.
         border: Smoothing border (see :func:`smooth`).
+        metrics: Registered localisation metrics to compute (default: every default one).
 
     Returns:
-        ``{"region_attribution", "iou", "precision", "recall", "f1"}``, each ``[N]`` (region attribution
-        in the maps' floating dtype, the others float64).
+        ``{name: [N]}``, e.g. ``region_attribution``, ``iou``, ``precision``, ``recall``, ``f1``.
 
     Raises:
-        ValueError: If maps and masks differ in shape.
+        ValueError: If maps and masks differ in shape, or on an unknown metric.
     """
     if maps.shape != masks.shape:
         raise ValueError(f"maps {tuple(maps.shape)} and masks {tuple(masks.shape)} must have the same shape")
     masks = masks.bool()
     pos = (maps if maps.dtype in (torch.float32, torch.float64) else maps.float()).clamp(min=0)
     s = smooth(pos, kernel, sigma, smoothing, border)  # type: ignore[arg-type]
-    pred = binarize(s, masks, rule, value)
-    return {
-        "region_attribution": region_attribution(s, masks),
-        "iou": iou(pred, masks),
-        "precision": precision(pred, masks),
-        "recall": recall(pred, masks),
-        "f1": f1_score(pred, masks),
-    }
+    binary = binarize(s, masks, rule, value)
+    return {name: m.fn(s, masks, binary) for name, m in metrics_for("localization", metrics).items()}  # type: ignore[misc]

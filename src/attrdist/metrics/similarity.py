@@ -19,6 +19,8 @@ import numpy as np
 from scipy.stats import rankdata
 from torch import Tensor
 
+from .base import metrics_for, register_metric
+
 __all__ = [
     "DEFAULT_SIMILARITIES",
     "SIMILARITIES",
@@ -116,20 +118,27 @@ def hog_spearman(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
     return spearman(_hog(_min_max(a)), _hog(_min_max(b)))
 
 
-#: Every similarity measure by name, the single list used by the runner, the CLI and the report.
-SIMILARITIES = {
-    "spearman_abs": spearman_abs,
-    "spearman": spearman,
-    "pearson": pearson,
-    "cosine": cosine,
-    "ssim": ssim,
-    "hog_pearson": hog_pearson,
-    "ssim_notebook": ssim_notebook,
-    "hog_spearman": hog_spearman,
+_SUMMARIES = {
+    "spearman_abs": ("Spearman rank correlation of |map| (Adebayo et al.)", True),
+    "spearman": ("Spearman rank correlation of the signed maps", True),
+    "pearson": ("Pearson correlation of the signed maps", True),
+    "cosine": ("cosine similarity of the signed maps", True),
+    "ssim": ("SSIM of the maps scaled to [-1, 1], window 5 (the paper)", True),
+    "hog_pearson": ("Pearson correlation of HOG features (the paper)", True),
+    "ssim_notebook": ("SSIM as in the authors' notebook (min-max [0, 1], Gaussian window)", False),
+    "hog_spearman": ("Spearman correlation of HOG features (the authors' notebook)", False),
 }
 
+# in a sanity check the similarity to the original map should fall as weights are randomised: lower is better
+for _name, (_summary, _default) in _SUMMARIES.items():
+    register_metric(_name, task="similarity", higher_is_better=False, summary=_summary, default=_default)(
+        globals()[_name])
+
+#: Every similarity measure by name (the registered ``similarity`` metrics).
+SIMILARITIES = {name: m.fn for name, m in metrics_for("similarity", list(_SUMMARIES)).items()}
+
 #: The measures a sanity run computes unless told otherwise: the paper's, plus Pearson and cosine.
-DEFAULT_SIMILARITIES = ("spearman_abs", "spearman", "pearson", "cosine", "ssim", "hog_pearson")
+DEFAULT_SIMILARITIES = tuple(metrics_for("similarity"))
 
 
 def similarities(a: Tensor | np.ndarray, b: Tensor | np.ndarray,
@@ -139,7 +148,4 @@ def similarities(a: Tensor | np.ndarray, b: Tensor | np.ndarray,
     Raises:
         ValueError: On an unknown measure.
     """
-    unknown = [n for n in names if n not in SIMILARITIES]
-    if unknown:
-        raise ValueError(f"unknown similarity {unknown}; choose from {', '.join(SIMILARITIES)}")
-    return {name: SIMILARITIES[name](a, b) for name in names}
+    return {name: m.fn(a, b) for name, m in metrics_for("similarity", list(names)).items()}  # type: ignore[misc]

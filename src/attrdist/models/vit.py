@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["BlockFlows", "BlockParts", "BlockTrace", "ViTInfo", "block_flows", "block_parts", "head_parts", "is_vit",
-           "tokens_to_grid", "trace_attention", "vit_info"]
+__all__ = ["BlockFlows", "BlockParts", "BlockTrace", "ViTInfo", "block_flows", "block_parts", "fixed_input_size",
+           "head_parts", "is_vit", "tokens_to_grid", "trace_attention", "vit_info"]
 
 
 @dataclass
@@ -58,6 +58,16 @@ def _tv_vit(model: nn.Module) -> bool:
 def is_vit(model: nn.Module) -> bool:
     """Whether ``model`` is a timm or torchvision VisionTransformer."""
     return _timm_vit(model) or _tv_vit(model)
+
+
+def fixed_input_size(model: nn.Module) -> tuple[int, int] | None:
+    """The ``(height, width)`` a ViT requires, or ``None`` when the model takes any size (CNNs, dynamic ViTs)."""
+    if _tv_vit(model):
+        return (int(model.image_size), int(model.image_size))
+    if _timm_vit(model) and not getattr(model, "dynamic_img_size", False):
+        size = model.patch_embed.img_size
+        return (int(size[0]), int(size[1])) if size is not None else None
+    return None
 
 
 def vit_info(model: nn.Module) -> ViTInfo:
