@@ -12,3 +12,10 @@ def test_readme_commands_are_run_by_ci():
     main, tests = blocks[0], blocks[1]
     assert main.endswith("attrdist explain") and "pytest" in tests
     assert main in ci and tests in ci
+
+
+def test_readme_python_example_runs():
+    """The README's Python block, as written."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```python\n")[1].split("```")[0]
+    exec(compile(block, "README.md", "exec"), {})

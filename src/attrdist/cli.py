@@ -135,6 +135,7 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, *, optiona
         meta = f.metadata
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         choices = meta.get("choices")
+        choices = tuple(choices()) if callable(choices) else choices  # registries: read when the parser is built
         shown = ",".join(map(str, default)) if isinstance(default, list | tuple) else default
         text = meta.get("help", "") + (f" [choices: {', '.join(map(str, choices))}]" if choices else "")
         if default_note:

@@ -17,45 +17,32 @@ from .data.prepare import fit, model_input
 from .explanation import Explanation
 from .methods import DEFAULT_METHODS, get_method
 from .models import LoadedModel
+from .options import ModelOptions, opt
 from .var import DEFAULT_PRESET, PRESETS, VAR, VARConfig, get_preset
 from .viz import FORMATS, SIGNS
 
 __all__ = ["ExplainConfig", "explain_image", "grid_classes"]
 
 
-def _opt(text: str, choices: Sequence[str] | None = None, **extra: object) -> dict:
-    return {"help": text, **({"choices": tuple(choices)} if choices else {}), **extra}
-
-
 @dataclass(kw_only=True)
-class ExplainConfig:
+class ExplainConfig(ModelOptions):
     """Settings of ``attrdist explain`` (each field is a command-line option; saved in the JSON record)."""
 
-    model: str = field(default="efficientnet_lite0", metadata=_opt(
-        "efficientnet_lite0 (offline), torchvision:NAME, timm:NAME or a checkpoint path"))
-    weights: str | None = field(default=None, metadata=_opt(
-        "state-dict file, a torchvision weights name (IMAGENET1K_V1) or 'random'"))
-    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS), metadata=_opt(
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS), metadata=opt(
         "comma-separated methods (attrdist methods --model NAME lists those that apply)"))
-    classes: str | None = field(default=None, metadata=_opt(
+    classes: str | None = field(default=None, metadata=opt(
         f"class set: topN, topN+worst, best-vs-worst or a list like 281,285,287 (default {DEFAULT_CLASSES}; "
         "for the sample grid: the classes of its four photos)"))
-    target: int | None = field(default=None, metadata=_opt(
+    target: int | None = field(default=None, metadata=opt(
         "explained class id (default: the predicted class; for a list, its most probable class)"))
-    preset: str = field(default=DEFAULT_PRESET, metadata=_opt("VAR preset", tuple(PRESETS)))
-    format: list[str] = field(default_factory=lambda: ["png"], metadata=_opt(
+    preset: str = field(default=DEFAULT_PRESET, metadata=opt("VAR preset", tuple(PRESETS)))
+    format: list[str] = field(default_factory=lambda: ["png"], metadata=opt(
         "figure formats, comma-separated (pdf and svg are vector graphics)", FORMATS))
-    dpi: int = field(default=200, metadata=_opt("resolution of PNG figures"))
-    sign: str = field(default="auto", metadata=_opt(
+    dpi: int = field(default=200, metadata=opt("resolution of PNG figures"))
+    sign: str = field(default="auto", metadata=opt(
         "how signed maps are drawn: auto, positive part, |map|, or a diverging scale", SIGNS))
-    multiply_input: bool = field(default=False, metadata=_opt("multiply maps by the image for illustration"))
-    out: str = field(default="attrdist-out", metadata=_opt("output folder"))
-    device: str = field(default="cpu", metadata=_opt("torch device: cpu, cuda, cuda:1"))
-    method_options: dict[str, dict] = field(default_factory=dict, metadata=_opt(
-        "method options, repeatable: --method-opt gradcam.layer=layer3 --method-opt integrated_gradients.steps=64",
-        flag="--method-opt"))
-    trust_checkpoint: bool = field(default=False, metadata=_opt(
-        "allow a --model checkpoint file that holds pickled code (unpickling runs it: only files you trust)"))
+    multiply_input: bool = field(default=False, metadata=opt("multiply maps by the image for illustration"))
+    out: str = field(default="attrdist-out", metadata=opt("output folder"))
 
 
 def grid_classes(lm: LoadedModel, cells: Sequence[Image.Image], device: str = "cpu") -> list[int]:

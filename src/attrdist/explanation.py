@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from . import __version__
@@ -74,6 +75,18 @@ class Explanation:
     def refine(self, preset: str | VARConfig | None = None, **overrides: object) -> Explanation:
         """The same explanation with VAR re-applied to its raw maps under other parameters (no model call)."""
         return dataclasses.replace(self, results={m: r.refine(preset, **overrides) for m, r in self.results.items()})
+
+    def with_target(self, class_id: int) -> Explanation:
+        """The same explanation explaining another class of its set (no model call: every class has its maps).
+
+        Raises:
+            ValueError: If the class is not in the set.
+        """
+        if class_id not in self.classes:
+            raise ValueError(f"class {class_id} is not in the class set {self.classes}")
+        results = {m: dataclasses.replace(r, target=torch.full_like(r.target, class_id))
+                   for m, r in self.results.items()}
+        return dataclasses.replace(self, results=results)
 
     def caption(self) -> str:
         """One line under the figure: what the probabilities are, and what the rows show."""

@@ -71,6 +71,15 @@ class Registry(Generic[T]):
                 f"unknown {self.kind} {name!r}.{hint} Available: {', '.join(sorted(self._entries))}"
             ) from None
 
+    def remove(self, name: str) -> T:
+        """Unregister an entry (plugins that reload, tests) and return it.
+
+        Raises:
+            KeyError: If the name is unknown.
+        """
+        self.get(name)
+        return self._entries.pop(name)
+
     def names(self) -> list[str]:
         """Return the registered names in registration order."""
         return list(self._entries)

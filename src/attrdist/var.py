@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -33,6 +32,7 @@ import torch
 from torch import Tensor
 
 from .classes import DEFAULT_CLASSES, ClassesLike, ClassSet
+from .options import opt
 
 if TYPE_CHECKING:
     from .methods.base import Attributor
@@ -100,11 +100,6 @@ def _scale_quantile(flat_abs: Tensor, quantile: float) -> Tensor:
 NORMALIZATIONS = {"none": _scale_none, "max": _scale_max, "quantile": _scale_quantile}
 
 
-def _help(text: str, choices: Sequence[str] | None = None) -> dict:
-    """Field metadata read by the command line (one-line help and choices, declared once)."""
-    return {"help": text, **({"choices": tuple(choices)} if choices else {})}
-
-
 @dataclass(frozen=True, kw_only=True)
 class VARConfig:
     """Parameters of the VAR operator (saved with every result).
@@ -127,20 +122,20 @@ class VARConfig:
     """
 
     temperatures: tuple[float, ...] = field(
-        default=(1.0, 5.0, 100.0), metadata=_help("softmax temperatures whose distributions are averaged"))
-    tau: float = field(default=0.0, metadata=_help("margin: keep pixels where q_c - 1/K > tau"))
+        default=(1.0, 5.0, 100.0), metadata=opt("softmax temperatures whose distributions are averaged"))
+    tau: float = field(default=0.0, metadata=opt("margin: keep pixels where q_c - 1/K > tau"))
     tau_ranked: float | None = field(
-        default=None, metadata=_help("margin for ranked class sets (topN, best-vs-worst); default: tau"))
-    magnitude: Magnitude = field(default="signed", metadata=_help("H as it is, or |H|", ("signed", "abs")))
+        default=None, metadata=opt("margin for ranked class sets (topN, best-vs-worst); default: tau"))
+    magnitude: Magnitude = field(default="signed", metadata=opt("H as it is, or |H|", ("signed", "abs")))
     convention: Convention = field(
-        default="divide", metadata=_help("softmax(H / t) (paper) or softmax(H * t) (authors' code)",
+        default="divide", metadata=opt("softmax(H / t) (paper) or softmax(H * t) (authors' code)",
                                          ("divide", "multiply")))
     normalize: str = field(
-        default="none", metadata=_help("joint scale of the K maps of an image before the softmax",
+        default="none", metadata=opt("joint scale of the K maps of an image before the softmax",
                                        tuple(NORMALIZATIONS)))
-    quantile: float = field(default=0.99, metadata=_help("quantile of |H| used by --normalize quantile"))
+    quantile: float = field(default=0.99, metadata=opt("quantile of |H| used by --normalize quantile"))
     channels: Channels = field(
-        default="sum", metadata=_help("one distribution over channel-summed maps, or one per colour channel",
+        default="sum", metadata=opt("one distribution over channel-summed maps, or one per colour channel",
                                       ("sum", "each")))
 
     def __post_init__(self) -> None:

@@ -3,9 +3,11 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from attrdist.bench import LocalizationBenchmark, LocalizationConfig, ResultStore, run_localization
+from attrdist.data.grids import Candidate
 from attrdist.data.imagenet import imagenet_class_names
 from attrdist.data.samples import sample_image
 
@@ -71,3 +73,70 @@ def test_part_quad_run(tmp_path, lite0):
         rows_, cols = np.nonzero(unit.mask)
         assert abs(int(unit.mask.sum()) - 32 * 32) <= 2 * 64
         assert rows_.min() >= (k // 2) * 64 + 14 and cols.max() < (k % 2 + 1) * 64 - 14
+
+
+def _tiny_coco(root):
+    (root / "val2017").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    canvas = Image.new("RGB", (640, 480))
+    canvas.paste(sample_image("chelsea").resize((320, 480)), (0, 0))
+    canvas.paste(sample_image("coffee").resize((320, 480)), (320, 0))
+    canvas.save(root / "val2017" / "000000000009.jpg")
+    anns = [
+        {"id": 1, "image_id": 9, "category_id": 17, "segmentation": _poly(0, 0, 320, 480), "area": 320 * 480,
+         "bbox": [0, 0, 320, 480], "iscrowd": 0},
+        {"id": 2, "image_id": 9, "category_id": 47, "segmentation": _poly(320, 0, 320, 480), "area": 320 * 480,
+         "bbox": [320, 0, 320, 480], "iscrowd": 0},
+    ]
+    (root / "annotations" / "instances_val2017.json").write_text(json.dumps({
+        "images": [{"id": 9, "file_name": "000000000009.jpg", "height": 480, "width": 640}], "annotations": anns,
+        "categories": [{"id": 17, "name": "cat"}, {"id": 47, "name": "cup"}]}))
+
+
+def test_coco_at_the_model_input_size_on_a_vit(tmp_path):
+    """COCO images are squashed to the model's input size (the authors' Resize((224, 224))), masks with them, so a
+    ViT with a fixed input size runs COCO; the command line says nothing but the table."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("timm")
+    _tiny_coco(tmp_path / "coco")
+    proc = subprocess.run([sys.executable, "-m", "attrdist", "bench", "localization", "--dataset",
+                           f"coco:{tmp_path / 'coco'}", "--model", "timm:vit_tiny_patch16_224", "--weights", "random",
+                           "--methods", "gradcam,gae", "--min-prob", "0", "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with ResultStore(tmp_path / "run" / "results.sqlite") as s:
+        rows = s.rows()
+    assert {r[1] for r in rows} == {"obj1:cat", "obj2:cup"} and {r[2] for r in rows} == {"gradcam", "gae"}
+
+
+def test_coco_masks_follow_the_resize(tmp_path, lite0):
+    _tiny_coco(tmp_path / "coco")
+    cfg = LocalizationConfig(dataset=f"coco:{tmp_path / 'coco'}", methods=["gradcam"], min_prob=0.0)
+    prep = LocalizationBenchmark(cfg, lite0).prepare("9")
+    assert tuple(prep.image.shape[-2:]) == (224, 224)  # 640x480 squashed to the model's 224x224
+    left, right = prep.units[0].mask, prep.units[1].mask
+    assert left.shape == (224, 224) and left[:, :112].all() and not left[:, 112:].any() and right[:, 112:].all()
+
+
+def test_rao_filter_classifies_the_cell_it_will_show(tmp_path, lite0):
+    """--selection rao: the cell is the model's centre-crop view, and the confidence is that cell's."""
+    import torch
+
+    from attrdist.data.prepare import fit, model_input
+
+    folder = tmp_path / "imgs"
+    for name, cls in (("chelsea", 282), ("coffee", 967), ("rocket", 657), ("camera", 872)):
+        (folder / str(cls)).mkdir(parents=True)
+        sample_image(name).save(folder / str(cls) / f"{name}.png")
+    cfg = LocalizationConfig(dataset=f"folder:{folder}", selection="rao", confidence=0.0, cell=112, methods=["gradcam"])
+    bench = LocalizationBenchmark(cfg, lite0)
+    cands = bench._with_predictions([Candidate("282/chelsea.png", 282)])
+    cell = fit(lite0.preprocess.crop_image(sample_image("chelsea")), 112)
+    with torch.no_grad():
+        p = lite0.model(model_input(cell, lite0.preprocess, crop=False)[1]).softmax(1)[0]
+    assert cands[0].correct == (int(p.argmax()) == 282)
+    assert abs(cands[0].confidence - (float(p.max()) if cands[0].correct else 0.0)) < 1e-6
+    assert bench._cell("282/chelsea.png").tobytes() == cell.tobytes()

@@ -135,3 +135,14 @@ def test_variant_summary_orders_by_the_default_rule(tmp_path, lite0):
     summary = variant_summary(t)
     assert summary[-1]["variant"] == "authors-code" and summary[-1]["zeroed"] > 0  # it zeroes LRP maps
     assert "maps zeroed" in markdown(t)
+
+
+def test_vit_runs_448_pixel_grids(tmp_path):
+    """--cell 224 gives 448-px grids: a ViT sees the grid at its input size, its maps are scored on the grid."""
+    pytest.importorskip("timm")
+    cmd, env = cli("bench", "localization", "--out", str(tmp_path), "--model", "timm:vit_tiny_patch16_224",
+                   "--weights", "random", "--cell", "224", "--max-items", "1", "--methods", "gradcam,gae")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ra = [r[5] for r in rows_of(tmp_path) if r[4] == "region_attribution"]
+    assert len(ra) == 4 * 2 * 2 and all(0 <= v <= 1 for v in ra)

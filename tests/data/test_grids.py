@@ -46,3 +46,21 @@ def test_cells_at_the_right_places():
     obj[2:4, 2:4] = True
     part = cell_masks(2, 8, [None, obj, None, None])
     assert part[1].sum() == 4 and part[1, 2, 10] and not part[1, 0, 8]
+
+
+def test_authors_selection_is_their_quad_dataset():
+    """The VAR authors' ImageNetQuadDataset: random.seed(42), shuffle the image indices, take them in fours (leftovers
+    dropped, classes may repeat) -- written here from that description, on the candidates sorted by id."""
+    import random
+
+    cands = candidates(n_classes=3, per_class=3)  # 9 images: 2 grids, one left over
+    ordered = sorted(cands, key=lambda c: c.id)
+    random.seed(42)
+    order = list(range(len(ordered)))
+    random.shuffle(order)
+    expected = [tuple(ordered[i].id for i in order[g * 4 : g * 4 + 4]) for g in range(2)]
+    grids = select_grids(list(reversed(cands)), 2, "authors", seed=42)
+    assert [g.items for g in grids] == expected
+    assert [g.classes for g in grids] == [tuple(int(i[1]) for i in items) for items in expected]
+    assert any(len(set(g.classes)) < 4 for g in grids)  # 3 classes in 4 cells: a class repeats
+    assert len(select_grids(cands, 2, "authors", seed=42, count=1)) == 1

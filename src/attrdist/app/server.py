@@ -3,17 +3,21 @@
 A threaded HTTP server from the standard library (no web framework to install, works offline) with a
 single page and a small JSON API:
 
+* ``GET /api/options``: the models this server offers (with the methods that apply to each), presets, samples.
 * ``POST /api/explain?model=&methods=&classes=&target=&sample=`` (body: the image file, or empty with
-  ``sample=``): raw maps of every class of the set, cached; returns the class set and a key.
-* ``GET /api/var?key=&preset=&temperatures=&tau=&magnitude=&normalize=``: re-runs only the VAR step on the
-  cached raw maps and returns the panels (no forward or backward pass).
-* ``GET /api/figure?key=&...`` and ``GET /api/maps?key=&...``: the figure (PNG) and the arrays (npz), as
-  ``attrdist explain`` writes them.
-* ``GET /api/options`` and ``GET /api/stats`` (models, methods, presets; cache size and model calls).
+  ``sample=``): raw maps of every class of the set (:func:`attrdist.explain.explain_image`), cached; returns
+  the class set and a key.
+* ``GET /api/var?key=&target=&preset=&temperatures=&tau=&magnitude=&normalize=&sign=``: VAR re-applied to the
+  cached raw maps (:meth:`attrdist.explanation.Explanation.refine`, no forward or backward pass) and the
+  panels, with one colour scale per row.
+* ``GET /api/figure?key=&...&format=png|pdf|svg`` and ``GET /api/maps?key=&...``: the figure and the arrays
+  (npz), as ``attrdist explain`` writes them.
+* ``GET /api/stats``: cache size, model calls, jobs running and waiting.
 
-Safe by default: it binds to 127.0.0.1, refuses uploads over ``max_upload_mb`` and anything that is not
-an image with a visible message, serialises attribution per model (hooks are per model) while other
-requests go on, and keeps at most ``cache_size`` explanations.
+Safe by construction: requests name a model the server was started with (``--models``), never a path;
+checkpoints load with ``weights_only`` unless the command line says ``--trust-checkpoint``; images are decoded
+with a pixel limit; every malformed request gets a 4xx with a message (no traceback, no 5xx); a full job
+queue answers 503 with ``Retry-After``. It binds to 127.0.0.1 unless told otherwise, and warns when not.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ import base64
 import hashlib
 import io
 import json
+import math
+import re
+import sys
 import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -32,50 +39,71 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 from PIL import Image
 
+from ..classes import DEFAULT_CLASSES, parse_class_set
 from ..data import SAMPLES, ImageReadError, read_image_bytes, sample_image
 from ..explain import explain_image
 from ..explanation import Explanation
-from ..methods import METHODS
+from ..methods import DEFAULT_METHODS, METHODS, MethodNotApplicableError, list_methods
 from ..models import LoadedModel, load_model
+from ..options import opt
 from ..var import DEFAULT_PRESET, NORMALIZATIONS, PRESETS
-from ..viz import dominance_image, overlay, row_scale
+from ..viz import FORMATS, SIGNS, dominance_image, overlay, row_scale
 from .cache import LRUCache
 
 __all__ = ["AppConfig", "Explorer", "UserError", "make_server", "serve"]
+
+_KEY = re.compile(r"^[0-9a-f]{24}$")
 
 
 class UserError(ValueError):
     """A request the user can fix; its message is shown in the page."""
 
-    def __init__(self, message: str, status: int = HTTPStatus.BAD_REQUEST) -> None:
+    def __init__(self, message: str, status: int = HTTPStatus.BAD_REQUEST, headers: dict | None = None) -> None:
         super().__init__(message)
         self.status = status
-
-
-def _opt(text: str, **extra: object) -> dict:
-    return {"help": text, **extra}
+        self.headers = headers or {}
 
 
 @dataclass(frozen=True, kw_only=True)
 class AppConfig:
-    """Settings of the web explorer (each field is an ``attrdist serve`` option).
+    """Settings of the web explorer (each field is an ``attrdist serve`` option; none comes from a request).
 
     Attributes:
         host: Address to bind (default: localhost only).
         port: Port (0: any free port).
-        max_upload_mb: Largest accepted upload.
-        cache_size: Explanations kept for the VAR controls.
-        models: Model names offered (requests choose among these only).
+        models: The models offered; requests choose among these names only.
         device: Torch device.
+        max_upload_mb: Largest accepted upload.
+        max_megapixels: Largest accepted image, decoded (decompression bombs are refused before decoding).
+        cache_size: Explanations kept for the VAR controls.
+        workers: Attribution jobs run at once.
+        queue: Jobs that may wait for a worker; more get 503 with ``Retry-After``.
+        trust_checkpoint: Allow checkpoint files among ``models`` that hold pickled code (unpickling runs it).
     """
 
-    host: str = field(default="127.0.0.1", metadata=_opt("address to bind (127.0.0.1: this machine only)"))
-    port: int = field(default=7860, metadata=_opt("port (0: any free port)"))
-    max_upload_mb: float = field(default=10.0, metadata=_opt("largest accepted upload in MB"))
-    cache_size: int = field(default=16, metadata=_opt("explanations kept for the instant VAR controls"))
-    models: tuple[str, ...] = field(default=("efficientnet_lite0",), metadata=_opt(
-        "comma-separated models offered; requests choose among these only"))
-    device: str = field(default="cpu", metadata=_opt("torch device"))
+    host: str = field(default="127.0.0.1", metadata=opt("address to bind (127.0.0.1: this machine only)"))
+    port: int = field(default=7860, metadata=opt("port (0: any free port)"))
+    models: tuple[str, ...] = field(default=("efficientnet_lite0",), metadata=opt(
+        "comma-separated models offered; requests choose among these names only"))
+    device: str = field(default="cpu", metadata=opt("torch device"))
+    max_upload_mb: float = field(default=10.0, metadata=opt("largest accepted upload in MB"))
+    max_megapixels: float = field(default=50.0, metadata=opt("largest accepted image in megapixels"))
+    cache_size: int = field(default=16, metadata=opt("explanations kept for the instant VAR controls"))
+    workers: int = field(default=1, metadata=opt("attribution jobs run at once"))
+    queue: int = field(default=32, metadata=opt("jobs that may wait for a worker (more: 503 Retry-After)"))
+    trust_checkpoint: bool = field(default=False, metadata=opt(
+        "allow --models checkpoint files that hold pickled code (unpickling runs it: only files you trust)"))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.models, str):
+            object.__setattr__(self, "models", tuple(m for m in self.models.split(",") if m))
+        if not self.models:
+            raise ValueError("the explorer needs at least one model")
+        for name in ("max_upload_mb", "max_megapixels"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+        if self.cache_size < 1 or self.workers < 1 or self.queue < 0:
+            raise ValueError("cache_size and workers must be >= 1 and queue >= 0")
 
 
 def _png(array: np.ndarray) -> str:
@@ -85,160 +113,335 @@ def _png(array: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def _colormap_png(cmap: str) -> str:
+    import matplotlib.pyplot as plt
+
+    return _png(plt.get_cmap(cmap)(np.linspace(0, 1, 256))[None, :, :3].repeat(8, 0))
+
+
+class _Jobs:
+    """At most ``workers`` attribution jobs at once and ``queue`` waiting; identical jobs share one computation."""
+
+    def __init__(self, workers: int, queue: int) -> None:
+        self._slots = threading.BoundedSemaphore(workers)
+        self._workers = workers
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self._queue = queue
+        self._inflight: dict[str, threading.Event] = {}
+        self.running = 0
+
+    def run(self, key: str, compute: object, lookup: object) -> object:
+        """``lookup()`` if cached, else wait for an identical job in flight, else ``compute()`` in a slot."""
+        while True:
+            with self._lock:
+                found = lookup()  # type: ignore[operator]
+                if found is not None:
+                    return found
+                event = self._inflight.get(key)
+                if event is None:
+                    if self._waiting >= self._queue + max(0, self._workers - self.running):
+                        raise UserError("the explorer is busy; try again in a few seconds",
+                                        HTTPStatus.SERVICE_UNAVAILABLE, {"Retry-After": "5"})
+                    event = self._inflight[key] = threading.Event()
+                    self._waiting += 1
+                    mine = True
+                else:
+                    mine = False
+            if not mine:
+                event.wait()
+                continue  # the result is cached now (or the job failed: compute it here)
+            try:
+                with self._slots:
+                    with self._lock:
+                        self._waiting -= 1
+                        self.running += 1
+                    try:
+                        return compute()  # type: ignore[operator]
+                    finally:
+                        with self._lock:
+                            self.running -= 1
+            finally:
+                with self._lock:
+                    self._inflight.pop(key, None)
+                event.set()
+
+    @property
+    def waiting(self) -> int:
+        """Jobs waiting for a worker."""
+        return self._waiting
+
+
+def _number(params: dict[str, str], name: str, kind: type = float, lo: float = -math.inf,
+            hi: float = math.inf) -> float | int | None:
+    text = params.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        raise UserError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {text[:40]!r}") from None
+    if not (lo <= value <= hi) or (kind is float and not math.isfinite(value)):
+        raise UserError(f"{name} must lie in [{lo}, {hi}], got {text[:40]!r}")
+    return value
+
+
+def _choice(params: dict[str, str], name: str, choices: object) -> str | None:
+    value = params.get(name, "").strip()
+    if value and value not in choices:  # type: ignore[operator]
+        raise UserError(f"unknown {name} {value[:40]!r}; choose one of {', '.join(choices)}")  # type: ignore[arg-type]
+    return value or None
+
+
 class Explorer:
     """The explorer's logic, independent of HTTP.
 
     Args:
         config: The settings.
+        models: Already loaded models by name (default: each of ``config.models`` is loaded on first use).
     """
 
-    def __init__(self, config: AppConfig = AppConfig()) -> None:  # noqa: B008
+    def __init__(self, config: AppConfig = AppConfig(), models: dict[str, LoadedModel] | None = None) -> None:  # noqa: B008
         self.config = config
         self.cache: LRUCache[Explanation] = LRUCache(config.cache_size)
-        self._models: dict[str, LoadedModel] = {}
-        self._model_locks: dict[str, threading.Lock] = {}
+        self._models: dict[str, LoadedModel] = dict(models or {})
+        self._model_locks = {name: threading.Lock() for name in config.models}
         self._lock = threading.Lock()
+        self.jobs = _Jobs(config.workers, config.queue)
         self.model_calls = 0
 
-    def _model(self, name: str) -> tuple[LoadedModel, threading.Lock]:
+    def model(self, name: str) -> LoadedModel:
+        """One of the configured models (loaded once).
+
+        Raises:
+            UserError: If the name is not one of the configured models.
+        """
+        if name not in self.config.models:
+            raise UserError(f"unknown model {name[:80]!r}; this explorer offers {', '.join(self.config.models)}")
         with self._lock:
             if name not in self._models:
-                try:
-                    self._models[name] = load_model(name)
-                except (ValueError, FileNotFoundError, ImportError) as err:
-                    raise UserError(str(err)) from None
-                self._model_locks[name] = threading.Lock()
-                while len(self._models) > 2:  # keep at most two models in memory
-                    old = next(iter(self._models))
-                    del self._models[old], self._model_locks[old]
-            return self._models[name], self._model_locks[name]
+                self._models[name] = load_model(name, trust_checkpoint=self.config.trust_checkpoint)
+            return self._models[name]
 
     def options(self) -> dict:
-        """What the page offers."""
+        """What the page offers: the models (and the methods that apply to each), presets, samples."""
+        models = []
+        for name in self.config.models:
+            arch = self.model(name).architecture
+            models.append({"name": name, "architecture": arch, "methods": [
+                {"name": n, "display": METHODS.get(n).display_name, "summary": METHODS.get(n).summary}
+                for n in list_methods(arch)]})
         return {
-            "models": list(self.config.models),
-            "methods": [{"name": n, "summary": c.summary} for n, c in METHODS.items()],
+            "models": models,
+            "default_methods": list(DEFAULT_METHODS),
+            "default_classes": DEFAULT_CLASSES,
             "presets": {n: p.to_dict() for n, p in PRESETS.items()},
             "default_preset": DEFAULT_PRESET,
             "normalizations": list(NORMALIZATIONS),
+            "signs": list(SIGNS),
             "samples": SAMPLES,
             "max_upload_mb": self.config.max_upload_mb,
         }
 
-    def explain(self, data: bytes | None, sample: str | None, model: str, methods: list[str], classes: str,
-                target: int | None) -> dict:
-        """Compute (or reuse) the raw maps of an image and return its class set and cache key."""
-        unknown = [m for m in methods if m not in METHODS]
-        if not methods or unknown:
-            raise UserError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS.names())}")
+    def explain(self, data: bytes | None, params: dict[str, str]) -> dict:
+        """Compute (or reuse) the raw maps of an image and return its class set and cache key.
+
+        Raises:
+            UserError: On anything the request got wrong.
+        """
+        name = params.get("model") or self.config.models[0]
+        lm = self.model(name)
+        methods = [m for m in params.get("methods", ",".join(DEFAULT_METHODS)).split(",") if m]
+        applicable = list_methods(lm.architecture)
+        bad = [m[:40] for m in methods if m not in applicable]
+        if not methods or bad or len(methods) > len(applicable):
+            raise UserError(f"unknown or inapplicable method(s) {bad}; for {name} choose from {', '.join(applicable)}")
+        classes = params.get("classes") or DEFAULT_CLASSES
+        try:
+            rule = parse_class_set(classes[:2000])
+        except ValueError as err:
+            raise UserError(str(err)) from None
+        n_out = len(lm.class_names)
+        if rule.fixed and max(rule.fixed) >= n_out or rule.size > n_out:
+            raise UserError(f"class set {classes[:80]!r} does not fit the model's {n_out} classes")
+        target = _number(params, "target", int, 0, n_out - 1)
+        sample = params.get("sample")
         if data:
-            image = read_image_bytes(data)
+            image = read_image_bytes(data, max_pixels=int(self.config.max_megapixels * 1e6))
             digest = hashlib.sha256(data).hexdigest()
         elif sample:
             if sample not in SAMPLES:
-                raise UserError(f"no sample {sample!r}; choose one of {sorted(SAMPLES)}")
+                raise UserError(f"no sample {sample[:40]!r}; choose one of {', '.join(SAMPLES)}")
             image, digest = sample_image(sample), f"sample:{sample}"
         else:
-            raise UserError("upload an image or choose a sample")
-        key = hashlib.sha256(json.dumps([digest, model, methods, classes, target]).encode()).hexdigest()[:24]
-        exp = self.cache.get(key)
-        if exp is None:
-            lm, lock = self._model(model)
-            with lock:  # attribution hooks are per model: one attribution at a time on it
+            raise UserError("upload an image or choose a sample photo")
+        key = hashlib.sha256(json.dumps([digest, name, methods, rule.spec, target]).encode()).hexdigest()[:24]
+
+        def compute() -> Explanation:
+            with self._model_locks[name]:  # attribution hooks are per model: one attribution at a time on it
                 try:
-                    exp = explain_image(lm, image, methods=methods, classes=classes, target=target,
+                    exp = explain_image(lm, image, methods=methods, classes=rule, target=target,
                                         device=self.config.device)
-                except ValueError as err:
+                except (ValueError, MethodNotApplicableError) as err:
                     raise UserError(str(err)) from None
                 self.model_calls += 1
             self.cache.put(key, exp)
-        return {"key": key, "classes": [{"index": c, "name": n, "probability": p} for c, n, p in
-                                        zip(exp.classes, exp.class_names, exp.probabilities, strict=True)],
-                "target": exp.classes.index(exp.target), "methods": list(exp.results)}
+            return exp
 
-    def refined(self, key: str, params: dict[str, str]) -> Explanation:
-        """The cached explanation with VAR re-run under the given parameters (no model call)."""
+        exp = self.jobs.run(key, compute, lambda: self.cache.get(key))
+        return {"key": key, "model": name, "target": exp.target,  # type: ignore[attr-defined]
+                "classes": [{"index": c, "name": n, "probability": p} for c, n, p in
+                            zip(exp.classes, exp.class_names, exp.probabilities, strict=True)],  # type: ignore[attr-defined]
+                "methods": [{"name": m, "display": exp.display_names.get(m, m)} for m in exp.results]}  # type: ignore[attr-defined]
+
+    def refined(self, params: dict[str, str]) -> Explanation:
+        """The cached explanation with VAR re-applied under the request's parameters (no model call)."""
+        key = params.get("key", "")
+        if not _KEY.match(key):
+            raise UserError("key must be the key /api/explain returned")
         exp = self.cache.get(key)
         if exp is None:
             raise UserError("this explanation is no longer cached: press Explain again", HTTPStatus.NOT_FOUND)
-        preset = params.get("preset") or DEFAULT_PRESET
+        preset = _choice(params, "preset", PRESETS) or DEFAULT_PRESET
+        temps = params.get("temperatures", "").strip()
         try:
-            temps = [float(t) for t in params["temperatures"].split(",") if t.strip()] \
-                if params.get("temperatures") else None
-            tau = float(params["tau"]) if params.get("tau") not in (None, "") else None
-            return exp.refine(preset, temperatures=temps, tau=tau, magnitude=params.get("magnitude") or None,
-                              normalize=params.get("normalize") or None)
+            temperatures = [float(t) for t in temps.split(",") if t.strip()][:16] if temps else None
+        except ValueError:
+            raise UserError(f"temperatures must be comma-separated numbers, got {temps[:40]!r}") from None
+        if temperatures is not None and not all(math.isfinite(t) and t > 0 for t in temperatures):
+            raise UserError("temperatures must be positive numbers")
+        overrides = {
+            "temperatures": temperatures,
+            "tau": _number(params, "tau", float, -0.99, 0.99),
+            "magnitude": _choice(params, "magnitude", ("signed", "abs")),
+            "normalize": _choice(params, "normalize", NORMALIZATIONS),
+            "channels": _choice(params, "channels", ("sum", "each")),
+        }
+        try:
+            out = exp.refine(preset, **overrides)
         except ValueError as err:
             raise UserError(f"invalid VAR parameters: {err}") from None
+        target = _number(params, "target", int, 0, 10**6)
+        if target is not None:
+            if target not in out.classes:
+                raise UserError(f"target {target} is not in the class set {out.classes}")
+            out = out.with_target(int(target))
+        return out
 
-    def panels(self, key: str, params: dict[str, str]) -> dict:
-        """Per method, the vanilla and VAR panels (data URLs) and the class-dominance map."""
-        exp = self.refined(key, params)
+    def panels(self, params: dict[str, str]) -> dict:
+        """Per method, the vanilla and VAR panels (data URLs), each row's colour scale, the class dominance."""
+        exp = self.refined(params)
+        sign = _choice(params, "sign", SIGNS) or "auto"
         img = np.asarray(exp.image)
         out = {}
         for name, r in exp.results.items():
             rows = {}
             for label, maps in (("vanilla", r.maps[0].numpy()), ("var", r.refined[0].numpy())):
-                values, lo, hi, cmap = row_scale(maps.astype(np.float64))
-                rows[label] = [_png(overlay(img, m, lo, hi, cmap)) for m in values]
+                values, lo, hi, cmap = row_scale(maps.astype(np.float64), sign)
+                rows[label] = {"panels": [_png(overlay(img, m, lo, hi, cmap)) for m in values],
+                               "scale": {"min": lo, "max": hi, "colormap": _colormap_png(cmap)}}
             kept = [float(k.float().mean()) for k in r.keep[0]]
-            out[name] = {**rows, "dominance": _png(dominance_image(r.q[0].numpy())), "kept": kept}
-        return {"panels": out, "config": exp.config.to_dict(), "model_calls": self.model_calls}
+            out[name] = {**rows, "dominance": _png(dominance_image(r.q[0].numpy())), "kept": kept,
+                         "display": exp.display_names.get(name, name)}
+        return {"panels": out, "image": _png(img / 255.0), "target": exp.target, "config": exp.config.to_dict(),
+                "model_calls": self.model_calls}
 
-    def figure(self, key: str, params: dict[str, str]) -> bytes:
-        """The paper-style figure as PNG bytes."""
-        import matplotlib.pyplot as plt
+    def figure(self, params: dict[str, str]) -> tuple[bytes, str]:
+        """The paper-style figure (PNG, PDF or SVG) and its content type."""
+        from ..viz import explanation_figure, save_figure
 
-        from ..viz import explanation_figure
+        fmt = _choice(params, "format", FORMATS) or "png"
+        sign = _choice(params, "sign", SIGNS) or "auto"
+        import tempfile
+        from pathlib import Path
 
-        fig = explanation_figure(self.refined(key, params))
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-        plt.close(fig)
-        return buf.getvalue()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = save_figure(explanation_figure(self.refined(params), sign=sign), Path(tmp) / f"figure.{fmt}")[0]
+            data = path.read_bytes()
+        return data, {"png": "image/png", "pdf": "application/pdf", "svg": "image/svg+xml"}[fmt]
 
-    def arrays(self, key: str, params: dict[str, str]) -> bytes:
+    def arrays(self, params: dict[str, str]) -> bytes:
         """Raw maps, q and refined maps as npz bytes."""
         buf = io.BytesIO()
-        np.savez_compressed(buf, **self.refined(key, params).arrays())
+        np.savez_compressed(buf, **self.refined(params).arrays())
         return buf.getvalue()
+
+    def stats(self) -> dict:
+        """Cache and job counters."""
+        return {"model_calls": self.model_calls, "cached": len(self.cache), "cache_size": self.config.cache_size,
+                "running": self.jobs.running, "waiting": self.jobs.waiting}
+
+
+#: The page loads nothing from elsewhere.
+_CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self' 'unsafe-inline'")
+
+#: Bodies larger than the limit but at most this much are read and discarded, so that the client can read the
+#: 413 (a client that is still sending when the connection closes sees a broken pipe, not the answer).
+_DRAIN_LIMIT = 64 * 2**20
 
 
 class _Handler(BaseHTTPRequestHandler):
     explorer: Explorer
     server_version = "attrdist"
+    sys_version = ""
+    timeout = 60  # seconds without progress before a connection is dropped (slow clients cannot hold threads)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass  # quiet; errors are returned to the page
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors raised by the HTTP layer itself (bad request lines, unknown methods) as JSON, never a 5xx."""
+        if code == HTTPStatus.NOT_IMPLEMENTED:  # an HTTP method this server does not have
+            code, message = HTTPStatus.METHOD_NOT_ALLOWED, f"method {self.command!r} not allowed; use GET or POST"
+        self.close_connection = True
+        try:
+            self._json(code, {"error": message or HTTPStatus(code).phrase}, {"Allow": "GET, POST"}
+                       if code == HTTPStatus.METHOD_NOT_ALLOWED else None)
+        except OSError:
+            pass
 
     def _send(self, status: int, body: bytes, ctype: str, extra: dict | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Cache-Control", "no-store")
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
-    def _json(self, status: int, obj: object) -> None:
-        self._send(status, json.dumps(obj).encode(), "application/json")
+    def _json(self, status: int, obj: object, extra: dict | None = None) -> None:
+        self._send(status, json.dumps(obj).encode(), "application/json", extra)
 
     def _params(self) -> tuple[str, dict[str, str]]:
         url = urlparse(self.path)
-        return url.path, {k: v[-1] for k, v in parse_qs(url.query).items()}
+        try:
+            query = parse_qs(url.query, keep_blank_values=True, max_num_fields=64)
+        except ValueError:
+            raise UserError("too many query parameters") from None
+        return url.path, {k: v[-1] for k, v in query.items()}
 
     def _guard(self, fn) -> None:  # noqa: ANN001
         try:
             fn()
         except UserError as err:
-            self._json(err.status, {"error": str(err)})
+            self._json(err.status, {"error": str(err)}, err.headers)
         except ImageReadError as err:
             self._json(HTTPStatus.BAD_REQUEST, {"error": f"not an image we can read: {err}"})
-        except Exception as err:  # noqa: BLE001 - the page must always get a message
-            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(err).__name__}: {err}"})
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception as err:  # noqa: BLE001 - a bug: say so without a traceback, and keep serving
+            print(f"attrdist serve: internal error on {self.command} {self.path[:200]}: {type(err).__name__}: {err}",
+                  file=sys.stderr)
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error; the server log has the details"})
 
     def do_GET(self) -> None:  # noqa: N802
+        self._guard(self._get)
+
+    def do_HEAD(self) -> None:  # noqa: N802
         self._guard(self._get)
 
     def do_POST(self) -> None:  # noqa: N802
@@ -249,55 +452,88 @@ class _Handler(BaseHTTPRequestHandler):
         ex = self.explorer
         if path in ("/", "/index.html"):
             page = resources.files("attrdist.app").joinpath("static/index.html").read_bytes()
-            self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
+            self._send(HTTPStatus.OK, page, "text/html; charset=utf-8", {"Content-Security-Policy": _CSP})
         elif path == "/api/options":
             self._json(HTTPStatus.OK, ex.options())
         elif path == "/api/stats":
-            self._json(HTTPStatus.OK, {"model_calls": ex.model_calls, "cached": len(ex.cache),
-                                       "cache_size": ex.config.cache_size})
+            self._json(HTTPStatus.OK, ex.stats())
         elif path == "/api/var":
-            self._json(HTTPStatus.OK, ex.panels(q.get("key", ""), q))
+            self._json(HTTPStatus.OK, ex.panels(q))
         elif path == "/api/figure":
-            self._send(HTTPStatus.OK, ex.figure(q.get("key", ""), q), "image/png",
-                       {"Content-Disposition": 'attachment; filename="attrdist.png"'})
+            body, ctype = ex.figure(q)
+            ext = ctype.split("/")[1].split("+")[0]
+            self._send(HTTPStatus.OK, body, ctype, {"Content-Disposition": f'attachment; filename="attrdist.{ext}"'})
         elif path == "/api/maps":
-            self._send(HTTPStatus.OK, ex.arrays(q.get("key", ""), q), "application/octet-stream",
+            self._send(HTTPStatus.OK, ex.arrays(q), "application/octet-stream",
                        {"Content-Disposition": 'attachment; filename="attrdist.npz"'})
         else:
-            raise UserError(f"no page {path}", HTTPStatus.NOT_FOUND)
+            raise UserError(f"no page {path[:80]}", HTTPStatus.NOT_FOUND)
+
+    def _body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self.close_connection = True
+            raise UserError("send the image with a Content-Length (chunked uploads are not accepted)",
+                            HTTPStatus.LENGTH_REQUIRED)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True
+            raise UserError("invalid Content-Length") from None
+        if length < 0:
+            self.close_connection = True
+            raise UserError("invalid Content-Length")
+        limit = int(self.explorer.config.max_upload_mb * 2**20)
+        if length > limit:
+            self.close_connection = True
+            if length <= _DRAIN_LIMIT:  # read and drop it, so that the client gets to read the answer
+                remaining = length
+                while remaining > 0:
+                    chunk = self.rfile.read(min(remaining, 2**20))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+            raise UserError(f"the upload is {length / 2**20:.1f} MB; the limit is "
+                            f"{self.explorer.config.max_upload_mb:g} MB", HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+        data = self.rfile.read(length) if length else b""
+        if len(data) < length:
+            self.close_connection = True
+            raise UserError("the upload ended before its Content-Length")
+        return data
 
     def _post(self) -> None:
         path, q = self._params()
         if path != "/api/explain":
-            raise UserError(f"no endpoint {path}", HTTPStatus.NOT_FOUND)
-        length = int(self.headers.get("Content-Length") or 0)
-        limit = int(self.explorer.config.max_upload_mb * 1024 * 1024)
-        if length > limit:
-            self.close_connection = True
-            raise UserError(f"the upload is {length / 2**20:.1f} MB; the limit is "
-                            f"{self.explorer.config.max_upload_mb:g} MB", HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-        data = self.rfile.read(length) if length else b""
-        target = q.get("target")
-        result = self.explorer.explain(
-            data or None, q.get("sample"), q.get("model") or self.explorer.config.models[0],
-            [m for m in q.get("methods", "gradcam").split(",") if m], q.get("classes") or "top3+worst",
-            int(target) if target not in (None, "") else None,
-        )
-        self._json(HTTPStatus.OK, result)
+            self._body()  # drain, so that the answer reaches the client
+            raise UserError(f"no endpoint {path[:80]}", HTTPStatus.NOT_FOUND)
+        data = self._body()
+        self._json(HTTPStatus.OK, self.explorer.explain(data or None, q))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64
 
 
 def make_server(config: AppConfig = AppConfig(), explorer: Explorer | None = None) -> ThreadingHTTPServer:  # noqa: B008
     """A threaded server (one thread per request) bound to ``config.host:config.port``."""
     handler = type("Handler", (_Handler,), {"explorer": explorer or Explorer(config)})
-    server = ThreadingHTTPServer((config.host, config.port), handler)
-    server.daemon_threads = True
-    return server
+    return _Server((config.host, config.port), handler)
 
 
 def serve(config: AppConfig = AppConfig()) -> int:  # noqa: B008
-    """Run the explorer until interrupted (returns the exit status)."""
-    server = make_server(config)
+    """Load the configured models, then run the explorer until interrupted (returns the exit status)."""
+    explorer = Explorer(config)
+    try:
+        for name in config.models:
+            explorer.model(name)
+    except (ValueError, FileNotFoundError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    server = make_server(config, explorer)
     host, port = server.server_address[:2]
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: the explorer is reachable from other machines at {host}:{port}; anyone who can reach "
+              "it can run attributions on this machine", file=sys.stderr, flush=True)
     print(f"attrdist explorer on http://{host}:{port}/  (Ctrl+C to stop)", flush=True)
     try:
         server.serve_forever()

@@ -7,7 +7,6 @@ these fields, so an option is declared once.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -15,6 +14,7 @@ from typing import TypeVar
 import yaml
 
 from ..methods.base import BENCHMARK_METHODS
+from ..options import ModelOptions, opt
 from ..var import DEFAULT_PRESET, VARConfig, variant_config
 
 __all__ = ["DEFAULT_VARIANTS", "RunConfig", "opt", "open_run"]
@@ -25,42 +25,26 @@ DEFAULT_VARIANTS: dict[str, dict] = {"var": {"preset": DEFAULT_PRESET}}
 C = TypeVar("C", bound="RunConfig")
 
 
-def opt(text: str, choices: Sequence[str] | None = None, **extra: object) -> dict:
-    """Field metadata read by the command line: the option's one-line help and its choices."""
-    return {"help": text, **({"choices": tuple(choices)} if choices else {}), **extra}
-
-
 @dataclass(kw_only=True)
-class RunConfig:
-    """Fields every benchmark shares.
+class RunConfig(ModelOptions):
+    """Fields every benchmark shares (and those of :class:`~attrdist.options.ModelOptions`).
 
     Attributes:
         dataset: What to run on, ``KIND[:ARG]`` (``sample`` needs no download; ``attrdist bench NAME --help``
             lists the kinds).
-        model: Model name (see :func:`attrdist.load_model`).
-        weights: Weights path, a torchvision weights name (``IMAGENET1K_V1``), ``random`` or ``None``.
         methods: Method names.
-        method_options: Options per method, e.g. ``{"gradcam": {"layer": "features.denseblock4.denselayer16"}}``.
         variants: VAR variants computed from the same raw maps: name -> ``{"preset": ..., overrides}``.
         seed: Seed of every random choice.
         max_items: Maximal number of items; ``None`` or 0: all.
-        device: ``cpu`` or ``cuda`` (not part of the stored configuration: it does not change results).
     """
 
     dataset: str = field(default="sample", metadata=opt("what to run on, KIND[:ARG] (kinds below)"))
-    model: str = field(default="efficientnet_lite0", metadata=opt(
-        "efficientnet_lite0 (offline), torchvision:NAME, timm:NAME or a checkpoint path"))
-    weights: str | None = field(default=None, metadata=opt(
-        "state-dict file, a torchvision weights name (IMAGENET1K_V1: the paper's) or 'random'"))
     methods: list[str] = field(default_factory=lambda: list(BENCHMARK_METHODS), metadata=opt(
         "comma-separated methods (attrdist methods --model NAME lists those that apply)"))
-    method_options: dict[str, dict] = field(default_factory=dict, metadata=opt(
-        "method options, repeatable: --method-opt gradcam.layer=layer3", flag="--method-opt"))
     variants: dict[str, dict] = field(default_factory=lambda: dict(DEFAULT_VARIANTS), metadata=opt(
         "VAR variants from the same raw maps: name=preset[+normalisation],... or 'all' (the preset study)"))
     seed: int = field(default=0, metadata=opt("seed of every random choice"))
     max_items: int | None = field(default=None, metadata=opt("at most this many items (0 or unset: all)"))
-    device: str = field(default="cpu", metadata=opt("torch device (cuda: one GPU per torchrun rank)"))
 
     #: Name stored with the results (``localization``, ``insertion``, ``sanity``).
     benchmark = "benchmark"
@@ -79,9 +63,10 @@ class RunConfig:
         return {name: variant_config(spec) for name, spec in self.variants.items()}
 
     def to_dict(self) -> dict:
-        """The stored configuration (without ``device``)."""
+        """The stored configuration (without ``device`` and ``trust_checkpoint``, which do not change results)."""
         d = dataclasses.asdict(self)
         d.pop("device")
+        d.pop("trust_checkpoint")
         return {"benchmark": self.benchmark, **d}
 
     def save(self, path: str | Path) -> None:

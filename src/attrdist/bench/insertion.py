@@ -22,9 +22,11 @@ from ..methods import get_method
 from ..metrics.checks import degenerate
 from ..metrics.insertion import PIC_THRESHOLDS, PicBase, PicSkip, pic_curves, random_mask, rise_curves
 from ..models import LoadedModel, load_model
+from ..options import opt
 from ..var import VAR
-from .config import RunConfig, open_run, opt
+from .config import RunConfig, open_run
 from .registry import Benchmark, register_benchmark
+from .report import curve_plots
 from .runner import ItemResult, Shard, current_shard, run_items
 from .store import ResultStore
 
@@ -72,7 +74,7 @@ def run_insertion(config: InsertionConfig, out_dir: str | Path, shard: Shard | N
     images = open_dataset(config.dataset, needs="images").images()
     shard = shard or current_shard()
     store, cfg = open_run(config, out_dir, shard)
-    lm = lm or load_model(cfg.model, cfg.weights)
+    lm = lm or load_model(cfg.model, cfg.weights, trust_checkpoint=cfg.trust_checkpoint)
     model = lm.model.to(cfg.device)
     items = {it.id: it for it in images[: cfg.limit]}
     methods = {m: get_method(m, lm, **cfg.method_options.get(m, {})) for m in cfg.methods}
@@ -120,17 +122,11 @@ def run_insertion(config: InsertionConfig, out_dir: str | Path, shard: Shard | N
     return store
 
 
-def _curve_plots(store: ResultStore, table: object, run_dir: Path) -> dict[str, Path]:
-    from .report import curve_plots
-
-    return curve_plots(store, run_dir)
-
-
 register_benchmark(Benchmark(
     name="insertion", config=InsertionConfig, run=run_insertion, needs="images",
     summary="insertion curves: PIC (SIC, AIC) or RISE insertion/deletion",
     examples=("attrdist bench insertion --dataset sample --out runs/pic",
               "attrdist bench insertion --dataset imagenet:/data/imagenet/val --max-items 1000 --out runs/pic",
               "attrdist bench insertion --curve rise --out runs/rise"),
-    plots=_curve_plots,
+    plots=curve_plots,
 ))

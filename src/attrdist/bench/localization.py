@@ -38,12 +38,14 @@ from ..data.kinds import Dataset, ImageItem, open_dataset
 from ..data.prepare import compose_grid, fit, model_input
 from ..explain import grid_classes
 from ..methods import Attributor, get_method
-from ..metrics import BINARIZATIONS, localization_scores, metrics_for
+from ..metrics import BINARIZATIONS, localization_scores, metrics_for, metrics_of
 from ..metrics.localization import PAPER_BORDER, PAPER_KERNEL, PAPER_SIGMA
 from ..models import LoadedModel, load_model
+from ..options import opt
 from ..var import NORMALIZATIONS, VAR
-from .config import RunConfig, open_run, opt
+from .config import RunConfig, open_run
 from .registry import Benchmark, register_benchmark
+from .report import bar_plots
 from .runner import Shard, Skip, current_shard, run_items
 from .store import ResultStore
 
@@ -103,7 +105,8 @@ class LocalizationConfig(RunConfig):
     area_from: str = field(default="mask", metadata=opt("COCO: object area from its mask (paper) or its box "
                                                         "(authors' code)", ("mask", "bbox")))
     min_prob: float = field(default=1e-4, metadata=opt("COCO: minimal probability of an object's classes"))
-    metrics: list[str] | None = field(default=None, metadata=opt("localisation metrics (default: all)"))
+    metrics: list[str] | None = field(default=None, metadata=opt("localisation metrics (default: all)",
+                                                                  lambda: metrics_of("localization")))
 
     benchmark = "localization"
 
@@ -136,7 +139,7 @@ class LocalizationBenchmark:
     ) -> None:
         self.config = config
         self.dataset: Dataset = open_dataset(config.dataset)
-        self.lm = lm or load_model(config.model, config.weights)
+        self.lm = lm or load_model(config.model, config.weights, trust_checkpoint=config.trust_checkpoint)
         self.store = store
         self.limit = config.limit
         self.variants = config.variant_configs()
@@ -324,12 +327,6 @@ def run_localization(config: LocalizationConfig, out_dir: str | Path, shard: Sha
     return store
 
 
-def _bar_plots(store: ResultStore, table: object, run_dir: Path) -> dict[str, Path]:
-    from .report import bar_plots
-
-    return bar_plots(table, run_dir)
-
-
 register_benchmark(Benchmark(
     name="localization", config=LocalizationConfig, run=run_localization, needs="grids",
     summary="grid pointing game (Quad), Part-Quad and COCO localisation: region attribution, IoU, F1",
@@ -340,6 +337,6 @@ register_benchmark(Benchmark(
         "attrdist bench localization --dataset imagenet:/data/imagenet/val --selection rao --cell 224 --out runs/rao",
         "attrdist bench localization --dataset coco:/data/coco --model timm:vit_base_patch16_224 --out runs/coco",
     ),
-    plots=_bar_plots,
+    plots=bar_plots,
 ))
 

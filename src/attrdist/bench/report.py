@@ -91,9 +91,11 @@ def summarize(store: ResultStore, unit: str | None = None) -> Table:
         if value is not None and not math.isnan(value):
             sums[(method, variant, metric)] += value
             counts[(method, variant, metric)] += 1
-    cfg_methods = store.config().get("methods", [])
+    cfg = store.config()
+    cfg_methods, cfg_variants = cfg.get("methods", []), list(cfg.get("variants", {}))
     methods = [m for m in cfg_methods if m in methods] + [m for m in methods if m not in cfg_methods]
-    variants = ["vanilla"] + [v for v in variants if v != "vanilla"]
+    variants = ["vanilla"] + [v for v in cfg_variants if v in variants] + [
+        v for v in variants if v != "vanilla" and v not in cfg_variants]
     metrics = sorted(metrics, key=_metric_key)
     mean = {k: sums[k] / counts[k] for k in counts}
     return Table(methods, variants, metrics, mean, dict(counts), len(items), store.skipped())
@@ -255,7 +257,7 @@ def _save(fig: object, path: Path) -> Path:
     return save_figure(fig, path)[0]  # type: ignore[arg-type]
 
 
-def curve_plots(store: ResultStore, run: Path) -> dict[str, Path]:
+def curve_plots(store: ResultStore, table: Table, run: Path) -> dict[str, Path]:
     """Median PIC curves per method: dashed vanilla, solid VAR variants."""
     plt = _pyplot()
     out = {}
@@ -280,7 +282,7 @@ def curve_plots(store: ResultStore, run: Path) -> dict[str, Path]:
     return out
 
 
-def sanity_plot(store: ResultStore, run: Path) -> dict[str, Path]:
+def sanity_plot(store: ResultStore, table: Table, run: Path) -> dict[str, Path]:
     """The paper's Fig. 6: similarity against the fraction of randomised blocks (dashed vanilla, solid VAR)."""
     plt = _pyplot()
     values: dict[tuple, list] = defaultdict(list)
@@ -309,7 +311,7 @@ def sanity_plot(store: ResultStore, run: Path) -> dict[str, Path]:
     return {"sanity": _save(fig, run / "sanity.png")}
 
 
-def bar_plots(t: Table, run: Path) -> dict[str, Path]:
+def bar_plots(store: ResultStore, t: Table, run: Path) -> dict[str, Path]:
     """One bar chart per metric: methods on the x-axis, a bar per variant."""
     plt = _pyplot()
     out = {}

@@ -17,14 +17,16 @@ import numpy as np
 from ..data.kinds import open_dataset
 from ..data.prepare import model_input
 from ..methods import get_method
-from ..metrics.base import metrics_for
+from ..metrics.base import metrics_for, metrics_of
 from ..metrics.checks import degenerate
-from ..metrics.similarity import DEFAULT_SIMILARITIES, SIMILARITIES, similarities
+from ..metrics.similarity import DEFAULT_SIMILARITIES, similarities
 from ..models import LoadedModel, load_model
 from ..models.randomize import randomization_blocks, randomized_copy
+from ..options import opt
 from ..var import VAR
-from .config import RunConfig, open_run, opt
+from .config import RunConfig, open_run
 from .registry import Benchmark, register_benchmark
+from .report import sanity_plot
 from .runner import Shard, current_shard, run_items
 from .store import ResultStore
 
@@ -52,7 +54,7 @@ class SanityConfig(RunConfig):
     top_k: int = field(default=3, metadata=opt("class set: the top_k most probable classes and the least probable"))
     depths: int | None = field(default=6, metadata=opt("randomisation depths, evenly spaced (0 or unset: every one)"))
     similarities: list[str] = field(default_factory=lambda: list(DEFAULT_SIMILARITIES), metadata=opt(
-        "similarity measures, comma-separated", tuple(SIMILARITIES)))
+        "similarity measures, comma-separated", lambda: metrics_of("similarity")))
 
     benchmark = "sanity"
 
@@ -75,7 +77,7 @@ def run_sanity(config: SanityConfig, out_dir: str | Path, shard: Shard | None = 
     metrics_for("similarity", config.similarities)  # unknown measures fail before the run starts
     shard = shard or current_shard()
     store, cfg = open_run(config, out_dir, shard)
-    lm = lm or load_model(cfg.model, cfg.weights)
+    lm = lm or load_model(cfg.model, cfg.weights, trust_checkpoint=cfg.trust_checkpoint)
     model = lm.model.to(cfg.device)
     blocks = randomization_blocks(model)
     depths = depths_of(len(blocks), cfg.depths)
@@ -122,16 +124,10 @@ def _last_depth(store: ResultStore) -> str | None:
     return depths[-1] if depths else None
 
 
-def _plots(store: ResultStore, table: object, run_dir: Path) -> dict[str, Path]:
-    from .report import sanity_plot
-
-    return sanity_plot(store, run_dir)
-
-
 register_benchmark(Benchmark(
     name="sanity", config=SanityConfig, run=run_sanity, needs="images",
     summary="cascading model randomisation (Adebayo et al.): similarity to the original map per depth",
     examples=("attrdist bench sanity --dataset sample --out runs/sanity",
               "attrdist bench sanity --dataset imagenet:/data/imagenet/val --max-items 200 --out runs/sanity"),
-    report_unit=_last_depth, plots=_plots,
+    report_unit=_last_depth, plots=sanity_plot,
 ))

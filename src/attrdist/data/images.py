@@ -44,12 +44,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def read_image_bytes(data: bytes, name: str = "upload") -> Image.Image:
+def read_image_bytes(data: bytes, name: str = "upload", max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode an image from bytes (an upload) as RGB.
 
     Args:
         data: The file's bytes.
         name: Name used in error messages.
+        max_pixels: Larger images are refused from their header, before decoding (decompression bombs).
 
     Returns:
         The RGB image.
@@ -61,7 +62,7 @@ def read_image_bytes(data: bytes, name: str = "upload") -> Image.Image:
 
     if not data:
         raise ImageReadError(f"{name}: the file is empty")
-    return _decode(io.BytesIO(data), name)
+    return _decode(io.BytesIO(data), name, max_pixels)
 
 
 def read_image(path: str | Path) -> Image.Image:
@@ -84,11 +85,12 @@ def read_image(path: str | Path) -> Image.Image:
     return _decode(p, str(p))
 
 
-def _decode(source: object, p: str) -> Image.Image:
+def _decode(source: object, p: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
     try:
         with Image.open(source) as im:  # type: ignore[arg-type]
-            if im.width * im.height > MAX_PIXELS:
-                raise ImageReadError(f"{p}: {im.width}x{im.height} pixels is larger than the limit")
+            if im.width * im.height > max_pixels:
+                raise ImageReadError(f"{p}: {im.width}x{im.height} pixels is larger than the limit of "
+                                     f"{max_pixels / 1e6:g} megapixels")
             if im.width < 1 or im.height < 1:
                 raise ImageReadError(f"{p}: the image has no pixels")
             im.load()

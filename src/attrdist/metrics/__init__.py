@@ -7,7 +7,7 @@ metric is one new file (see ``docs/extending.md``).
 import importlib
 import pkgutil
 
-from .base import METRICS, Metric, metrics_for, register_metric
+from .base import METRICS, Metric, metrics_for, metrics_of, register_metric
 from .checks import degenerate
 from .localization import (
     BINARIZATIONS,
@@ -34,6 +34,7 @@ __all__ = [
     "iou",
     "localization_scores",
     "metrics_for",
+    "metrics_of",
     "precision",
     "recall",
     "region_attribution",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ..registry import Registry
 
-__all__ = ["METRICS", "Metric", "metrics_for", "register_metric"]
+__all__ = ["METRICS", "Metric", "metrics_for", "metrics_of", "register_metric"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,11 @@ def register_metric(name: str, *, task: str, higher_is_better: bool, summary: st
         return fn
 
     return decorate
+
+
+def metrics_of(task: str) -> list[str]:
+    """The names of every registered metric of a task (the command line's choices)."""
+    return [name for name, m in METRICS.items() if m.task == task]
 
 
 def metrics_for(task: str, names: list[str] | tuple[str, ...] | None = None) -> dict[str, Metric]:

@@ -197,18 +197,14 @@ def f1_score(pred: Tensor, masks: Tensor) -> Tensor:
 register_metric("region_attribution", task="localization", higher_is_better=True,
                 summary="share of the positive attribution inside the region (energy pointing game)")(
     lambda maps, masks, binary: region_attribution(maps, masks))
-register_metric("iou", task="localization", higher_is_better=True,
-                summary="intersection over union of the binarised map and the region")(
-    lambda maps, masks, binary: iou(binary, masks))
-register_metric("precision", task="localization", higher_is_better=True,
-                summary="share of the binarised map inside the region")(
-    lambda maps, masks, binary: precision(binary, masks))
-register_metric("recall", task="localization", higher_is_better=True,
-                summary="share of the region covered by the binarised map")(
-    lambda maps, masks, binary: recall(binary, masks))
-register_metric("f1", task="localization", higher_is_better=True,
-                summary="harmonic mean of precision and recall")(
-    lambda maps, masks, binary: f1_score(binary, masks))
+for _name, _fn, _summary in (
+    ("iou", iou, "intersection over union of the binarised map and the region"),
+    ("precision", precision, "share of the binarised map inside the region"),
+    ("recall", recall, "share of the region covered by the binarised map"),
+    ("f1", f1_score, "harmonic mean of precision and recall"),
+):
+    register_metric(_name, task="localization", higher_is_better=True, summary=_summary)(
+        lambda maps, masks, binary, fn=_fn: fn(binary, masks))
 
 
 def localization_scores(

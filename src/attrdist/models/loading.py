@@ -240,8 +240,7 @@ def _timm(name: str, weights: str | None) -> tuple[nn.Module, Preprocess, str]:
         except Exception as err:  # noqa: BLE001 - timm raises many kinds when offline
             raise WeightsUnavailableError(
                 f"the weights of timm:{name} are not in the local Hugging Face cache and this machine cannot "
-                f"download them ({type(err).__name__}). Download them elsewhere and pass --weights PATH "
-                "(a state dict), or use --weights random"
+                f"download them ({type(err).__name__}). {_timm_source(name)}, or use --weights random"
             ) from err
         src = "hf-cache"
     else:
@@ -255,6 +254,22 @@ def _timm(name: str, weights: str | None) -> tuple[nn.Module, Preprocess, str]:
     pre = Preprocess(resize=int(round(crop / cfg.get("crop_pct", 0.875))), crop=crop, mean=tuple(cfg["mean"]),
                      std=tuple(cfg["std"]), interpolation=str(cfg.get("interpolation", "bilinear")))
     return model.eval(), pre, src
+
+
+def _timm_source(name: str) -> str:
+    """Where a timm model's weights come from, as an instruction for a machine without internet access."""
+    try:
+        from timm.models import get_pretrained_cfg
+
+        cfg = get_pretrained_cfg(name)
+    except Exception:  # noqa: BLE001 - an unknown tag
+        cfg = None
+    hub = getattr(cfg, "hf_hub_id", None)
+    url = getattr(cfg, "url", None)
+    where = [f"the Hugging Face repository {hub} (huggingface-cli download {hub}, then copy ~/.cache/huggingface/hub "
+             "to this machine)"] if hub else []
+    where += [f"{url} (a state dict: pass it with --weights PATH)"] if url else []
+    return "Fetch " + " or ".join(where) if where else "Download them elsewhere and pass --weights PATH (a state dict)"
 
 
 @contextlib.contextmanager

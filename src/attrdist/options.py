@@ -1,0 +1,51 @@
+"""Field metadata for configuration dataclasses: the one-line help and the choices of a command-line option.
+
+Every configuration (``VARConfig``, ``ExplainConfig``, the benchmarks' ``RunConfig`` subclasses, ``AppConfig``)
+declares its options once, in its fields; ``attrdist.cli`` builds the parsers from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+__all__ = ["ModelOptions", "opt"]
+
+
+def opt(text: str, choices: Sequence[str] | Callable[[], Sequence[str]] | None = None, **extra: object) -> dict:
+    """Field metadata: the option's one-line help, its choices and extras (``flag="--method-opt"``).
+
+    ``choices`` may be a function that lists them from a registry when the parser is built.
+
+    Example:
+        >>> opt("VAR preset", ("paper", "normalized"))
+        {'help': 'VAR preset', 'choices': ('paper', 'normalized')}
+    """
+    if choices is not None and not callable(choices):
+        choices = tuple(choices)
+    return {"help": text, **({"choices": choices} if choices else {}), **extra}
+
+
+@dataclass(kw_only=True)
+class ModelOptions:
+    """The model and method options every command shares (``attrdist explain`` and every benchmark).
+
+    Attributes:
+        model: Model name (see :func:`attrdist.load_model`).
+        weights: Weights path, a torchvision weights name (``IMAGENET1K_V1``), ``random`` or ``None``.
+        method_options: Options per method, e.g. ``{"gradcam": {"layer": "features.denseblock4.denselayer16"}}``.
+        device: Torch device (not part of a stored benchmark configuration: it does not change results).
+        trust_checkpoint: Allow a checkpoint that holds pickled code (only ever from the command line or code).
+    """
+
+    model: str = field(default="efficientnet_lite0", metadata=opt(
+        "efficientnet_lite0 (offline), torchvision:NAME, timm:NAME or a checkpoint path"))
+    weights: str | None = field(default=None, metadata=opt(
+        "state-dict file, a torchvision weights name (IMAGENET1K_V1: the paper's) or 'random'"))
+    method_options: dict[str, dict] = field(default_factory=dict, metadata=opt(
+        "method options, repeatable: --method-opt gradcam.layer=layer3 --method-opt integrated_gradients.steps=64",
+        flag="--method-opt"))
+    device: str = field(default="cpu", metadata=opt("torch device: cpu, cuda, cuda:1 (benchmarks: one GPU per "
+                                                    "torchrun rank)"))
+    trust_checkpoint: bool = field(default=False, metadata=opt(
+        "allow a --model checkpoint file that holds pickled code (unpickling runs it: only files you trust)"))

@@ -1,0 +1,94 @@
+"""A test per registry: an entry registered here appears in the command line and works end to end (methods,
+metrics and dataset kinds: tests/test_extending.py, which follows docs/extending.md)."""
+
+from dataclasses import dataclass, field
+
+import pytest
+import torch
+
+from attrdist.bench import BENCHMARKS, Benchmark, register_benchmark
+from attrdist.bench.config import RunConfig, open_run
+from attrdist.bench.runner import current_shard, run_items
+from attrdist.cli import main
+from attrdist.metrics import METRICS, register_metric
+from attrdist.models import MODEL_SOURCES, ModelSource, Preprocess, register_model_source
+from attrdist.options import opt
+from tests.conftest import _tiny_cnn
+
+
+@pytest.fixture
+def toy_source():
+    register_model_source(ModelSource("toy", "toy:NAME", "tiny random CNNs (tests)", lambda s: s.startswith("toy:"),
+                                      lambda spec, weights, trust: (_tiny_cnn().eval(), Preprocess(crop=32, resize=36),
+                                                                    "random")))
+    yield
+    MODEL_SOURCES.remove("toy")
+
+
+def test_model_source(toy_source, tmp_path, capsys):
+    assert main(["models"]) == 0
+    assert "toy:NAME" in capsys.readouterr().out
+    assert main(["explain", "--model", "toy:cnn", "--methods", "gradcam,gradient", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "sample_grid.json").exists()
+
+
+@dataclass(kw_only=True)
+class ToyConfig(RunConfig):
+    """A benchmark that stores each image's mean raw gradient."""
+
+    scale: float = field(default=1.0, metadata=opt("a factor"))
+    benchmark = "toybench"
+
+
+def run_toy(config, out_dir, shard=None):
+    from attrdist import get_method, load_model
+    from attrdist.data.kinds import open_dataset
+
+    images = open_dataset(config.dataset, needs="images").images()[: config.limit]
+    shard = shard or current_shard()
+    store, cfg = open_run(config, out_dir, shard)
+    lm = load_model(cfg.model, cfg.weights)
+    items = {it.id: it for it in images}
+
+    def compute(item):
+        x = lm.preprocess(items[item].load())[None]
+        value = float(get_method("gradient", lm).attribute(x).maps.abs().mean()) * cfg.scale
+        return [("image", "gradient", "vanilla", "toy_mean", value)]
+
+    run_items(store, list(items), compute, shard)
+    return store
+
+
+@pytest.fixture
+def toy_bench():
+    register_benchmark(Benchmark(name="toybench", config=ToyConfig, run=run_toy, summary="a toy benchmark (tests)"))
+    register_metric("toy_mean", task="count", higher_is_better=False)(None)
+    yield
+    BENCHMARKS.remove("toybench")
+    METRICS.remove("toy_mean")
+
+
+def test_benchmark_and_its_report(toy_bench, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    assert "toybench" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["bench", "toybench", "--help"])
+    assert "--scale" in capsys.readouterr().out
+    assert main(["bench", "toybench", "--max-items", "2", "--scale", "2", "--out", str(tmp_path)]) == 0
+    assert main(["report", str(tmp_path)]) == 0
+    assert "toy_mean (vanilla, lower is better)" in capsys.readouterr().out
+
+
+def test_similarity_metric_is_a_sanity_choice(tmp_path, capsys):
+    register_metric("toy_sim", task="similarity", higher_is_better=False, default=False)(
+        lambda a, b: float(torch.as_tensor(a).sign().eq(torch.as_tensor(b).sign()).double().mean()))
+    try:
+        with pytest.raises(SystemExit):
+            main(["bench", "sanity", "--help"])
+        assert "toy_sim" in capsys.readouterr().out
+        assert main(["bench", "sanity", "--max-items", "1", "--depths", "2", "--methods", "gradcam",
+                     "--similarities", "spearman,toy_sim", "--out", str(tmp_path)]) == 0
+        assert "toy_sim (vanilla, lower is better)" in capsys.readouterr().out
+    finally:
+        METRICS.remove("toy_sim")
