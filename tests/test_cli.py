@@ -144,3 +144,18 @@ def test_vit_explain_multiply_input(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rec = json.loads((tmp_path / "sample_grid.json").read_text())
     assert rec["input_size"] == [224, 224] and rec["methods"] == ["gae", "gradcam"]
+
+
+def test_figures_for_a_paper(tmp_path):
+    """PNG at the asked resolution, PDF and SVG as vector graphics, method display names, the sign option."""
+    proc = run("explain", "--methods", "gradcam,input_x_gradient", "--format", "png,pdf,svg", "--dpi", "150",
+               "--sign", "positive", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    png = Image.open(tmp_path / "sample_grid.png")
+    assert png.size == figure_size(4, 2, dpi=150) and round(png.info["dpi"][0]) == 150
+    pdf = (tmp_path / "sample_grid.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and b"/Font" in pdf  # text stays text (vector), maps are embedded images
+    svg = (tmp_path / "sample_grid.svg").read_text()
+    assert "<svg" in svg and "<path" in svg and "<!-- Input x Gradient + VAR -->" in svg  # display names
+    rec = json.loads((tmp_path / "sample_grid.json").read_text())
+    assert rec["settings"]["sign"] == "positive" and rec["settings"]["dpi"] == 150

@@ -1,7 +1,11 @@
-"""The explorer's logic and HTTP API: cache bound, upload limits, VAR controls without model calls."""
+"""The explorer's logic and HTTP API: only configured models, 4xx for everything a client gets wrong (a seeded
+fuzz of a few hundred malformed requests), readable 413s, bounded cache and jobs, identical results under 16
+concurrent requests, VAR controls without model calls."""
 
+import http.client
 import io
 import json
+import random
 import threading
 import time
 import urllib.error
@@ -9,6 +13,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from attrdist.app import AppConfig, Explorer, LRUCache, make_server
@@ -26,21 +31,26 @@ def test_lru_cache_is_bounded():
         LRUCache(0)
 
 
-@pytest.fixture(scope="module")
-def server(lite0):
-    explorer = Explorer(AppConfig(port=0, max_upload_mb=0.05, cache_size=2))
-    explorer._models["efficientnet_lite0"] = lite0
-    explorer._model_locks["efficientnet_lite0"] = threading.Lock()
+def start(explorer):
     srv = make_server(explorer.config, explorer)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}", explorer
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}"
+
+
+@pytest.fixture(scope="module")
+def server(lite0):
+    explorer = Explorer(AppConfig(port=0, max_upload_mb=0.05, max_megapixels=1.0, cache_size=2),
+                        models={"efficientnet_lite0": lite0})
+    srv, url = start(explorer)
+    yield url, explorer
     srv.shutdown()
     srv.server_close()
 
 
-def call(url, data=None, method=None):
-    req = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"))
+def call(url, data=None, method=None, headers=None):
+    req = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"),
+                                 headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=300) as r:
             return r.status, r.read(), r.headers.get("Content-Type")
@@ -48,14 +58,40 @@ def call(url, data=None, method=None):
         return err.code, err.read(), err.headers.get("Content-Type")
 
 
-def png_bytes(size=(64, 48)):
+def png_bytes(size=(64, 48), noise=False):
     buf = io.BytesIO()
-    Image.new("RGB", size, (200, 30, 30)).save(buf, format="PNG")
+    arr = np.random.default_rng(0).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8) if noise else None
+    (Image.fromarray(arr) if noise else Image.new("RGB", size, (200, 30, 30))).save(buf, format="PNG")
     return buf.getvalue()
 
 
 def test_binds_localhost_by_default():
     assert AppConfig().host == "127.0.0.1"
+
+
+def test_requests_name_configured_models_never_paths(server, tmp_path):
+    base, explorer = server
+    evil = tmp_path / "evil.pt"
+    torch.save({"not": "a model"}, evil)
+    for model in ("../../etc/passwd", str(evil), "torchvision:resnet50", "timm:vit_tiny_patch16_224", "%2e%2e"):
+        status, body, ctype = call(f"{base}/api/explain?model={model}&sample=chelsea", data=b"")
+        assert status == 400 and ctype == "application/json", (model, status, body)
+        assert "this explorer offers efficientnet_lite0" in json.loads(body)["error"]
+    assert set(explorer._models) == {"efficientnet_lite0"}
+
+
+def test_pickled_checkpoints_need_the_command_line_flag(tmp_path):
+    from attrdist.models import UntrustedCheckpointError, load_model
+    from tests.conftest import _tiny_cnn
+
+    path = tmp_path / "whole_model.pt"
+    torch.save(_tiny_cnn(), path)  # a pickled module: loading it runs code from the file
+    with pytest.raises(UntrustedCheckpointError, match="--trust-checkpoint"):
+        load_model(str(path))
+    assert load_model(str(path), trust_checkpoint=True).model(torch.zeros(1, 3, 8, 8)).shape == (1, 10)
+    ex = Explorer(AppConfig(models=(str(path),)))
+    with pytest.raises(UntrustedCheckpointError):
+        ex.model(str(path))
 
 
 def test_var_controls_need_no_model_call(server):
@@ -69,10 +105,13 @@ def test_var_controls_need_no_model_call(server):
     assert explorer.model_calls == calls  # only the VAR step ran
     assert a["panels"]["gradcam"]["var"] != b["panels"]["gradcam"]["var"]
     assert a["panels"]["gradcam"]["vanilla"] == b["panels"]["gradcam"]["vanilla"]
-    assert len(a["panels"]["gradcam"]["var"]) == 4 and b["config"]["tau"] == 0.2
-    # the same explain request again is served from the cache
+    assert len(a["panels"]["gradcam"]["var"]["panels"]) == 4 and b["config"]["tau"] == 0.2
+    assert a["panels"]["gradcam"]["var"]["scale"]["max"] > 0 and a["image"].startswith("data:image/png")
+    other = res["classes"][2]["index"]  # explain another class of the set: no model call either
+    c = json.loads(call(f"{base}/api/var?key={res['key']}&target={other}")[1])
+    assert c["target"] == other and explorer.model_calls == calls
     call(f"{base}/api/explain?sample=coffee&methods=gradcam,input_x_gradient", data=b"")
-    assert explorer.model_calls == calls
+    assert explorer.model_calls == calls  # the same explain request again is served from the cache
 
 
 def test_downloads_match_explain_formats(server):
@@ -80,6 +119,8 @@ def test_downloads_match_explain_formats(server):
     key = json.loads(call(f"{base}/api/explain?sample=rocket&methods=gradcam", data=b"")[1])["key"]
     status, body, ctype = call(f"{base}/api/figure?key={key}&preset=paper")
     assert status == 200 and ctype == "image/png" and Image.open(io.BytesIO(body)).size[0] > 100
+    status, body, ctype = call(f"{base}/api/figure?key={key}&format=pdf")
+    assert status == 200 and ctype == "application/pdf" and body.startswith(b"%PDF")
     status, body, _ = call(f"{base}/api/maps?key={key}")
     arrays = np.load(io.BytesIO(body))
     assert {"maps_gradcam", "q_gradcam", "refined_gradcam", "classes", "image"} <= set(arrays.files)
@@ -90,13 +131,58 @@ def test_upload_limits_and_non_images(server):
     status, body, _ = call(f"{base}/api/explain?methods=gradcam", data=b"this is not an image")
     assert status == 400 and "not an image" in json.loads(body)["error"]
     status, body, _ = call(f"{base}/api/explain?methods=gradcam", data=png_bytes((2000, 2000)) + b"\0" * 60_000)
-    assert status == 413 and "limit" in json.loads(body)["error"]
+    assert status == 413 and "limit" in json.loads(body)["error"]  # urllib reads the 413 and its message
+    status, body, _ = call(f"{base}/api/explain?methods=gradcam", data=png_bytes((1200, 1000)))
+    assert status == 400 and "megapixels" in json.loads(body)["error"]  # refused from the header
+    bomb = io.BytesIO()
+    Image.new("1", (30000, 30000)).save(bomb, format="PNG")  # a few kB that decode to 900 megapixels
+    status, body, _ = call(f"{base}/api/explain?methods=gradcam", data=bomb.getvalue())
+    assert status in (400, 413) and json.loads(body)["error"]
+    status, body, _ = call(f"{base}/api/explain?methods=gradcam", data=png_bytes()[:40])
+    assert status == 400 and "not an image" in json.loads(body)["error"]
     status, body, _ = call(f"{base}/api/explain?methods=gradcam", data=png_bytes())
     assert status == 200
     status, body, _ = call(f"{base}/api/explain?methods=nope&sample=coffee", data=b"")
-    assert status == 400 and "unknown method" in json.loads(body)["error"]
-    status, body, _ = call(f"{base}/api/var?key=missing")
+    assert status == 400 and "inapplicable method" in json.loads(body)["error"]
+    status, body, _ = call(f"{base}/api/explain?methods=rollout&sample=coffee", data=b"")
+    assert status == 400 and "gradcam" in json.loads(body)["error"]  # a ViT method on a CNN
+    status, body, _ = call(f"{base}/api/var?key={'0' * 24}")
     assert status == 404 and "Explain again" in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize("query, message", [
+    ("target=abc", "target must be an integer"),
+    ("target=5000", "target must lie in"),
+    ("target=12", "not in the class set"),
+    ("classes=top0", "top-k needs"),
+    ("classes=1", "K=1"),
+    ("classes=2,2,3", "duplicate"),
+    ("classes=1,5000", "does not fit"),
+    ("classes=nonsense", "unknown class set"),
+    ("sample=moon", "no sample"),
+    ("", "upload an image"),
+])
+def test_bad_explain_parameters_are_4xx(server, query, message):
+    base, _ = server
+    q = query if "sample" in query or not query else query + "&sample=chelsea"
+    if query == "target=12":
+        q = "classes=1,2,3&target=12&sample=chelsea"
+    status, body, _ = call(f"{base}/api/explain?methods=gradcam&{q}", data=b"")
+    assert status == 400 and message in json.loads(body)["error"], body
+
+
+@pytest.mark.parametrize("query, message", [
+    ("preset=nope", "unknown preset"), ("tau=abc", "tau must be a number"), ("tau=2", "tau must lie in"),
+    ("temperatures=1,x", "comma-separated numbers"), ("temperatures=-1", "positive"),
+    ("temperatures=nan", "positive"), ("magnitude=log", "unknown magnitude"), ("sign=rainbow", "unknown sign"),
+    ("target=999", "not in the class set"), ("format=gif", "unknown format"),
+])
+def test_bad_var_parameters_are_4xx(server, query, message):
+    base, _ = server
+    key = json.loads(call(f"{base}/api/explain?sample=chelsea&methods=gradcam", data=b"")[1])["key"]
+    path = "figure" if query.startswith("format") else "var"
+    status, body, _ = call(f"{base}/api/{path}?key={key}&{query}")
+    assert status == 400 and message in json.loads(body)["error"], body
 
 
 def test_cache_bound_evicts_oldest(server):
@@ -115,18 +201,140 @@ def test_slow_request_does_not_block_others(server):
                                 kwargs={"data": b""})
         slow.start()
         time.sleep(0.3)
-        start = time.perf_counter()
+        start_t = time.perf_counter()
         status, _, _ = call(f"{base}/api/options")
-        assert status == 200 and time.perf_counter() - start < 5
+        assert status == 200 and time.perf_counter() - start_t < 5
         assert slow.is_alive()
     finally:
         lock.release()
     slow.join(300)
 
 
+def test_full_queue_answers_503_with_retry_after(lite0):
+    explorer = Explorer(AppConfig(port=0, workers=1, queue=0), models={"efficientnet_lite0": lite0})
+    srv, base = start(explorer)
+    lock = explorer._model_locks["efficientnet_lite0"]
+    lock.acquire()
+    try:
+        first = threading.Thread(target=call, args=(f"{base}/api/explain?sample=camera&methods=gradcam",),
+                                 kwargs={"data": b""})
+        first.start()
+        for _ in range(100):  # the first job holds the only worker
+            if explorer.jobs.running:
+                break
+            time.sleep(0.05)
+        req = urllib.request.Request(f"{base}/api/explain?sample=coffee&methods=gradcam", data=b"", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=60)
+        assert err.value.code == 503 and err.value.headers["Retry-After"] == "5"
+        assert "busy" in json.loads(err.value.read())["error"]
+    finally:
+        lock.release()
+    first.join(120)
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_concurrent_explains_equal_sequential(server):
+    """16 concurrent explains of the sample photo: all 200, one computation, results identical to sequential ones."""
+    base, explorer = server
+    explorer.cache._data.clear()
+    calls = explorer.model_calls
+    url = f"{base}/api/explain?sample=chelsea&methods=gradcam,gradient&classes=top2%2Bworst"
+    results = [None] * 16
+
+    def go(i):
+        results[i] = call(url, data=b"")
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert all(r[0] == 200 for r in results), [r[:2] for r in results if r[0] != 200]
+    assert len({r[1] for r in results}) == 1 and explorer.model_calls == calls + 1  # identical jobs shared one run
+    key = json.loads(results[0][1])["key"]
+    concurrent_maps = call(f"{base}/api/maps?key={key}")[1]
+    explorer.cache._data.clear()
+    again = call(url, data=b"")
+    assert again[1] == results[0][1]
+    for name in ("maps_gradcam", "refined_gradient"):
+        sequential = np.load(io.BytesIO(call(f"{base}/api/maps?key={key}")[1]))[name]
+        np.testing.assert_array_equal(np.load(io.BytesIO(concurrent_maps))[name], sequential)
+
+
+def raw_request(base, payload, read=True):
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn.sock = __import__("socket").create_connection((host, int(port)), timeout=60)
+    conn.sock.sendall(payload)
+    if not read:
+        conn.close()
+        return None
+    resp = http.client.HTTPResponse(conn.sock, method="GET")
+    try:
+        resp.begin()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_fuzz_malformed_requests(server):
+    """A few hundred seeded malformed requests: never a 5xx, always JSON with a message, the server stays up and
+    its memory bounded (the cache never holds more than its size)."""
+    base, explorer = server
+    rng = random.Random(1234)
+    junk = ["", "-1", "1e309", "nan", "inf", "0x10", "../../etc/passwd", "/etc/passwd", "%00", "a" * 3000, "1,2,",
+            ",,,", "top", "top99999", "best", "💥", "<script>alert(1)</script>", "null", "[]", "{}", "true", "0",
+            "999999999999999999999", "-0.0", "1;rm -rf /", "file:///etc/passwd", "\\\\host\\share", "%2e%2e%2f"]
+    params = ["model", "methods", "classes", "target", "sample", "key", "preset", "temperatures", "tau", "magnitude",
+              "normalize", "sign", "format", "channels", "x"]
+    paths = ["/api/explain", "/api/var", "/api/figure", "/api/maps", "/api/options", "/api/stats", "/", "/nope",
+             "/api/../../etc/passwd", "/api/explain/../var", "/%2e%2e/etc/passwd", "//etc/passwd"]
+    statuses = []
+    for _ in range(300):
+        path = rng.choice(paths)
+        query = "&".join(f"{rng.choice(params)}={urllib.parse.quote(rng.choice(junk))}"
+                         for _ in range(rng.randint(0, 5)))
+        if rng.random() < 0.15 and path.startswith("/api/var"):  # a valid key with bad parameters
+            query += "&key=" + (next(iter(explorer.cache._data), "0" * 24))
+        method = rng.choice(["GET", "POST", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "BREW"])
+        body = None
+        if method in ("POST", "PUT", "PATCH"):
+            body = rng.choice([b"", bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 3000))),
+                               png_bytes()[: rng.randint(1, 300)], b"GIF89a" + b"\0" * 50])
+        req = urllib.request.Request(base + path + ("?" + query if query else ""), data=body, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=120) as r:
+                status, text = r.status, r.read()
+        except urllib.error.HTTPError as err:
+            status, text = err.code, err.read()
+        statuses.append(status)
+        assert status < 500, (method, path, query, status, text[:300])
+        if status >= 400 and method != "HEAD":
+            assert json.loads(text)["error"], (method, path, query)
+        assert len(explorer.cache) <= explorer.config.cache_size
+    # raw protocol abuse: huge headers, a bad request line, a lying Content-Length, chunked bodies
+    for payload in (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n",
+                    b"NONSENSE\r\n\r\n",
+                    b"GET /api/options HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(150)) + b"\r\n",
+                    b"POST /api/explain?sample=chelsea HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+                    b"POST /api/explain HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+                    b"POST /api/explain HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"5\r\nhello\r\n0\r\n\r\n"):
+        status, text = raw_request(base, payload)
+        statuses.append(status)
+        assert 400 <= status < 500, (payload[:60], status, text[:200])
+    raw_request(base, b"POST /api/explain HTTP/1.1\r\nHost: x\r\nContent-Length: 40000\r\n\r\nshort", read=False)
+    assert call(f"{base}/api/options")[0] == 200  # still serving
+    assert len(set(statuses)) > 3
+
+
 def test_explorer_errors():
     ex = Explorer(AppConfig(port=0))
     with pytest.raises(UserError, match="upload an image"):
-        ex.explain(None, None, "efficientnet_lite0", ["gradcam"], "top3+worst", None)
+        ex.explain(None, {"methods": "gradcam"})
     with pytest.raises(UserError, match="no sample"):
-        ex.explain(None, "moon", "efficientnet_lite0", ["gradcam"], "top3+worst", None)
+        ex.explain(None, {"sample": "moon", "methods": "gradcam"})
+    with pytest.raises(ValueError, match="at least one model"):
+        AppConfig(models=())

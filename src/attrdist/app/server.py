@@ -386,6 +386,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "attrdist"
     sys_version = ""
     timeout = 60  # seconds without progress before a connection is dropped (slow clients cannot hold threads)
+    default_request_version = "HTTP/1.0"  # answers to malformed request lines carry a status line
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass  # quiet; errors are returned to the page

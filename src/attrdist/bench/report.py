@@ -40,6 +40,18 @@ def higher_is_better(metric: str) -> bool:
     return METRICS.get(metric).higher_is_better if metric in METRICS else True
 
 
+def display(method: str) -> str:
+    """A method's name for figures ("Guided Backprop")."""
+    from ..methods import METHODS
+
+    return (METHODS.get(method).display_name or method) if method in METHODS else method
+
+
+def relative(metric: str) -> bool:
+    """Whether changes of a metric read in percent (else as differences: correlations live around 0)."""
+    return METRICS.get(metric).relative if metric in METRICS else True
+
+
 @dataclass
 class Table:
     """Means per (method, variant, metric) over all items and units, with counts."""
@@ -53,9 +65,13 @@ class Table:
     skipped: list[tuple[str, str]]
 
     def change(self, method: str, variant: str, metric: str) -> float:
-        """Relative change of ``variant`` against vanilla, in percent (nan if vanilla is 0)."""
+        """Change of ``variant`` against vanilla: relative, in percent (nan if vanilla is 0), or the difference
+        for metrics that live around 0 (see :func:`relative`).
+        """
         base = self.mean.get((method, "vanilla", metric), math.nan)
         val = self.mean.get((method, variant, metric), math.nan)
+        if not relative(metric):
+            return val - base
         return (val - base) / abs(base) * 100 if base else math.nan
 
     def improves(self, method: str, variant: str, metric: str) -> bool:
@@ -110,7 +126,7 @@ def _change(t: Table, method: str, variant: str, metric: str) -> str:
     if math.isnan(c):
         return "-"
     verdict = "better" if t.improves(method, variant, metric) else ("same" if c == 0 else "worse")
-    return f"{c:+.1f}%, {verdict}"
+    return f"{c:+.1f}%, {verdict}" if relative(metric) else f"{c:+.3f}, {verdict}"
 
 
 def _header(metric: str, variant: str) -> str:
@@ -145,7 +161,8 @@ def _rows(t: Table) -> tuple[list[str], list[list[str]]]:
                 continue
             mean = sum(changes) / len(changes)
             better = mean > 0 if higher_is_better(metric) else mean < 0
-            avg.append(f"{mean:+.1f}%, {'better' if better else 'worse'}")
+            text = f"{mean:+.1f}%" if relative(metric) else f"{mean:+.3f}"
+            avg.append(f"{text}, {'better' if better else 'worse'}")
     body.append(avg)
     return header, body
 
@@ -274,7 +291,7 @@ def curve_plots(store: ResultStore, table: Table, run: Path) -> dict[str, Path]:
                 if m == method:
                     y = np.median(np.stack(ys), axis=0)
                     ax.plot(np.linspace(0, 1, len(y)), y, color=f"C{i}", ls="--" if v == "vanilla" else "-",
-                            label=f"{m} ({v})")
+                            label=f"{display(m)} ({v})")
         ax.set_xlabel("normalised information (WebP size)")
         ax.set_ylabel(f"{name.upper()} (median over images)")
         ax.legend(fontsize=6)
@@ -283,7 +300,11 @@ def curve_plots(store: ResultStore, table: Table, run: Path) -> dict[str, Path]:
 
 
 def sanity_plot(store: ResultStore, table: Table, run: Path) -> dict[str, Path]:
-    """The paper's Fig. 6: similarity against the fraction of randomised blocks (dashed vanilla, solid VAR)."""
+    """The paper's Fig. 6, one legible panel per similarity, the legend under the panels.
+
+    Each panel: the mean similarity to the original map against the fraction of randomised blocks (dashed
+    vanilla, solid VAR variants).
+    """
     plt = _pyplot()
     values: dict[tuple, list] = defaultdict(list)
     fraction: dict[str, float] = {}
@@ -294,21 +315,32 @@ def sanity_plot(store: ResultStore, table: Table, run: Path) -> dict[str, Path]:
             values[(metric, method, variant, unit)].append(value)
     metrics = sorted({k[0] for k in values}, key=_metric_key)
     methods = list(dict.fromkeys(k[1] for k in values))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
-    for ax, metric in zip(axes[0], metrics, strict=True):
+    cols = min(3, len(metrics))
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows + 0.9), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics, strict=False):
         for i, method in enumerate(methods):
             for variant in sorted({k[2] for k in values if k[1] == method}):
                 units = sorted(u for (mt, me, va, u) in values if (mt, me, va) == (metric, method, variant))
                 xs = [fraction[u] for u in units]
                 ys = [float(np.mean(values[(metric, method, variant, u)])) for u in units]
-                ax.plot(xs, ys, color=f"C{i}", ls="--" if variant == "vanilla" else "-", marker=".",
-                        label=f"{method} ({variant})")
-        ax.set_title(metric, fontsize=9)
-        ax.set_xlabel("fraction of blocks randomised", fontsize=8)
+                ax.plot(xs, ys, color=f"C{i}", ls="--" if variant == "vanilla" else "-", marker="o", markersize=3,
+                        lw=1.6, label=f"{display(method)} ({variant})")
+        ax.set_title(f"{metric} (lower is better)" if not higher_is_better(metric) else metric, fontsize=11)
+        ax.set_xlabel("fraction of blocks randomised", fontsize=10)
+        ax.set_ylabel("similarity to the original map", fontsize=10)
+        ax.tick_params(labelsize=9)
         ax.set_ylim(-0.3, 1.05)
-    axes[0, 0].set_ylabel("similarity to the original map")
-    axes[0, -1].legend(fontsize=6)
-    return {"sanity": _save(fig, run / "sanity.png")}
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=9, frameon=False)
+    legend_rows = -(-len(labels) // min(4, max(1, len(labels))))
+    fig.tight_layout(rect=(0, (0.2 + 0.22 * legend_rows) / fig.get_figheight(), 1, 1))
+    from ..viz import save_figure
+
+    return {"sanity": save_figure(fig, run / "sanity.png")[0]}
 
 
 def bar_plots(store: ResultStore, t: Table, run: Path) -> dict[str, Path]:
@@ -322,7 +354,7 @@ def bar_plots(store: ResultStore, t: Table, run: Path) -> dict[str, Path]:
         for i, v in enumerate(t.variants):
             vals = [t.mean.get((m, v, metric), np.nan) for m in t.methods]
             ax.bar(xs + i * width - 0.4 + width / 2, vals, width, label=v)
-        ax.set_xticks(xs, t.methods, rotation=20, ha="right", fontsize=8)
+        ax.set_xticks(xs, [display(m) for m in t.methods], rotation=20, ha="right", fontsize=8)
         ax.set_ylabel(metric)
         ax.legend(fontsize=7)
         out[f"plot_{metric}"] = _save(fig, run / f"plot_{metric}.png")

@@ -32,6 +32,8 @@ class Metric:
         fn: The function (see the module docstring), ``None`` where the benchmark computes it.
         summary: One line for the docs and the report.
         default: Computed unless a run names its metrics.
+        relative: The report shows changes against vanilla in percent (``False``: as differences, for metrics
+            that live around 0, such as correlations).
     """
 
     name: str
@@ -40,14 +42,15 @@ class Metric:
     fn: Callable | None = None
     summary: str = ""
     default: bool = True
+    relative: bool = True
 
 
 #: Every metric, the single list the benchmarks, the report and the docs read.
 METRICS: Registry[Metric] = Registry("metric")
 
 
-def register_metric(name: str, *, task: str, higher_is_better: bool, summary: str = "",
-                    default: bool = True) -> Callable[[Callable | None], Callable | None]:
+def register_metric(name: str, *, task: str, higher_is_better: bool, summary: str = "", default: bool = True,
+                    relative: bool = True) -> Callable[[Callable | None], Callable | None]:
     """Register the decorated function as metric ``name`` (returns the function unchanged).
 
     Example:
@@ -57,7 +60,7 @@ def register_metric(name: str, *, task: str, higher_is_better: bool, summary: st
     """
 
     def decorate(fn: Callable | None) -> Callable | None:
-        METRICS.register(name)(Metric(name, task, higher_is_better, fn, summary, default))
+        METRICS.register(name)(Metric(name, task, higher_is_better, fn, summary, default, relative))
         return fn
 
     return decorate

@@ -131,8 +131,8 @@ _SUMMARIES = {
 
 # in a sanity check the similarity to the original map should fall as weights are randomised: lower is better
 for _name, (_summary, _default) in _SUMMARIES.items():
-    register_metric(_name, task="similarity", higher_is_better=False, summary=_summary, default=_default)(
-        globals()[_name])
+    register_metric(_name, task="similarity", higher_is_better=False, summary=_summary, default=_default,
+                    relative=False)(globals()[_name])
 
 #: Every similarity measure by name (the registered ``similarity`` metrics).
 SIMILARITIES = {name: m.fn for name, m in metrics_for("similarity", list(_SUMMARIES)).items()}
