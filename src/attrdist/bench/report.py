@@ -65,8 +65,10 @@ class Table:
     skipped: list[tuple[str, str]]
 
     def change(self, method: str, variant: str, metric: str) -> float:
-        """Change of ``variant`` against vanilla: relative, in percent (nan if vanilla is 0), or the difference
-        for metrics that live around 0 (see :func:`relative`).
+        """Change of ``variant`` against vanilla.
+
+        Relative, in percent (nan if vanilla is 0), or the difference for metrics that live around 0 (see
+        :func:`relative`).
         """
         base = self.mean.get((method, "vanilla", metric), math.nan)
         val = self.mean.get((method, variant, metric), math.nan)
