@@ -1,12 +1,14 @@
 """The numbers do not move: the sample localisation, insertion and sanity benchmarks and ``attrdist explain``
 give the results recorded before the one-pipeline redesign (tests/fixtures/regression_reference.json,
-recorded with commit a72ea56 by the same commands, one thread).
+recorded with commit a72ea56 by the same commands, one thread; the redesign reproduced them to 1e-6). They were
+re-recorded once since, on purpose: model inputs became contiguous tensors (so that one image and a batch take
+the same float32 kernels), which moved the integrated-gradients rows by at most 4.5e-4 relative and no other row.
 
-Float32 kernels may round differently on another CPU, so values are compared to 1e-6 relative (in practice
-they are bitwise equal on the machine that recorded them); everything else (items, units, methods,
-variants, metrics, skips) exactly. The sample grid of ``explain`` is the one recorded change: its cells are
-now resized like the benchmarks' (bilinear, one image-preparation module) instead of bicubically, so only its
-class set is compared, and its maps are checked against the library directly in test_cli.py.
+Values are compared to 1e-5 relative (float32 kernels round differently on another CPU, and ``vjp="auto"`` may
+pick batched or sequential VJPs, whose float32 gradients can differ in the last digits); everything else (items,
+units, methods, variants, metrics, skips) exactly. The sample grid of ``explain`` is the one recorded change of
+the redesign: its cells are now resized like the benchmarks' (bilinear, one image-preparation module) instead of
+bicubically, so only its class set is compared, and its maps are checked against the library in test_cli.py.
 """
 
 import json
@@ -36,7 +38,7 @@ def _run(*args):
 
 
 def _close(a, b):
-    return a == b or (a is not None and b is not None and abs(a - b) <= 1e-6 * max(abs(a), abs(b), 1e-12))
+    return a == b or (a is not None and b is not None and abs(a - b) <= 1e-5 * max(abs(a), abs(b), 1e-6))
 
 
 @pytest.mark.parametrize("benchmark", list(COMMANDS))

@@ -329,7 +329,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
                 image = read_image(source)
                 classes, stem, crop = cfg.classes or "top3+worst", Path(source).stem, True
             exp = explain_image(lm, image, methods=cfg.methods, classes=classes, target=cfg.target, preset=cfg.preset,
-                                device=cfg.device, crop=crop, method_options=cfg.method_options, **overrides)
+                                device=cfg.device, crop=crop,
+                                method_options={m: cfg.method_kwargs(m) for m in cfg.methods}, **overrides)
             exp.source, exp.settings = source, {**settings, "var_overrides": overrides}
             written = exp.save(cfg.out, stem, cfg.format, dpi=cfg.dpi, sign=cfg.sign,
                                multiply_input=cfg.multiply_input)

@@ -57,7 +57,7 @@ def grid_classes(lm: LoadedModel, cells: Sequence[Image.Image], device: str = "c
         One class per cell; duplicates are replaced by the cell's next most probable class.
     """
     x = torch.cat([model_input(c, lm.preprocess)[1] for c in cells]).to(device)
-    with torch.no_grad():
+    with torch.inference_mode():
         order = lm.model.to(device)(x).argsort(1, descending=True).tolist()
     chosen: list[int] = []
     for ranked in order:
@@ -111,7 +111,7 @@ def explain_image(
     model = lm.model.to(device)
     rule = class_rule(classes, 1, device)
     ranked = isinstance(rule, ClassSet) and not rule.fixed
-    with torch.no_grad():
+    with torch.inference_mode():
         cls, tgt = resolve_classes(rule, model(x), target)
     built = {name: get_method(name, lm, **(method_options or {}).get(name, {})) for name in methods}
     results = {name: VAR(method, classes=cls, preset=cfg, ranked=ranked).attribute(x, target=tgt).to("cpu")

@@ -35,6 +35,7 @@ class ModelOptions:
         weights: Weights path, a torchvision weights name (``IMAGENET1K_V1``), ``random`` or ``None``.
         method_options: Options per method, e.g. ``{"gradcam": {"layer": "features.denseblock4.denselayer16"}}``.
         device: Torch device (not part of a stored benchmark configuration: it does not change results).
+        dtype: ``float32`` or ``bfloat16`` (autocast; see :class:`~attrdist.methods.Attributor`).
         trust_checkpoint: Allow a checkpoint that holds pickled code (only ever from the command line or code).
     """
 
@@ -47,5 +48,12 @@ class ModelOptions:
         flag="--method-opt"))
     device: str = field(default="cpu", metadata=opt("torch device: cpu, cuda, cuda:1 (benchmarks: one GPU per "
                                                     "torchrun rank)"))
+    dtype: str = field(default="float32", metadata=opt(
+        "attribution precision: bfloat16 runs under torch.autocast (faster on GPUs, maps deviate slightly)",
+        ("float32", "bfloat16")))
     trust_checkpoint: bool = field(default=False, metadata=opt(
         "allow a --model checkpoint file that holds pickled code (unpickling runs it: only files you trust)"))
+
+    def method_kwargs(self, name: str) -> dict:
+        """The options of method ``name``: its ``method_options`` and the precision."""
+        return {**({"autocast": self.dtype} if self.dtype != "float32" else {}), **self.method_options.get(name, {})}

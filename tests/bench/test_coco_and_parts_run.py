@@ -117,7 +117,7 @@ def test_coco_masks_follow_the_resize(tmp_path, lite0):
     cfg = LocalizationConfig(dataset=f"coco:{tmp_path / 'coco'}", methods=["gradcam"], min_prob=0.0)
     prep = LocalizationBenchmark(cfg, lite0).prepare("9")
     assert tuple(prep.image.shape[-2:]) == (224, 224)  # 640x480 squashed to the model's 224x224
-    left, right = prep.units[0].mask, prep.units[1].mask
+    left, right = prep.objects[0][2], prep.objects[1][2]
     assert left.shape == (224, 224) and left[:, :112].all() and not left[:, 112:].any() and right[:, 112:].all()
 
 

@@ -84,7 +84,7 @@ def test_class_set_spec_resolved_from_same_forward(name, model, batch):
 def test_smoothgrad_is_mean_gradient_over_its_noise(model, batch):
     x, classes = batch
     sg = SmoothGrad(model, samples=3, noise_level=0.2, seed=7, chunk_size=2)
-    pts, _ = sg._points(x)
+    pts, _ = sg._points(x, 0, sg._count)
     grad = get_method("gradient", model)
     ref = torch.stack([grad(p, classes) for p in pts]).mean(0)
     close(sg(x, classes), ref)

@@ -36,6 +36,8 @@ class RunConfig(ModelOptions):
         variants: VAR variants computed from the same raw maps: name -> ``{"preset": ..., overrides}``.
         seed: Seed of every random choice.
         max_items: Maximal number of items; ``None`` or 0: all.
+        batch_size: Items per forward pass (localisation); not stored: results agree up to float rounding.
+        workers: Processes that prepare items while the model works; not stored.
     """
 
     dataset: str = field(default="sample", metadata=opt("what to run on, KIND[:ARG] (kinds below)"))
@@ -45,11 +47,17 @@ class RunConfig(ModelOptions):
         "VAR variants from the same raw maps: name=preset[+normalisation],... or 'all' (the preset study)"))
     seed: int = field(default=0, metadata=opt("seed of every random choice"))
     max_items: int | None = field(default=None, metadata=opt("at most this many items (0 or unset: all)"))
+    batch_size: int = field(default=1, metadata=opt(
+        "items per forward pass where the benchmark batches them (localisation); results agree to float rounding"))
+    workers: int = field(default=0, metadata=opt(
+        "processes that decode and compose items while the model works (0: none)"))
 
     #: Name stored with the results (``localization``, ``insertion``, ``sanity``).
     benchmark = "benchmark"
 
     def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.workers < 0:
+            raise ValueError("batch_size must be >= 1 and workers >= 0")
         for name, spec in self.variants.items():
             if name == "vanilla":
                 raise ValueError("'vanilla' names the raw maps; choose another variant name")
@@ -63,10 +71,10 @@ class RunConfig(ModelOptions):
         return {name: variant_config(spec) for name, spec in self.variants.items()}
 
     def to_dict(self) -> dict:
-        """The stored configuration (without ``device`` and ``trust_checkpoint``, which do not change results)."""
+        """The stored configuration (without the device, batching and workers, which do not change results)."""
         d = dataclasses.asdict(self)
-        d.pop("device")
-        d.pop("trust_checkpoint")
+        for key in ("device", "trust_checkpoint", "batch_size", "workers"):  # they do not change results
+            d.pop(key)
         return {"benchmark": self.benchmark, **d}
 
     def save(self, path: str | Path) -> None:

@@ -77,13 +77,13 @@ def run_insertion(config: InsertionConfig, out_dir: str | Path, shard: Shard | N
     lm = lm or load_model(cfg.model, cfg.weights, trust_checkpoint=cfg.trust_checkpoint)
     model = lm.model.to(cfg.device)
     items = {it.id: it for it in images[: cfg.limit]}
-    methods = {m: get_method(m, lm, **cfg.method_options.get(m, {})) for m in cfg.methods}
+    methods = {m: get_method(m, lm, **cfg.method_kwargs(m)) for m in cfg.methods}
     (first, first_cfg), *others = cfg.variant_configs().items()
     pre = lm.preprocess
 
     def predict(batch: np.ndarray) -> np.ndarray:
         x = pre.normalize(torch.from_numpy(batch).permute(0, 3, 1, 2).float().div(255.0)).to(cfg.device)
-        with torch.no_grad():
+        with torch.inference_mode():
             return model(x).softmax(1).double().cpu().numpy()
 
     def compute(item: str) -> ItemResult:

@@ -46,7 +46,7 @@ from ..var import NORMALIZATIONS, VAR
 from .config import RunConfig, open_run
 from .registry import Benchmark, register_benchmark
 from .report import bar_plots
-from .runner import Shard, Skip, current_shard, run_items
+from .runner import Shard, Skip, current_shard, run_batches
 from .store import ResultStore
 
 __all__ = ["ALL_VARIANTS", "LocalizationBenchmark", "LocalizationConfig", "run_localization"]
@@ -121,8 +121,9 @@ class _Unit:
 @dataclass
 class _Prepared:
     image: torch.Tensor  # [1, 3, H, W] normalised, at the model's input size
-    classes: list[int]
+    classes: list[int]  # the class set (empty for COCO until the model has seen the image)
     units: list[_Unit]
+    objects: list[tuple] = field(default_factory=list)  # COCO: (unit name, ImageNet class set, mask)
 
 
 class LocalizationBenchmark:
@@ -213,7 +214,7 @@ class LocalizationBenchmark:
         todo = [cand for cand in cands if cand.id not in cached]
         model = self.lm.model.to(c.device)
         for i, cand in enumerate(tqdm(todo, desc="classifying cells", unit="img", disable=not todo)):
-            with torch.no_grad():
+            with torch.inference_mode():
                 p = model(self._input(self._cell(cand.id)).to(c.device)).softmax(1)[0]
             cached[cand.id] = (int(p.argmax()), float(p.max()))
             if self.store and (i % 256 == 255 or i == len(todo) - 1):
@@ -245,53 +246,88 @@ class LocalizationBenchmark:
         units = [_Unit(f"cell{k}", classes.index(cls), masks[k]) for k, cls in enumerate(grid.classes)]
         return _Prepared(self._input(image), classes, units)
 
-    def _prepare_objects(self, item: str) -> _Prepared | Skip:
+    def _prepare_objects(self, item: str) -> _Prepared:
+        """A COCO image at the model's input size and its objects' masks (the class set needs the model)."""
         rec = self._objects[item]
         crop = self.lm.preprocess.crop
         h, w = self.lm.input_size or (crop, crop)
         x = self._input(fit(rec.load(), (w, h)))  # type: ignore[attr-defined]
-        with torch.no_grad():
-            p = self.lm.model.to(self.config.device)(x.to(self.config.device)).softmax(1)[0].cpu()
+        objects = [(f"obj{o.object_id}:{o.category}", o.imagenet,
+                    np.asarray(fit(Image.fromarray(o.mask().astype(np.uint8) * 255), (w, h))) > 127)
+                   for o in rec.objects]  # type: ignore[attr-defined]
+        return _Prepared(x, [], [], objects)
+
+    def _object_classes(self, prep: _Prepared) -> _Prepared | Skip:
+        """The class set of a COCO image.
+
+        Each category whose ImageNet classes have a probability of at least ``min_prob`` on the model's input,
+        as its most probable class.
+        """
+        with torch.inference_mode():
+            p = self.lm.model(prep.image.to(self.config.device)).softmax(1)[0].cpu()
         classes: list[int] = []
         units = []
-        for o in rec.objects:  # type: ignore[attr-defined]
-            members = torch.tensor(o.imagenet)
+        for name, members, mask in prep.objects:
+            members = torch.tensor(members)
             if float(p[members].sum()) < self.config.min_prob:
                 continue
-            rep = int(members[p[members].argmax()])  # the category's most probable ImageNet class
+            rep = int(members[p[members].argmax()])
             if rep not in classes:
                 classes.append(rep)
-            mask = np.asarray(fit(Image.fromarray(o.mask().astype(np.uint8) * 255), (w, h))) > 127
-            units.append(_Unit(f"obj{o.object_id}:{o.category}", classes.index(rep), mask))
+            units.append(_Unit(name, classes.index(rep), mask))
         if len(classes) < 2:
             return Skip(f"{len(classes)} category with probability >= {self.config.min_prob}; VAR needs 2")
-        return _Prepared(x, classes, units)
+        return _Prepared(prep.image, classes, units)
 
     def score(self, item: str, methods: dict[str, Attributor]) -> list[tuple] | Skip:
         """All result rows of one item: vanilla and every variant from the same raw maps."""
-        prep = self.prepare(item)
-        if isinstance(prep, Skip):
-            return prep
+        return self.score_batch([(item, self.prepare(item))], methods)[0]
+
+    def score_batch(self, batch: list[tuple[str, _Prepared | Skip]],
+                    methods: dict[str, Attributor]) -> list[list[tuple] | Skip]:
+        """The rows of several items whose inputs and class sets have one shape, from one attribution per method.
+
+        Returns:
+            Per item, its rows or the reason it is skipped.
+        """
         c = self.config
-        x = prep.image.to(c.device)
-        masks = torch.from_numpy(np.stack([u.mask for u in prep.units]))
-        cols = torch.tensor([u.column for u in prep.units])
+        preps = [p if isinstance(p, Skip) or p.classes else self._object_classes(p) for _, p in batch]
+        live = [i for i, p in enumerate(preps) if not isinstance(p, Skip)]
+        out: list[list[tuple] | Skip] = [p if isinstance(p, Skip) else [] for p in preps]
+        if not live:
+            return out
+        if len({(tuple(preps[i].image.shape), len(preps[i].classes)) for i in live}) > 1:  # type: ignore[union-attr]
+            for i in live:  # inputs of different shapes: one at a time
+                out[i] = self.score_batch([batch[i]], methods)[0]
+            return out
+        x = torch.cat([preps[i].image for i in live])  # type: ignore[union-attr]
+        x = x.pin_memory().to(c.device, non_blocking=True) if c.device.startswith("cuda") else x
+        classes = torch.tensor([preps[i].classes for i in live], device=x.device)  # type: ignore[union-attr]
         (first, first_cfg), *others = self.variants.items()
-        rows = []
         for name, method in methods.items():
-            result = VAR(method, classes=prep.classes, preset=first_cfg).attribute(x)
+            result = VAR(method, classes=classes, preset=first_cfg).attribute(x)
             variants = {"vanilla": result.maps, first: result.refined,
                         **{v: result.refine(cfg).refined for v, cfg in others}}
-            for variant, m in variants.items():
-                m = m[0, cols].detach().float().cpu()
-                if m.shape[-2:] != masks.shape[-2:]:
-                    m = F.interpolate(m[None], size=masks.shape[-2:], mode="bilinear", align_corners=False)[0]
-                scores = localization_scores(m, masks, c.kernel, c.sigma, c.smoothing, c.binarize, c.binarize_value,
-                                             c.border, self.metrics)
-                zero = (m.flatten(1).abs().amax(1) == 0).double()
-                for i, u in enumerate(prep.units):
-                    rows += [(u.name, name, variant, metric, float(v[i])) for metric, v in scores.items()]
-                    rows.append((u.name, name, variant, "zeroed", float(zero[i])))
+            for variant, maps in variants.items():
+                maps = maps.detach().float().cpu()
+                for row, i in enumerate(live):
+                    out[i] += self._unit_rows(preps[i], maps[row], name, variant)  # type: ignore[arg-type, operator]
+        return out
+
+    def _unit_rows(self, prep: _Prepared, maps: torch.Tensor, method: str, variant: str) -> list[tuple]:
+        """The metric rows of one item's regions from its maps ``[K, H, W]``."""
+        c = self.config
+        masks = torch.from_numpy(np.stack([u.mask for u in prep.units]))
+        m = maps[torch.tensor([u.column for u in prep.units])]
+        if m.shape[-2:] != masks.shape[-2:]:
+            m = F.interpolate(m[None], size=masks.shape[-2:], mode="bilinear", align_corners=False)[0]
+        scores = localization_scores(m, masks, c.kernel, c.sigma, c.smoothing, c.binarize, c.binarize_value,
+                                     c.border, self.metrics)
+        zero = (m.flatten(1).abs().amax(1) == 0).double()
+        rows = []
+        for i, u in enumerate(prep.units):
+            rows += [(u.name, method, variant, metric, float(v[i])) for metric, v in scores.items()]
+            rows.append((u.name, method, variant, "zeroed", float(zero[i])))
         return rows
 
 
@@ -315,15 +351,18 @@ def run_localization(config: LocalizationConfig, out_dir: str | Path, shard: Sha
     bench = LocalizationBenchmark(cfg, lm, store)
     lm = bench.lm
     lm.model.to(cfg.device)
-    methods = {m: get_method(m, lm, **cfg.method_options.get(m, {})) for m in cfg.methods}
+    methods = {m: get_method(m, lm, **cfg.method_kwargs(m)) for m in cfg.methods}
+    items = bench.items()  # grids are drawn here, before any worker starts
 
-    def compute(item: str) -> list[tuple] | Skip:
-        rows = bench.score(item, methods)
-        if on_item:
-            on_item(item)
-        return rows
+    def compute(batch: list[tuple[str, object]]) -> list:
+        out = bench.score_batch(batch, methods)  # type: ignore[arg-type]
+        for item, _ in batch:
+            if on_item:
+                on_item(item)
+        return out
 
-    run_items(store, bench.items(), compute, shard, desc="localization")
+    run_batches(store, items, bench.prepare, compute, shard, desc="localization", batch_size=cfg.batch_size,
+                workers=cfg.workers, batch_key=lambda p: (tuple(p.image.shape), len(p.classes)))
     return store
 
 

@@ -87,7 +87,7 @@ def run_sanity(config: SanityConfig, out_dir: str | Path, shard: Shard | None = 
     def target_maps(net: object, x: object) -> dict[tuple[str, str], np.ndarray]:
         out = {}
         for name in cfg.methods:
-            method = get_method(name, dataclasses.replace(lm, model=net), **cfg.method_options.get(name, {}))
+            method = get_method(name, dataclasses.replace(lm, model=net), **cfg.method_kwargs(name))
             result = VAR(method, classes=f"top{cfg.top_k}+worst", preset=first_cfg).attribute(x)  # type: ignore[arg-type]
             out[(name, "vanilla")] = result.raw_target[0].double().cpu().numpy()
             out[(name, first)] = result.refined_target[0].double().cpu().numpy()

@@ -2,13 +2,15 @@
 
 Each item's rows and its completion mark are written in one transaction: after a kill at any point an
 item is either fully stored or absent, and the primary key rules out duplicates. Several processes
-(torchrun ranks) may write to one store (WAL journal, busy timeout).
+(torchrun ranks) may write to one store (WAL journal, busy timeout), and several threads of one process (the
+runner writes from a background thread) share a connection under a lock.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -45,7 +47,8 @@ class ResultStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=120, isolation_level=None)
+        self.db = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
+        self.lock = threading.RLock()
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
@@ -86,15 +89,14 @@ class ResultStore:
 
     def config(self) -> dict:
         """The stored run configuration."""
-        row = self.db.execute("SELECT value FROM config WHERE key='run'").fetchone()
+        row = next(iter(self._query("SELECT value FROM config WHERE key='run'")), None)
         if row is None:
             raise FileNotFoundError(f"{self.path}: no run configuration stored")
         return json.loads(row[0])
 
     def done(self) -> set[str]:
         """Items fully stored (or recorded as skipped)."""
-        rows = self.db.execute("SELECT item FROM done UNION SELECT item FROM skipped").fetchall()
-        return {r[0] for r in rows}
+        return {r[0] for r in self._query("SELECT item FROM done UNION SELECT item FROM skipped")}
 
     def write_item(
         self, item: str, rows: Iterable[Sequence], seconds: float, rank: int = 0, curves: Iterable[Sequence] = ()
@@ -108,6 +110,15 @@ class ResultStore:
             rank: The process that computed it.
             curves: ``(unit, method, variant, name, values)`` tuples (values: a list of floats).
         """
+        with self.lock:
+            self._write(item, rows, seconds, rank, curves)
+
+    def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        with self.lock:
+            return self.db.execute(sql, params).fetchall()
+
+    def _write(self, item: str, rows: Iterable[Sequence], seconds: float, rank: int,
+               curves: Iterable[Sequence]) -> None:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self.db.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)", [(item, *r) for r in rows])
@@ -121,27 +132,29 @@ class ResultStore:
 
     def skip_item(self, item: str, reason: str) -> None:
         """Record that an item was skipped, with its reason (never silently dropped)."""
-        self.db.execute("INSERT OR REPLACE INTO skipped VALUES (?, ?)", (item, reason))
+        with self.lock:
+            self.db.execute("INSERT OR REPLACE INTO skipped VALUES (?, ?)", (item, reason))
 
     def cache_get(self, key: str) -> object | None:
         """A JSON value cached by an earlier (possibly killed) run, or ``None``."""
-        row = self.db.execute("SELECT value FROM cache WHERE key=?", (key,)).fetchone()
+        row = next(iter(self._query("SELECT value FROM cache WHERE key=?", (key,))), None)
         return None if row is None else json.loads(row[0])
 
     def cache_put(self, key: str, value: object) -> None:
         """Cache a JSON value (e.g. the model's predictions for grid selection)."""
-        self.db.execute("INSERT OR REPLACE INTO cache VALUES (?, ?)", (key, json.dumps(value)))
+        with self.lock:
+            self.db.execute("INSERT OR REPLACE INTO cache VALUES (?, ?)", (key, json.dumps(value)))
 
     def rows(self) -> list[tuple]:
         """All result rows ``(item, unit, method, variant, metric, value)``, sorted."""
-        return self.db.execute("SELECT * FROM results ORDER BY item, unit, method, variant, metric").fetchall()
+        return self._query("SELECT * FROM results ORDER BY item, unit, method, variant, metric")
 
     def curves(self, name: str) -> list[tuple[str, str, str, str, list[float]]]:
         """Stored curves called ``name``: ``(item, unit, method, variant, values)``, sorted."""
-        rows = self.db.execute("SELECT item, unit, method, variant, data FROM curves WHERE name=? "
-                               "ORDER BY item, unit, method, variant", (name,)).fetchall()
+        rows = self._query("SELECT item, unit, method, variant, data FROM curves WHERE name=? "
+                           "ORDER BY item, unit, method, variant", (name,))
         return [(*r[:4], json.loads(r[4])) for r in rows]
 
     def skipped(self) -> list[tuple[str, str]]:
         """Skipped items and their reasons."""
-        return self.db.execute("SELECT item, reason FROM skipped ORDER BY item").fetchall()
+        return self._query("SELECT item, reason FROM skipped ORDER BY item")

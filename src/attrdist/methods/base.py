@@ -214,6 +214,9 @@ class Attributor(abc.ABC):
         model: A classifier returning logits ``[B, num_classes]``.
         vjp: ``"auto"`` (measure batched and sequential VJPs once per input shape and keep the faster
             one that works), ``"batched"`` or ``"sequential"``.
+        autocast: ``None`` (the model's own precision) or ``"bfloat16"``/``"float16"``: run the attribution
+            under ``torch.autocast`` (faster on GPUs; the maps deviate from float32 by what
+            ``benchmarks/gpu_throughput.py`` measures). Maps and logits come back in float32.
     """
 
     name: ClassVar[str] = ""
@@ -230,13 +233,16 @@ class Attributor(abc.ABC):
     #: Whether the method takes the model's input normalisation (``normalization=(mean, std)``).
     uses_normalization: ClassVar[bool] = False
 
-    def __init__(self, model: nn.Module, *, vjp: VJPMode = "auto") -> None:
+    def __init__(self, model: nn.Module, *, vjp: VJPMode = "auto", autocast: str | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if vjp not in ("auto", "batched", "sequential"):
             raise ValueError(f"vjp must be 'auto', 'batched' or 'sequential', got {vjp!r}")
+        if autocast not in (None, "float32", "bfloat16", "float16"):
+            raise ValueError(f"autocast must be None, 'bfloat16' or 'float16', got {autocast!r}")
         self.model = model
         self.vjp = vjp
+        self.autocast = None if autocast == "float32" else autocast
 
     @classmethod
     def create(cls, model: nn.Module, **options: object) -> Attributor:
@@ -277,11 +283,14 @@ class Attributor(abc.ABC):
         rule = class_rule(classes, x.shape[0], x.device)
         call = _Call()
         token = _CURRENT.set(call)
+        low = getattr(torch, self.autocast) if self.autocast else None
         try:
-            with model_scope(self.model):
+            with model_scope(self.model), torch.autocast(x.device.type, dtype=low, enabled=low is not None):
                 maps, cls, logits = self._attribute(x, rule, target)
         finally:
             _CURRENT.reset(token)
+        if low is not None:
+            maps, logits = maps.float(), logits.float()
         cls, tgt = resolve_classes(cls, logits, target)
         channel_maps = maps if maps.dim() == 5 else None
         return Attribution(maps=maps.sum(2) if channel_maps is not None else maps, classes=cls, target=tgt,

@@ -12,7 +12,8 @@ from ..classes import ClassSet
 from .base import Attributor, register_method
 from .hooks import GuidedState, guided_activations
 
-__all__ = ["Gradient", "GuidedBackprop", "InputXGradient", "IntegratedGradients", "SmoothGrad", "ig_rule"]
+__all__ = ["Gradient", "GuidedBackprop", "InputXGradient", "IntegratedGradients", "SmoothGrad", "ig_rule",
+           "parse_memory"]
 
 
 @register_method("gradient")
@@ -112,44 +113,97 @@ def ig_rule(steps: int, rule: IGRule) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"unknown integration rule {rule!r}")
 
 
+def parse_memory(value: float | str | None) -> int | None:
+    """A memory budget in bytes from a number of bytes or a string such as ``"8GB"``, ``"512MiB"``.
+
+    Example:
+        >>> parse_memory("8GB"), parse_memory("1.5 GiB"), parse_memory(None)
+        (8000000000, 1610612736, None)
+    """
+    if value is None or isinstance(value, int | float):
+        return None if value is None else int(value)
+    text = value.strip().lower().replace(" ", "")
+    units = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "kb": 10**3, "mb": 10**6, "gb": 10**9, "b": 1}
+    for unit, factor in units.items():
+        if text.endswith(unit):
+            try:
+                return int(float(text[: -len(unit)]) * factor)
+            except ValueError:
+                break
+    try:
+        return int(float(text))
+    except ValueError:
+        raise ValueError(f"memory budget must be bytes or a size like '8GB', got {value!r}") from None
+
+
+# (method, model class, device, dtype, input shape, K, budget) -> points per forward pass measured to fit
+_CHUNK_CHOICE: dict[tuple, int] = {}
+
+
 class _SampledGradient(Attributor):
     """Weighted sum of class gradients at S points around ``x``, evaluated in chunks of points.
 
+    Each chunk holds ``chunk * B`` images in one forward pass and their K class gradients; the points are made
+    chunk by chunk, so memory grows with the chunk, never with S.
+
     Args:
         model: The classifier.
-        chunk_size: Points per forward pass (each pass holds ``chunk_size * B`` images); bounds memory.
+        chunk_size: Points per forward pass (default 16).
+        max_memory: A GPU memory budget (bytes, or ``"8GB"``): the first call measures the memory of one point
+            with its K class gradients and picks the largest chunk that fits (``chunk_size`` is then ignored);
+            CPU inputs use ``chunk_size``.
         **kwargs: See :class:`Attributor`.
     """
 
-    def __init__(self, model: nn.Module, *, chunk_size: int = 16, **kwargs: object) -> None:
+    def __init__(self, model: nn.Module, *, chunk_size: int = 16, max_memory: float | str | None = None,
+                 **kwargs: object) -> None:
         super().__init__(model, **kwargs)  # type: ignore[arg-type]
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        self.chunk_size = chunk_size
+        self.chunk_size, self.max_memory = chunk_size, parse_memory(max_memory)
 
-    def _points(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Return the points ``[S, B, C, H, W]`` and their weights ``[S]``."""
+    def _points(self, x: Tensor, start: int, stop: int) -> tuple[Tensor, Tensor]:
+        """Points ``start:stop`` ``[s, B, C, H, W]`` and their weights ``[s]``."""
+        raise NotImplementedError
+
+    @property
+    def _count(self) -> int:
+        """The number of points S."""
         raise NotImplementedError
 
     def _post(self, x: Tensor, summed: Tensor) -> Tensor:
         """Turn the weighted gradient sum ``[K, B, C, H, W]`` into per-channel attributions."""
         return summed
 
+    def _chunk_gradients(self, x: Tensor, cls: Tensor, start: int, stop: int) -> Tensor:
+        """The weighted class gradients of points ``start:stop``, summed: ``[K, B, C, H, W]``."""
+        b, k = cls.shape
+        chunk, weights = self._points(x, start, stop)
+        s = chunk.shape[0]
+        xs = chunk.reshape(s * b, *x.shape[1:]).requires_grad_(True)
+        out = self.model(xs)
+        (g,) = self._gradients(out, cls.repeat(s, 1), [xs])
+        return (g.view(k, s, *x.shape) * weights.to(g).view(1, s, 1, 1, 1, 1)).sum(1)
+
     def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
-        with torch.no_grad():
+        with torch.inference_mode():
             logits, cls = self._forward(x, classes, target)
-        pts, weights = self._points(x)
-        b, k = cls.shape
-        total = x.new_zeros(k, *x.shape)
-        for start in range(0, pts.shape[0], self.chunk_size):
-            chunk = pts[start : start + self.chunk_size]
-            s = chunk.shape[0]
-            xs = chunk.reshape(s * b, *x.shape[1:]).requires_grad_(True)
-            out = self.model(xs)
-            (g,) = self._gradients(out, cls.repeat(s, 1), [xs])
-            w = weights[start : start + s].to(g).view(1, s, 1, 1, 1, 1)
-            total += (g.view(k, s, *x.shape) * w).sum(1)
+        total, start, chunk = x.new_zeros(cls.shape[1], *x.shape), 0, self.chunk_size
+        if self.max_memory is not None and x.device.type == "cuda":
+            key = (type(self).__name__, type(self.model).__name__, str(x.device), x.dtype, tuple(x.shape),
+                   cls.shape[1], self.max_memory)
+            chunk = _CHUNK_CHOICE.get(key, 0)
+            if not chunk:  # measure one point with its K gradients, and keep its result
+                torch.cuda.synchronize(x.device)
+                base = torch.cuda.memory_allocated(x.device)
+                torch.cuda.reset_peak_memory_stats(x.device)
+                total += self._chunk_gradients(x, cls, 0, 1)
+                per_point = max(1, torch.cuda.max_memory_allocated(x.device) - base)
+                chunk = _CHUNK_CHOICE[key] = max(1, min(self._count, (self.max_memory - base) // per_point))
+                start = 1
+        for lo in range(start, self._count, chunk):
+            total += self._chunk_gradients(x, cls, lo, min(lo + chunk, self._count))
         return self._per_sample(self._post(x, total)), cls, logits
 
 
@@ -181,6 +235,7 @@ class IntegratedGradients(_SampledGradient):
             ``get_method`` when given a :class:`~attrdist.models.LoadedModel`); needed for ``"black"``.
         blur_sigma: Standard deviation of the ``"blur"`` baseline in pixels (default 10).
         chunk_size: Points per forward pass.
+        max_memory: A GPU memory budget that picks the chunk size (see :class:`_SampledGradient`).
         **kwargs: See :class:`Attributor`.
 
     Raises:
@@ -195,9 +250,9 @@ class IntegratedGradients(_SampledGradient):
     def __init__(
         self, model: nn.Module, *, steps: int = 32, baseline: Baseline | float | Tensor = "zero",
         rule: IGRule = "gausslegendre", normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
-        blur_sigma: float = 10.0, chunk_size: int = 16, **kwargs: object,
+        blur_sigma: float = 10.0, chunk_size: int = 16, max_memory: float | str | None = None, **kwargs: object,
     ) -> None:
-        super().__init__(model, chunk_size=chunk_size, **kwargs)
+        super().__init__(model, chunk_size=chunk_size, max_memory=max_memory, **kwargs)
         self.alphas, self.weights = ig_rule(steps, rule)
         if isinstance(baseline, str):
             if baseline not in ("zero", "black", "blur"):
@@ -221,11 +276,15 @@ class IntegratedGradients(_SampledGradient):
             return _gaussian_blur(x, self.blur_sigma)
         return torch.as_tensor(self.baseline, dtype=x.dtype, device=x.device).expand_as(x)
 
-    def _points(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Points on the straight path from the baseline to ``x``."""
+    @property
+    def _count(self) -> int:
+        return len(self.alphas)
+
+    def _points(self, x: Tensor, start: int, stop: int) -> tuple[Tensor, Tensor]:
+        """Points ``start:stop`` on the straight path from the baseline to ``x``."""
         x0 = self._baseline(x)
-        a = torch.as_tensor(self.alphas, dtype=x.dtype, device=x.device).view(-1, 1, 1, 1, 1)
-        return x0 + a * (x - x0), torch.as_tensor(self.weights)
+        a = torch.as_tensor(self.alphas[start:stop], dtype=x.dtype, device=x.device).view(-1, 1, 1, 1, 1)
+        return x0 + a * (x - x0), torch.as_tensor(self.weights[start:stop])
 
     def _post(self, x: Tensor, summed: Tensor) -> Tensor:
         """Multiply the averaged gradient by ``x - x0``."""
@@ -269,17 +328,24 @@ class SmoothGrad(_SampledGradient):
 
     def __init__(
         self, model: nn.Module, *, samples: int = 25, noise_level: float = 0.15, seed: int = 0,
-        chunk_size: int = 16, **kwargs: object,
+        chunk_size: int = 16, max_memory: float | str | None = None, **kwargs: object,
     ) -> None:
-        super().__init__(model, chunk_size=chunk_size, **kwargs)
+        super().__init__(model, chunk_size=chunk_size, max_memory=max_memory, **kwargs)
         if samples < 1 or noise_level < 0:
             raise ValueError("smoothgrad needs samples >= 1 and noise_level >= 0")
         self.samples, self.noise_level, self.seed = samples, noise_level, seed
 
-    def _points(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Noisy copies of ``x``, the same seeded draws for every image (results do not depend on the batch)."""
+    @property
+    def _count(self) -> int:
+        return self.samples
+
+    def _points(self, x: Tensor, start: int, stop: int) -> tuple[Tensor, Tensor]:
+        """Noisy copies ``start:stop`` of ``x``.
+
+        The same seeded draws for every image: results depend neither on the batch nor on the chunking.
+        """
         gen = torch.Generator(device="cpu").manual_seed(self.seed)
-        noise = torch.randn((self.samples, 1, *x.shape[1:]), generator=gen, dtype=x.dtype).to(x.device)
+        noise = torch.randn((self.samples, 1, *x.shape[1:]), generator=gen, dtype=x.dtype)[start:stop].to(x.device)
         flat = x.flatten(1)
         span = (flat.amax(1) - flat.amin(1)).view(1, -1, 1, 1, 1)
-        return x + noise * self.noise_level * span, torch.full((self.samples,), 1.0 / self.samples)
+        return x + noise * self.noise_level * span, torch.full((stop - start,), 1.0 / self.samples)

@@ -74,7 +74,7 @@ class LRP(Attributor):
         # Zennit's BatchNorm merging leaves a factor 1/sqrt(1 + eps) per BatchNorm, so the canonized logits
         # differ slightly (~1e-4) from the model's: the class set and the returned logits come from a
         # plain, gradient-free forward pass
-        with torch.no_grad():
+        with torch.inference_mode():
             logits, cls = self._forward(x, classes, target)
         xg = x.clone().requires_grad_(True)
         with self._composite(x).context(self.model) as modified:

@@ -158,7 +158,7 @@ class AttentionRollout(_AttentionMethod):
 
     def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
-        with torch.no_grad(), trace_attention(self.model) as traces:
+        with torch.inference_mode(), trace_attention(self.model) as traces:
             logits, cls = self._forward(x, classes, target)
         joint = None
         for tr in traces[self.start_layer :]:
@@ -257,18 +257,31 @@ class _IGWeighted(_AttentionMethod):
         self.start_layer, self.steps, self.chunk_size = self._block_index(start_layer, 4), steps, chunk_size
 
     def _ig_weights(self, x: Tensor, cls: Tensor) -> Tensor:
-        """``W`` for each class: ``[K, B, N, N]``."""
+        """``W`` for each class: ``[K, B, N, N]``.
+
+        Only the last block's attention needs a gradient: the blocks before it run without an autograd graph
+        (the last block's input becomes a leaf), so each step costs a plain forward pass and the K class
+        gradients go back through the last block and the head only.
+        """
         alphas = torch.linspace(0, 1, self.steps, dtype=x.dtype, device=x.device)
         total = None
         b = x.shape[0]
-        for start in range(0, self.steps, self.chunk_size):
-            a = alphas[start : start + self.chunk_size]
-            xs = (a.view(-1, 1, 1, 1, 1) * x).reshape(-1, *x.shape[1:]).requires_grad_(True)
-            with trace_attention(self.model) as traces:
-                out = self.model(xs)
-            (g,) = self._gradients(out, cls.repeat(len(a), 1), [traces[-1].attn])  # [K, S*B, h, N, N]
-            g = g.view(g.shape[0], len(a), b, *g.shape[2:]).sum(1)
-            total = g if total is None else total + g
+
+        def leaf_input(module: nn.Module, args: tuple) -> tuple:
+            return (args[0].detach().requires_grad_(True), *args[1:])
+
+        handle = self.info.blocks[-1].register_forward_pre_hook(leaf_input)
+        try:
+            for start in range(0, self.steps, self.chunk_size):
+                a = alphas[start : start + self.chunk_size]
+                xs = (a.view(-1, 1, 1, 1, 1) * x).reshape(-1, *x.shape[1:])
+                with torch.enable_grad(), trace_attention(self.model) as traces:
+                    out = self.model(xs)
+                (g,) = self._gradients(out, cls.repeat(len(a), 1), [traces[-1].attn])  # [K, S*B, h, N, N]
+                g = g.view(g.shape[0], len(a), b, *g.shape[2:]).sum(1)
+                total = g if total is None else total + g
+        finally:
+            handle.remove()
         return (total / self.steps).clamp(min=0).mean(2)
 
 
@@ -335,7 +348,7 @@ class TAttn(_IGWeighted):
 
     def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
-        with torch.no_grad(), trace_attention(self.model) as traces:
+        with torch.inference_mode(), trace_attention(self.model) as traces:
             logits, cls = self._forward(x, classes, target)
         s = traces[-1].attn.mean(1)[:, 0, :]  # [B, N]
         for tr in reversed(traces[self.start_layer : len(traces) - 1]):

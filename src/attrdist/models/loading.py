@@ -76,8 +76,12 @@ class Preprocess:
         return image.crop((left, top, left + self.crop, top + self.crop))
 
     def to_unit(self, image: Image.Image) -> Tensor:
-        """An RGB image as a float tensor ``[3, H, W]`` in [0, 1] (no resizing)."""
-        return torch.from_numpy(_rgb_array(image)).permute(2, 0, 1).float().div(255.0)
+        """An RGB image as a contiguous float tensor ``[3, H, W]`` in [0, 1] (no resizing).
+
+        Contiguous, so that one image and a batch of images reach the model in the same memory layout: float32
+        convolutions pick their kernels by layout, and maps would otherwise differ at ~1e-4 between the two.
+        """
+        return torch.from_numpy(_rgb_array(image)).permute(2, 0, 1).contiguous().float().div(255.0)
 
     def normalize(self, unit: Tensor) -> Tensor:
         """Normalise a ``[..., 3, H, W]`` tensor in [0, 1]."""
