@@ -87,3 +87,42 @@ def test_benchmark_run_on_cuda_matches_cpu(tmp_path):
     assert values["cpu"].keys() == values["cuda"].keys() and len(values["cpu"]) > 0
     for key, v in values["cpu"].items():
         assert values["cuda"][key] == pytest.approx(v, rel=1e-3, abs=1e-4), key
+
+
+def test_memory_budget_picks_a_chunk_and_keeps_the_result():
+    from attrdist.methods.gradient import _CHUNK_CHOICE
+
+    model = copy.deepcopy(resnet()).float().cuda()
+    x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(5)).cuda()
+    classes = torch.tensor([[1, 5, 9]] * 4).cuda()
+    ref = get_method("integrated_gradients", model, steps=24, chunk_size=24)(x, classes)
+    budget = torch.cuda.memory_allocated() + 64 * 2**20
+    chunked = get_method("integrated_gradients", model, steps=24, max_memory=budget)(x, classes)
+    chunk = next(v for k, v in _CHUNK_CHOICE.items() if k[-1] == budget)
+    assert 1 <= chunk < 24
+    torch.testing.assert_close(chunked, ref, rtol=1e-4, atol=1e-6 * float(ref.abs().max()))
+
+
+def test_bfloat16_autocast_runs_and_stays_close():
+    model = copy.deepcopy(resnet()).float().cuda()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(6)).cuda()
+    classes = torch.tensor([[1, 5], [0, 3]]).cuda()
+    for name in ("gradcam", "gradient", "guided_backprop"):
+        full = get_method(name, model)(x, classes)
+        low = get_method(name, model, autocast="bfloat16")(x, classes)
+        assert low.dtype == torch.float32 and torch.isfinite(low).all()
+        assert float((low - full).norm() / full.norm()) < 0.5, name
+
+
+def test_batched_benchmark_items_match_single_on_cuda(tmp_path):
+    from attrdist.bench import LocalizationConfig, run_localization
+
+    values = {}
+    for batch in (1, 4):
+        cfg = LocalizationConfig(methods=["gradcam", "gradient"], max_items=4, cell=64, batch_size=batch,
+                                 device="cuda")
+        with run_localization(cfg, tmp_path / str(batch)) as store:
+            values[batch] = {tuple(r[:5]): r[5] for r in store.rows()}
+    assert values[1].keys() == values[4].keys()
+    for key, v in values[1].items():
+        assert values[4][key] == pytest.approx(v, rel=1e-3, abs=1e-4), key

@@ -309,26 +309,24 @@ class LocalizationBenchmark:
             variants = {"vanilla": result.maps, first: result.refined,
                         **{v: result.refine(cfg).refined for v, cfg in others}}
             for variant, maps in variants.items():
-                maps = maps.detach().float().cpu()
+                maps = maps.detach().float()  # scored on the device; only the scores travel
                 for row, i in enumerate(live):
                     out[i] += self._unit_rows(preps[i], maps[row], name, variant)  # type: ignore[arg-type, operator]
         return out
 
     def _unit_rows(self, prep: _Prepared, maps: torch.Tensor, method: str, variant: str) -> list[tuple]:
-        """The metric rows of one item's regions from its maps ``[K, H, W]``."""
+        """The metric rows of one item's regions from its maps ``[K, H, W]`` (computed where the maps are)."""
         c = self.config
-        masks = torch.from_numpy(np.stack([u.mask for u in prep.units]))
-        m = maps[torch.tensor([u.column for u in prep.units])]
+        masks = torch.from_numpy(np.stack([u.mask for u in prep.units])).to(maps.device)
+        m = maps[torch.tensor([u.column for u in prep.units], device=maps.device)]
         if m.shape[-2:] != masks.shape[-2:]:
             m = F.interpolate(m[None], size=masks.shape[-2:], mode="bilinear", align_corners=False)[0]
         scores = localization_scores(m, masks, c.kernel, c.sigma, c.smoothing, c.binarize, c.binarize_value,
                                      c.border, self.metrics)
-        zero = (m.flatten(1).abs().amax(1) == 0).double()
-        rows = []
-        for i, u in enumerate(prep.units):
-            rows += [(u.name, method, variant, metric, float(v[i])) for metric, v in scores.items()]
-            rows.append((u.name, method, variant, "zeroed", float(zero[i])))
-        return rows
+        scores["zeroed"] = m.flatten(1).abs().amax(1) == 0
+        values = torch.stack([v.double() for v in scores.values()]).cpu().tolist()  # one transfer per item
+        return [(u.name, method, variant, metric, float(values[j][i]))
+                for i, u in enumerate(prep.units) for j, metric in enumerate(scores)]
 
 
 def run_localization(config: LocalizationConfig, out_dir: str | Path, shard: Shard | None = None,

@@ -275,7 +275,7 @@ class _IGWeighted(_AttentionMethod):
             for start in range(0, self.steps, self.chunk_size):
                 a = alphas[start : start + self.chunk_size]
                 xs = (a.view(-1, 1, 1, 1, 1) * x).reshape(-1, *x.shape[1:])
-                with torch.enable_grad(), trace_attention(self.model) as traces:
+                with torch.enable_grad(), trace_attention(self.model, slice(-1, None)) as traces:
                     out = self.model(xs)
                 (g,) = self._gradients(out, cls.repeat(len(a), 1), [traces[-1].attn])  # [K, S*B, h, N, N]
                 g = g.view(g.shape[0], len(a), b, *g.shape[2:]).sum(1)

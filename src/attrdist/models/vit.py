@@ -217,21 +217,26 @@ def _tv_block_forward(block: nn.Module, trace: BlockTrace) -> Callable[[Tensor],
 
 
 @contextlib.contextmanager
-def trace_attention(model: nn.Module) -> Iterator[list[BlockTrace]]:
+def trace_attention(model: nn.Module, blocks: slice | None = None) -> Iterator[list[BlockTrace]]:
     """Record attention and token flows of every block during forward passes inside the context.
 
     Args:
         model: A timm or torchvision VisionTransformer.
+        blocks: Only these blocks are traced (``slice(-1, None)``: the last); the others keep their fused
+            attention and their traces stay empty.
 
     Yields:
         One :class:`BlockTrace` per block, filled by each forward pass.
     """
     info = vit_info(model)
     traces = [BlockTrace() for _ in info.blocks]
+    traced = set(range(len(info.blocks))[blocks] if blocks is not None else range(len(info.blocks)))
     handles: list = []
     restore: list[Callable[[], None]] = []
     try:
-        for block, tr in zip(info.blocks, traces, strict=True):
+        for i, (block, tr) in enumerate(zip(info.blocks, traces, strict=True)):
+            if i not in traced:
+                continue
             if info.kind == "timm":
                 attn_mod = block.attn
                 fused = getattr(attn_mod, "fused_attn", False)
