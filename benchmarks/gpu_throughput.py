@@ -94,10 +94,12 @@ def peers(model, name):
             from attrdist.methods.hooks import resolve_module
 
             layer = resolve_module(model, default_cam_layer(model))
-            cam = GradCAM(model=model, target_layers=[layer])
 
             def run(x, c):
-                return cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in c])
+                # its hooks copy activations and gradients to the host; they are removed after each call, so that
+                # they cannot slow the methods measured after it
+                with GradCAM(model=model, target_layers=[layer]) as cam:
+                    return cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in c])
 
             return "pytorch-grad-cam GradCAM", run
         if name == "lrp":

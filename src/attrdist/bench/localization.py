@@ -304,29 +304,30 @@ class LocalizationBenchmark:
         x = x.pin_memory().to(c.device, non_blocking=True) if c.device.startswith("cuda") else x
         classes = torch.tensor([preps[i].classes for i in live], device=x.device)  # type: ignore[union-attr]
         (first, first_cfg), *others = self.variants.items()
+        units = [(row, i, u) for row, i in enumerate(live) for u in preps[i].units]  # type: ignore[union-attr]
+        masks = torch.from_numpy(np.stack([u.mask for _, _, u in units])).to(x.device)
+        rows_of = torch.tensor([row for row, _, _ in units], device=x.device)
+        cols_of = torch.tensor([u.column for _, _, u in units], device=x.device)
         for name, method in methods.items():
             result = VAR(method, classes=classes, preset=first_cfg).attribute(x)
             variants = {"vanilla": result.maps, first: result.refined,
                         **{v: result.refine(cfg).refined for v, cfg in others}}
             for variant, maps in variants.items():
-                maps = maps.detach().float()  # scored on the device; only the scores travel
-                for row, i in enumerate(live):
-                    out[i] += self._unit_rows(preps[i], maps[row], name, variant)  # type: ignore[arg-type, operator]
+                scores = self._scores(maps.detach().float()[rows_of, cols_of], masks)
+                for n, (_, i, u) in enumerate(units):
+                    out[i] += [(u.name, name, variant, metric, values[n]) for metric, values in scores.items()]  # type: ignore[operator]
         return out
 
-    def _unit_rows(self, prep: _Prepared, maps: torch.Tensor, method: str, variant: str) -> list[tuple]:
-        """The metric rows of one item's regions from its maps ``[K, H, W]`` (computed where the maps are)."""
+    def _scores(self, maps: torch.Tensor, masks: torch.Tensor) -> dict[str, list[float]]:
+        """Every metric of maps ``[N, H, W]`` against their regions, computed where the maps are (one transfer)."""
         c = self.config
-        masks = torch.from_numpy(np.stack([u.mask for u in prep.units])).to(maps.device)
-        m = maps[torch.tensor([u.column for u in prep.units], device=maps.device)]
-        if m.shape[-2:] != masks.shape[-2:]:
-            m = F.interpolate(m[None], size=masks.shape[-2:], mode="bilinear", align_corners=False)[0]
-        scores = localization_scores(m, masks, c.kernel, c.sigma, c.smoothing, c.binarize, c.binarize_value,
+        if maps.shape[-2:] != masks.shape[-2:]:
+            maps = F.interpolate(maps[:, None], size=masks.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        scores = localization_scores(maps, masks, c.kernel, c.sigma, c.smoothing, c.binarize, c.binarize_value,
                                      c.border, self.metrics)
-        scores["zeroed"] = m.flatten(1).abs().amax(1) == 0
-        values = torch.stack([v.double() for v in scores.values()]).cpu().tolist()  # one transfer per item
-        return [(u.name, method, variant, metric, float(values[j][i]))
-                for i, u in enumerate(prep.units) for j, metric in enumerate(scores)]
+        scores["zeroed"] = maps.flatten(1).abs().amax(1) == 0
+        values = torch.stack([v.double() for v in scores.values()]).cpu().tolist()
+        return dict(zip(scores, values, strict=True))
 
 
 def run_localization(config: LocalizationConfig, out_dir: str | Path, shard: Shard | None = None,
