@@ -247,3 +247,82 @@ def test_var_wrapper_target_and_fixed_set(tiny_cnn):
 def test_var_wrapper_overrides(tiny_cnn):
     v = VAR(get_method("gradient", tiny_cnn), classes="best-vs-worst", tau=0.2, temperatures=[3])
     assert v.config.tau == 0.2 and v.config.temperatures == (3.0,)
+
+
+def _literal_blur(img, sigma):
+    """Gaussian blur of one 2-D list map by explicit double loops, reflect-101 borders, radius ceil(3 sigma)."""
+    h, w = len(img), len(img[0])
+    r = min(math.ceil(3 * sigma), h - 1, w - 1)
+    g = [math.exp(-(i * i) / (2 * sigma * sigma)) for i in range(-r, r + 1)]
+    g = [v / sum(g) for v in g]
+
+    def refl(i, n):
+        return -i if i < 0 else (2 * (n - 1) - i if i >= n else i)
+
+    rows = [[sum(g[j + r] * img[y][refl(x + j, w)] for j in range(-r, r + 1)) for x in range(w)] for y in range(h)]
+    return [[sum(g[j + r] * rows[refl(y + j, h)][x] for j in range(-r, r + 1)) for x in range(w)] for y in range(h)]
+
+
+def _literal_candidate(maps, magnitude, smooth, power, gate, tau_quantile):
+    """The refinement candidates of the variant study from their definitions, one pixel at a time."""
+    b, k, h, w = maps.shape
+    out = [[[[0.0] * w for _ in range(h)] for _ in range(k)] for _ in range(b)]
+    for i in range(b):
+        flat = sorted(abs(float(v)) for v in maps[i].flatten())
+        scale = flat[int(round(0.99 * (len(flat) - 1)))]  # the joint 99th percentile of |H| (normalized preset)
+        hs = []
+        for c in range(k):
+            m = [[float(maps[i, c, y, x]) for x in range(w)] for y in range(h)]
+            m = [[max(v, 0.0) if magnitude == "positive" else v for v in row] for row in m]
+            m = [[v / scale for v in row] for row in m]
+            hs.append(_literal_blur(m, smooth * max(h, w)) if smooth else m)
+        q = [[[0.0] * w for _ in range(h)] for _ in range(k)]
+        for y in range(h):
+            for x in range(w):
+                for t in (1.0, 5.0, 100.0):
+                    e = [math.exp(hs[c][y][x] / t) for c in range(k)]
+                    for c in range(k):
+                        q[c][y][x] += e[c] / sum(e) / 3
+        for c in range(k):
+            excess = sorted(q[c][y][x] - 1 / k for y in range(h) for x in range(w))
+            if tau_quantile is None:
+                margin = 0.0
+            else:  # linear interpolation between order statistics, as numpy's default quantile
+                pos = tau_quantile * (len(excess) - 1)
+                lo = int(math.floor(pos))
+                margin = excess[lo] + (excess[min(lo + 1, len(excess) - 1)] - excess[lo]) * (pos - lo)
+            for y in range(h):
+                for x in range(w):
+                    keep = gate == "none" or q[c][y][x] - 1 / k > margin + 1e-12
+                    out[i][c][y][x] = float(maps[i, c, y, x]) * q[c][y][x] ** power * keep
+    return torch.tensor(out, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("fields", [
+    dict(magnitude="positive"), dict(smooth=0.1), dict(smooth=0.2, magnitude="positive"), dict(power=2.0),
+    dict(gate="none", power=3.0), dict(tau_quantile=0.5), dict(tau_quantile=0.8, smooth=0.1),
+])
+def test_study_candidates_match_literal_loops(fields):
+    gen = torch.Generator().manual_seed(5)
+    maps = torch.randn(2, 3, 9, 8, generator=gen, dtype=torch.float64)
+    args = dict(magnitude="signed", smooth=0.0, power=1.0, gate="margin", tau_quantile=None) | fields
+    ref = _literal_candidate(maps, **args)
+    torch.testing.assert_close(var(maps, preset="normalized", **fields).refined, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_soft_gate_never_zeroes_a_map():
+    maps = torch.zeros(1, 4, 6, 6, dtype=torch.float64)
+    maps[0, :, 2, 2] = torch.tensor([1.0, 5.0, 5.0, 5.0])  # class 0 never dominates: zeroed under the margin
+    assert not var(maps, preset="normalized").refined[0, 0].any()
+    assert var(maps, preset="normalized", gate="none").refined[0, 0].any()
+    weak = torch.randn(1, 4, 10, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    weak[0, 0] -= 20  # class 0 loses every pixel: the margin zeroes it, a quantile margin keeps its best tenth
+    assert not var(weak, preset="normalized").keep[0, 0].any()
+    assert var(weak, preset="normalized", tau_quantile=0.9).keep[0, 0].sum() == 10
+
+
+@pytest.mark.parametrize("bad", [dict(smooth=-0.1), dict(smooth=2.0), dict(power=0.0), dict(tau_quantile=1.0),
+                                 dict(gate="soft")])
+def test_bad_candidate_fields(bad):
+    with pytest.raises(ValueError):
+        var(torch.randn(1, 3, 2, 2), **bad)

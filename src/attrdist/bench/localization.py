@@ -39,7 +39,7 @@ from ..data.prepare import compose_grid, fit, model_input
 from ..explain import grid_classes
 from ..methods import Attributor, get_method
 from ..metrics import BINARIZATIONS, localization_scores, metrics_for, metrics_of
-from ..metrics.localization import PAPER_BORDER, PAPER_KERNEL, PAPER_SIGMA
+from ..metrics.localization import EMPTY_MAP, PAPER_BORDER, PAPER_KERNEL, PAPER_SIGMA
 from ..models import LoadedModel, load_model
 from ..options import opt
 from ..var import NORMALIZATIONS, VAR
@@ -326,6 +326,7 @@ class LocalizationBenchmark:
         scores = localization_scores(maps, masks, c.kernel, c.sigma, c.smoothing, c.binarize, c.binarize_value,
                                      c.border, self.metrics)
         scores["zeroed"] = maps.flatten(1).abs().amax(1) == 0
+        scores["no_positive"] = maps.clamp(min=0).flatten(1).sum(1) <= EMPTY_MAP
         values = torch.stack([v.double() for v in scores.values()]).cpu().tolist()
         return dict(zip(scores, values, strict=True))
 

@@ -11,6 +11,8 @@ __all__ = ["degenerate"]
 
 register_metric("zeroed", task="count", higher_is_better=False,
                 summary="maps that cannot be scored (all zero after VAR, or constant), counted, never averaged")(None)
+register_metric("no_positive", task="count", higher_is_better=False,
+                summary="maps without positive mass (nothing for region attribution to share), counted")(None)
 
 
 def degenerate(m: Tensor | np.ndarray) -> str | None:
