@@ -47,6 +47,11 @@ def display(method: str) -> str:
     return (METHODS.get(method).display_name or method) if method in METHODS else method
 
 
+def is_count(metric: str) -> bool:
+    """Whether a metric is a count of maps (``zeroed``, ``no_positive``): reported as ``n/N``, never averaged."""
+    return metric in METRICS and METRICS.get(metric).task == "count"
+
+
 def relative(metric: str) -> bool:
     """Whether changes of a metric read in percent (else as differences: correlations live around 0)."""
     return METRICS.get(metric).relative if metric in METRICS else True
@@ -132,7 +137,7 @@ def _change(t: Table, method: str, variant: str, metric: str) -> str:
 
 
 def _header(metric: str, variant: str) -> str:
-    arrow = "" if metric == "zeroed" or higher_is_better(metric) else ", lower is better"
+    arrow = "" if is_count(metric) or higher_is_better(metric) else ", lower is better"
     return f"{metric} ({variant}{arrow})"
 
 
@@ -144,7 +149,7 @@ def _rows(t: Table) -> tuple[list[str], list[list[str]]]:
         for metric in t.metrics:
             for v in t.variants:
                 key = (method, v, metric)
-                if metric == "zeroed":  # how many maps could not be scored, out of how many
+                if is_count(metric):  # how many maps could not be scored, out of how many
                     row.append(f"{round(t.mean[key] * t.count[key])}/{t.count[key]}" if key in t.mean else "-")
                     continue
                 val = _fmt(t.mean.get(key, math.nan))
@@ -153,7 +158,7 @@ def _rows(t: Table) -> tuple[list[str], list[list[str]]]:
     avg = ["average change"]
     for metric in t.metrics:
         for v in t.variants:
-            if metric == "zeroed":
+            if is_count(metric):
                 total = sum(round(t.mean[k] * t.count[k]) for k in t.mean if k[1] == v and k[2] == metric)
                 avg.append(f"{total} in all")
                 continue
@@ -183,7 +188,9 @@ def variant_summary(t: Table, metric: str = "region_attribution") -> list[dict]:
             row[m] = sum(1 for meth in t.methods if t.improves(meth, v, m))
         changes = [c for c in (t.change(meth, v, metric) for meth in t.methods) if not math.isnan(c)]
         row["mean_change"] = sum(changes) / len(changes) if changes else math.nan
-        row["zeroed"] = sum(round(t.mean[k] * t.count[k]) for k in t.mean if k[1] == v and k[2] == "zeroed")
+        for count in (m for m in t.metrics if is_count(m)):
+            row[count] = sum(round(t.mean[k] * t.count[k]) for k in t.mean if k[1] == v and k[2] == count)
+        row.setdefault("zeroed", 0)
         out.append(row)
     return sorted(out, key=lambda r: (r["zeroed"] > 0, -r[metric], -r["mean_change"]))
 
@@ -313,7 +320,7 @@ def sanity_plot(store: ResultStore, table: Table, run: Path) -> dict[str, Path]:
     for _item, unit, method, variant, metric, value in store.rows():
         if metric == "fraction":
             fraction[unit] = value
-        elif metric != "zeroed":
+        elif not is_count(metric):
             values[(metric, method, variant, unit)].append(value)
     metrics = sorted({k[0] for k in values}, key=_metric_key)
     methods = list(dict.fromkeys(k[1] for k in values))
