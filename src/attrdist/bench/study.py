@@ -30,6 +30,7 @@ from ..models import LoadedModel, load_model
 from ..options import ModelOptions, opt
 from .insertion import InsertionConfig, run_insertion
 from .localization import LocalizationConfig, run_localization
+from .runner import current_shard
 from .sanity import SanityConfig, run_sanity
 from .store import ResultStore
 
@@ -51,15 +52,22 @@ CANDIDATES: dict[str, dict] = {
     "n+positive": {"preset": "normalized", "magnitude": "positive"},
     "n+each": {"preset": "normalized", "channels": "each"},
     "n+t.2-1-5": {"preset": "normalized", "temperatures": [0.2, 1.0, 5.0]},
+    "n+t.1-.3-1": {"preset": "normalized", "temperatures": [0.1, 0.3, 1.0]},
     "n+smooth.02": {"preset": "normalized", "smooth": 0.02},
     "n+smooth.05": {"preset": "normalized", "smooth": 0.05},
-    "n+smooth.1": {"preset": "normalized", "smooth": 0.1},
+    "n+positive+smooth.02": {"preset": "normalized", "magnitude": "positive", "smooth": 0.02},
     "n+positive+smooth.05": {"preset": "normalized", "magnitude": "positive", "smooth": 0.05},
+    "n+positive+smooth.1": {"preset": "normalized", "magnitude": "positive", "smooth": 0.1},
+    "n+abs+smooth.05": {"preset": "normalized", "magnitude": "abs", "smooth": 0.05},
+    "n+positive+smooth.05+t.2-1-5": {"preset": "normalized", "magnitude": "positive", "smooth": 0.05,
+                                     "temperatures": [0.2, 1.0, 5.0]},
+    "n+abs+smooth.05+t.2-1-5": {"preset": "normalized", "magnitude": "abs", "smooth": 0.05,
+                                "temperatures": [0.2, 1.0, 5.0]},
     "n+tauq.5": {"preset": "normalized", "tau_quantile": 0.5},
     "n+pow2": {"preset": "normalized", "power": 2.0},
     "n+soft2": {"preset": "normalized", "gate": "none", "power": 2.0},
-    "n+smooth.05+pow2": {"preset": "normalized", "smooth": 0.05, "power": 2.0},
-    "n+smooth.05+soft2": {"preset": "normalized", "smooth": 0.05, "gate": "none", "power": 2.0},
+    "n+positive+smooth.05+soft2": {"preset": "normalized", "magnitude": "positive", "smooth": 0.05, "gate": "none",
+                                   "power": 2.0},
 }
 
 #: Localisation metrics of the table (each with zeroed maps counted as 0 and excluded).
@@ -126,6 +134,8 @@ def run_study(config: StudyConfig, out_dir: str | Path, lm: LoadedModel | None =
     lm = lm or load_model(config.model, config.weights, trust_checkpoint=config.trust_checkpoint)
     for name, cfg in config.runs().items():
         _RUNNERS[name](cfg, out / name, lm=lm).close()
+    if current_shard().rank != 0:  # under torchrun, the first process writes the analysis
+        return {}
     result = analyse(out, bootstrap=config.bootstrap, seed=config.seed)
     (out / "study.json").write_text(json.dumps(result, indent=1))
     (out / "study.md").write_text(markdown(result))
