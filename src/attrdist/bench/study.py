@@ -257,6 +257,11 @@ def analyse(study_dir: str | Path, bootstrap: int = 2000, seed: int = 0) -> dict
                     cells[method][variant][metric] = _compare(g, method, variant, metric, w, how)
     for (method, variant), n in zeroed.items():
         cells[method][variant]["zeroed"] = n
+    if (root / "study.yaml").exists():  # the stores keep their variants sorted: the study's own order
+        import yaml
+
+        order = ["vanilla", *(yaml.safe_load((root / "study.yaml").read_text()) or {}).get("variants", {})]
+        variants = [v for v in order if v in variants] + [v for v in variants if v not in order]
     plain = {m: {v: dict(c) for v, c in by.items()} for m, by in cells.items()}
     result = {"methods": methods, "variants": variants, "cells": plain}
     result["default"] = choose_default(result)
