@@ -263,7 +263,7 @@ def _literal_blur(img, sigma):
     return [[sum(g[j + r] * rows[refl(y + j, h)][x] for j in range(-r, r + 1)) for x in range(w)] for y in range(h)]
 
 
-def _literal_candidate(maps, magnitude, smooth, power, gate, tau_quantile):
+def _literal_candidate(maps, magnitude, smooth, power, gate, tau_quantile, min_keep=0.0):
     """The refinement candidates of the variant study from their definitions, one pixel at a time."""
     b, k, h, w = maps.shape
     out = [[[[0.0] * w for _ in range(h)] for _ in range(k)] for _ in range(b)]
@@ -291,6 +291,10 @@ def _literal_candidate(maps, magnitude, smooth, power, gate, tau_quantile):
                 pos = tau_quantile * (len(excess) - 1)
                 lo = int(math.floor(pos))
                 margin = excess[lo] + (excess[min(lo + 1, len(excess) - 1)] - excess[lo]) * (pos - lo)
+            kept = sum(1 for y in range(h) for x in range(w) if q[c][y][x] - 1 / k > margin + 1e-12)
+            least = math.ceil(min_keep * h * w)
+            if kept < least:  # too few pixels pass: the `least` highest q of this map pass instead
+                margin = excess[len(excess) - least] - 1e-12 - 1e-15
             for y in range(h):
                 for x in range(w):
                     keep = gate == "none" or q[c][y][x] - 1 / k > margin + 1e-12
@@ -301,11 +305,12 @@ def _literal_candidate(maps, magnitude, smooth, power, gate, tau_quantile):
 @pytest.mark.parametrize("fields", [
     dict(magnitude="positive"), dict(smooth=0.1), dict(smooth=0.2, magnitude="positive"), dict(power=2.0),
     dict(gate="none", power=3.0), dict(tau_quantile=0.5), dict(tau_quantile=0.8, smooth=0.1),
+    dict(min_keep=0.3), dict(min_keep=0.05, magnitude="positive", smooth=0.1),
 ])
 def test_study_candidates_match_literal_loops(fields):
     gen = torch.Generator().manual_seed(5)
     maps = torch.randn(2, 3, 9, 8, generator=gen, dtype=torch.float64)
-    args = dict(magnitude="signed", smooth=0.0, power=1.0, gate="margin", tau_quantile=None) | fields
+    args = dict(magnitude="signed", smooth=0.0, power=1.0, gate="margin", tau_quantile=None, min_keep=0.0) | fields
     ref = _literal_candidate(maps, **args)
     torch.testing.assert_close(var(maps, preset="normalized", **fields).refined, ref, rtol=1e-10, atol=1e-12)
 
@@ -319,10 +324,12 @@ def test_soft_gate_never_zeroes_a_map():
     weak[0, 0] -= 20  # class 0 loses every pixel: the margin zeroes it, a quantile margin keeps its best tenth
     assert not var(weak, preset="normalized").keep[0, 0].any()
     assert var(weak, preset="normalized", tau_quantile=0.9).keep[0, 0].sum() == 10
+    assert var(weak, preset="normalized", min_keep=0.05).keep[0, 0].sum() == 5  # the least share it keeps
+    assert var(weak, preset="normalized", min_keep=0.05).keep[0, 1:].sum() == var(weak).keep[0, 1:].sum()
 
 
 @pytest.mark.parametrize("bad", [dict(smooth=-0.1), dict(smooth=2.0), dict(power=0.0), dict(tau_quantile=1.0),
-                                 dict(gate="soft")])
+                                 dict(gate="soft"), dict(min_keep=1.5)])
 def test_bad_candidate_fields(bad):
     with pytest.raises(ValueError):
         var(torch.randn(1, 3, 2, 2), **bad)

@@ -23,6 +23,7 @@ magnitude 1e4 do not overflow.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -130,6 +131,9 @@ class VARConfig:
             which class dominates a neighbourhood.
         tau_quantile: When set, the margin of each map is this quantile of its ``q_c - 1/K`` over the pixels,
             instead of the constant ``tau`` (a fixed share of every map survives, whatever the method's scale).
+        min_keep: The least share of its pixels every map keeps: where fewer pass the margin, the map keeps this
+            share of its pixels with the highest ``q_c`` instead (0: none, the paper; a map whose class never
+            dominates is then zeroed).
         gate: ``"margin"``: keep only pixels above the margin (paper); ``"none"``: no indicator, ``H * q**power``
             everywhere (a soft gate: no map is ever zeroed).
         power: Exponent of ``q`` in the refined map ``H * q**power`` (1: paper).
@@ -156,6 +160,8 @@ class VARConfig:
         "sigma of a Gaussian applied to the K maps before the distribution, as a fraction of the map side (0: none)"))
     tau_quantile: float | None = field(default=None, metadata=opt(
         "margin of each map: this quantile of its q_c - 1/K over the pixels (instead of tau)"))
+    min_keep: float = field(default=0.0, metadata=opt(
+        "least share of pixels every map keeps (its highest q) where fewer pass the margin (0: none)"))
     gate: Gate = field(default="margin", metadata=opt(
         "keep pixels above the margin (paper), or none: H * q**power everywhere", ("margin", "none")))
     power: float = field(default=1.0, metadata=opt("exponent of q in H * q**power (1: paper)"))
@@ -169,6 +175,8 @@ class VARConfig:
             raise ValueError(f"smooth must be a sigma in [0, 1] (a fraction of the map side), got {self.smooth}")
         if not 0 < self.power < float("inf"):
             raise ValueError(f"power must be a positive number, got {self.power}")
+        if not 0 <= self.min_keep <= 1:
+            raise ValueError(f"min_keep must lie in [0, 1], got {self.min_keep}")
         if self.tau_quantile is not None and not 0 <= self.tau_quantile < 1:
             raise ValueError(f"tau_quantile must lie in [0, 1), got {self.tau_quantile}")
         for name, allowed in (("magnitude", ("signed", "abs", "positive")), ("convention", ("divide", "multiply")),
@@ -333,9 +341,20 @@ def refine(
         margin = (excess.flatten(2).quantile(cfg.tau_quantile, dim=2).view(*q.shape[:2], *([1] * (q.dim() - 2)))
                   if cfg.tau_quantile is not None else cfg.margin(ranked))
         keep = excess > margin + UNIFORM_ATOL
+        if cfg.min_keep > 0:
+            keep = _keep_at_least(keep, excess, cfg.min_keep)
     weight = q if cfg.power == 1 else q.pow(cfg.power)
     refined = maps * (weight * keep).to(maps.dtype)
     return VAROutput(refined=refined, q=q, keep=keep, config=cfg)
+
+
+def _keep_at_least(keep: Tensor, excess: Tensor, share: float) -> Tensor:
+    """``keep``, except that a map keeping fewer than ``share`` of its pixels keeps its ``share`` highest ``q``."""
+    flat = excess.flatten(2)
+    n = max(1, min(flat.shape[-1], math.ceil(share * flat.shape[-1])))
+    kth = flat.topk(n, dim=-1).values[..., -1:]
+    short = keep.flatten(2).sum(-1, keepdim=True) < n
+    return torch.where(short, flat >= kth, keep.flatten(2)).view_as(keep)
 
 
 def _smooth_maps(h: Tensor, fraction: float) -> Tensor:
