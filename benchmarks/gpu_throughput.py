@@ -168,7 +168,12 @@ def main():
 
     autocast = None if args.dtype == "float32" else args.dtype
     for model_name in args.models.split(","):
-        lm, model = build(model_name, dev, args.channels_last)
+        try:
+            lm, model = build(model_name, dev, args.channels_last)
+        except ImportError as err:  # e.g. timm not installed: say so, measure the rest
+            print(f"{model_name}: skipped ({err})", flush=True)
+            report.setdefault("skipped", []).append({"model": model_name, "reason": str(err)})
+            continue
         vit = is_vit(model)
         if (vit and "vit" in skip) or (not vit and "cnn" in skip):
             continue

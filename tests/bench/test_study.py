@@ -93,7 +93,7 @@ def test_rule_excludes_zeroing_and_insertion_loss(tmp_path):
     assert ranking["good"]["paper_gains_reached"] == int(50 >= PAPER_RA_GAIN["gradcam"])
     assert ranking["good"]["extra_improved"] == 1
     md = markdown(res)
-    assert "### gradcam (paper: +25%)" in md and "Chosen: **good**" in md
+    assert "### gradcam (paper: +25%; the most any refinement can gain here: +" in md and "Chosen: **good**" in md
 
 
 def test_rule_prefers_paper_gains_then_extra_methods():

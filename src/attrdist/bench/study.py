@@ -356,7 +356,10 @@ def markdown(result: dict) -> str:
         by = result["cells"].get(m)
         if not by:
             continue
-        paper = f" (paper: +{PAPER_RA_GAIN[m]:.0f}%)" if m in PAPER_RA_GAIN else ""
+        base = by.get("vanilla", {}).get("region_attribution", {}).get("mean", math.nan)
+        ceiling = f"; the most any refinement can gain here: {(1 / base - 1) * 100:+.0f}%" if base > 0 else ""
+        paper = f" (paper: +{PAPER_RA_GAIN[m]:.0f}%{ceiling})" if m in PAPER_RA_GAIN else (
+            f" ({ceiling[2:]})" if ceiling else "")
         lines += [f"### {m}{paper}", "",
                   "| variant | RA | RA gain, zeroed = 0 | RA gain, zeroed excluded | IoU gain | F1 gain | zeroed | "
                   "no positive mass | AIC gain | SIC gain | SSIM after randomisation | Spearman abs |",
