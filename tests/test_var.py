@@ -291,13 +291,15 @@ def _literal_candidate(maps, magnitude, smooth, power, gate, tau_quantile, min_k
                 pos = tau_quantile * (len(excess) - 1)
                 lo = int(math.floor(pos))
                 margin = excess[lo] + (excess[min(lo + 1, len(excess) - 1)] - excess[lo]) * (pos - lo)
-            kept = sum(1 for y in range(h) for x in range(w) if q[c][y][x] - 1 / k > margin + 1e-12)
+            positive = [(y, x) for y in range(h) for x in range(w) if maps[i, c, y, x] > 0]
+            kept = sum(1 for y, x in positive if q[c][y][x] - 1 / k > margin + 1e-12)
             least = math.ceil(min_keep * h * w)
-            if kept < least:  # too few pixels pass: the `least` highest q of this map pass instead
-                margin = excess[len(excess) - least] - 1e-12 - 1e-15
+            extra = set()
+            if kept < least:  # too few pixels with evidence pass: the `least` positive ones of highest q pass too
+                extra = set(sorted(positive, key=lambda p: -q[c][p[0]][p[1]])[:least])
             for y in range(h):
                 for x in range(w):
-                    keep = gate == "none" or q[c][y][x] - 1 / k > margin + 1e-12
+                    keep = gate == "none" or q[c][y][x] - 1 / k > margin + 1e-12 or (y, x) in extra
                     out[i][c][y][x] = float(maps[i, c, y, x]) * q[c][y][x] ** power * keep
     return torch.tensor(out, dtype=torch.float64)
 
@@ -320,12 +322,26 @@ def test_soft_gate_never_zeroes_a_map():
     maps[0, :, 2, 2] = torch.tensor([1.0, 5.0, 5.0, 5.0])  # class 0 never dominates: zeroed under the margin
     assert not var(maps, preset="normalized").refined[0, 0].any()
     assert var(maps, preset="normalized", gate="none").refined[0, 0].any()
-    weak = torch.randn(1, 4, 10, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    weak[0, 0] -= 20  # class 0 loses every pixel: the margin zeroes it, a quantile margin keeps its best tenth
+    weak = torch.randn(1, 4, 10, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64).abs()
+    weak[0, 1:] += 2
+    weak[0, 0] *= 0.1  # class 0 loses every pixel: the margin zeroes it, a quantile margin keeps its best tenth
     assert not var(weak, preset="normalized").keep[0, 0].any()
     assert var(weak, preset="normalized", tau_quantile=0.9).keep[0, 0].sum() == 10
     assert var(weak, preset="normalized", min_keep=0.05).keep[0, 0].sum() == 5  # the least share it keeps
     assert var(weak, preset="normalized", min_keep=0.05).keep[0, 1:].sum() == var(weak).keep[0, 1:].sum()
+
+
+def test_min_keep_keeps_evidence_not_zeros():
+    # a Grad-CAM-like map: class 0 is zero except a small blob where the other classes are stronger; its
+    # highest q is where every class is zero (q = 1/K, no evidence): min_keep must keep the blob instead
+    maps = torch.zeros(1, 4, 10, 10, dtype=torch.float64)
+    maps[0, 0, 2:4, 2:4] = 1.0
+    maps[0, 1:, 2:4, 2:4] = 3.0
+    maps[0, 1:, 6:, 6:] = 2.0
+    assert not var(maps, preset="normalized").refined[0, 0].any()
+    out = var(maps, preset="normalized", min_keep=0.04)
+    assert (out.refined[0, 0] > 0).sum() == 4 and out.refined[0, 0, 2:4, 2:4].gt(0).all()
+    assert not var(-maps, preset="normalized", min_keep=0.04).refined[0, 0].gt(0).any()  # nothing positive to keep
 
 
 @pytest.mark.parametrize("bad", [dict(smooth=-0.1), dict(smooth=2.0), dict(power=0.0), dict(tau_quantile=1.0),

@@ -131,9 +131,10 @@ class VARConfig:
             which class dominates a neighbourhood.
         tau_quantile: When set, the margin of each map is this quantile of its ``q_c - 1/K`` over the pixels,
             instead of the constant ``tau`` (a fixed share of every map survives, whatever the method's scale).
-        min_keep: The least share of its pixels every map keeps: where fewer pass the margin, the map keeps this
-            share of its pixels with the highest ``q_c`` instead (0: none, the paper; a map whose class never
-            dominates is then zeroed).
+        min_keep: The least share of its pixels every map keeps with evidence for its class: where fewer
+            pixels with ``H_c > 0`` pass the margin, the map also keeps, of its pixels with ``H_c > 0``, this
+            share with the highest ``q_c`` (all of them if fewer). 0: none, the paper; a map whose class never
+            dominates is then zeroed. A map with no positive pixel has nothing to keep.
         gate: ``"margin"``: keep only pixels above the margin (paper); ``"none"``: no indicator, ``H * q**power``
             everywhere (a soft gate: no map is ever zeroed).
         power: Exponent of ``q`` in the refined map ``H * q**power`` (1: paper).
@@ -342,19 +343,21 @@ def refine(
                   if cfg.tau_quantile is not None else cfg.margin(ranked))
         keep = excess > margin + UNIFORM_ATOL
         if cfg.min_keep > 0:
-            keep = _keep_at_least(keep, excess, cfg.min_keep)
+            keep = _keep_at_least(keep, excess, maps.detach() > 0, cfg.min_keep)
     weight = q if cfg.power == 1 else q.pow(cfg.power)
     refined = maps * (weight * keep).to(maps.dtype)
     return VAROutput(refined=refined, q=q, keep=keep, config=cfg)
 
 
-def _keep_at_least(keep: Tensor, excess: Tensor, share: float) -> Tensor:
-    """``keep``, except that a map keeping fewer than ``share`` of its pixels keeps its ``share`` highest ``q``."""
-    flat = excess.flatten(2)
-    n = max(1, min(flat.shape[-1], math.ceil(share * flat.shape[-1])))
+def _keep_at_least(keep: Tensor, excess: Tensor, positive: Tensor, share: float) -> Tensor:
+    """``keep``, and where a map keeps fewer than ``share`` of its pixels with positive evidence, also its
+    ``share`` positive pixels of the highest ``q`` (the surviving mass must be evidence, not zeros)."""
+    kept, pos = keep.flatten(2), positive.flatten(2)
+    n = max(1, min(kept.shape[-1], math.ceil(share * kept.shape[-1])))
+    flat = torch.where(pos, excess.flatten(2), -math.inf)
     kth = flat.topk(n, dim=-1).values[..., -1:]
-    short = keep.flatten(2).sum(-1, keepdim=True) < n
-    return torch.where(short, flat >= kth, keep.flatten(2)).view_as(keep)
+    short = (kept & pos).sum(-1, keepdim=True) < n
+    return torch.where(short, kept | (pos & (flat >= kth)), kept).view_as(keep)
 
 
 def _smooth_maps(h: Tensor, fraction: float) -> Tensor:

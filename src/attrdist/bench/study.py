@@ -70,6 +70,8 @@ CANDIDATES: dict[str, dict] = {
                                             "min_keep": 0.05},
         "n+positive+smooth.02+t.1-.3-1+keep.05": {"magnitude": "positive", "smooth": 0.02,
                                                   "temperatures": [0.1, 0.3, 1.0], "min_keep": 0.05},
+        "n+abs+smooth.02+t.1-.3-1+keep.05": {"magnitude": "abs", "smooth": 0.02, "temperatures": [0.1, 0.3, 1.0],
+                                             "min_keep": 0.05},
     }.items()},
 }
 
