@@ -350,8 +350,10 @@ def refine(
 
 
 def _keep_at_least(keep: Tensor, excess: Tensor, positive: Tensor, share: float) -> Tensor:
-    """``keep``, and where a map keeps fewer than ``share`` of its pixels with positive evidence, also its
-    ``share`` positive pixels of the highest ``q`` (the surviving mass must be evidence, not zeros)."""
+    """``keep``, plus the ``share`` best positive pixels of every map that keeps fewer positive ones.
+
+    The surviving mass must be evidence (``H > 0``), not zeros: pixels rank by ``q`` among the positive ones.
+    """
     kept, pos = keep.flatten(2), positive.flatten(2)
     n = max(1, min(kept.shape[-1], math.ceil(share * kept.shape[-1])))
     flat = torch.where(pos, excess.flatten(2), -math.inf)

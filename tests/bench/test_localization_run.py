@@ -146,3 +146,21 @@ def test_vit_runs_448_pixel_grids(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     ra = [r[5] for r in rows_of(tmp_path) if r[4] == "region_attribution"]
     assert len(ra) == 4 * 2 * 2 and all(0 <= v <= 1 for v in ra)
+
+
+
+def test_opening_a_store_while_another_process_creates_it(tmp_path):
+    # torchrun ranks open the same fresh results.sqlite together. While one holds the write lock (creating
+    # the tables), SQLite answers the other's switch to WAL with "database is locked" at once, without the
+    # busy wait: the store must wait for the lock, not fail the rank
+    import sqlite3
+    import threading
+
+    path = tmp_path / "results.sqlite"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE creating(x)")
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.5, lambda: other.execute("COMMIT")).start()
+    with ResultStore(path) as store:
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    other.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -49,9 +50,24 @@ class ResultStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
         self.lock = threading.RLock()
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self._wal()
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+
+    def _wal(self, wait: float = 120.0) -> None:
+        # switching a new file to WAL answers "database is locked" at once (no busy wait) while another
+        # process (a torchrun rank) creates it: retry until the switch is done or `wait` seconds have passed
+        deadline = time.monotonic() + wait
+        delay = 0.01
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(2 * delay, 0.5)
 
     def close(self) -> None:
         """Close the connection."""
