@@ -263,7 +263,8 @@ def _literal_blur(img, sigma):
     return [[sum(g[j + r] * rows[refl(y + j, h)][x] for j in range(-r, r + 1)) for x in range(w)] for y in range(h)]
 
 
-def _literal_candidate(maps, magnitude, smooth, power, gate, tau_quantile, min_keep=0.0):
+def _literal_candidate(maps, magnitude, smooth, power, gate, tau_quantile, min_keep=0.0,
+                       temperatures=(1.0, 5.0, 100.0)):
     """The refinement candidates of the variant study from their definitions, one pixel at a time."""
     b, k, h, w = maps.shape
     out = [[[[0.0] * w for _ in range(h)] for _ in range(k)] for _ in range(b)]
@@ -273,16 +274,17 @@ def _literal_candidate(maps, magnitude, smooth, power, gate, tau_quantile, min_k
         hs = []
         for c in range(k):
             m = [[float(maps[i, c, y, x]) for x in range(w)] for y in range(h)]
-            m = [[max(v, 0.0) if magnitude == "positive" else v for v in row] for row in m]
+            m = [[max(v, 0.0) if magnitude == "positive" else (abs(v) if magnitude == "abs" else v) for v in row]
+                 for row in m]
             m = [[v / scale for v in row] for row in m]
             hs.append(_literal_blur(m, smooth * max(h, w)) if smooth else m)
         q = [[[0.0] * w for _ in range(h)] for _ in range(k)]
         for y in range(h):
             for x in range(w):
-                for t in (1.0, 5.0, 100.0):
+                for t in temperatures:
                     e = [math.exp(hs[c][y][x] / t) for c in range(k)]
                     for c in range(k):
-                        q[c][y][x] += e[c] / sum(e) / 3
+                        q[c][y][x] += e[c] / sum(e) / len(temperatures)
         for c in range(k):
             excess = sorted(q[c][y][x] - 1 / k for y in range(h) for x in range(w))
             if tau_quantile is None:
@@ -308,12 +310,15 @@ def _literal_candidate(maps, magnitude, smooth, power, gate, tau_quantile, min_k
     dict(magnitude="positive"), dict(smooth=0.1), dict(smooth=0.2, magnitude="positive"), dict(power=2.0),
     dict(gate="none", power=3.0), dict(tau_quantile=0.5), dict(tau_quantile=0.8, smooth=0.1),
     dict(min_keep=0.3), dict(min_keep=0.05, magnitude="positive", smooth=0.1),
+    dict(magnitude="abs", smooth=0.15, temperatures=(0.1, 0.3, 1.0), min_keep=0.05),
 ])
 def test_study_candidates_match_literal_loops(fields):
     gen = torch.Generator().manual_seed(5)
     maps = torch.randn(2, 3, 9, 8, generator=gen, dtype=torch.float64)
     args = dict(magnitude="signed", smooth=0.0, power=1.0, gate="margin", tau_quantile=None, min_keep=0.0) | fields
     ref = _literal_candidate(maps, **args)
+    if "temperatures" in fields:
+        assert not torch.allclose(ref, _literal_candidate(maps, **(args | {"temperatures": (1.0, 5.0, 100.0)})))
     torch.testing.assert_close(var(maps, preset="normalized", **fields).refined, ref, rtol=1e-10, atol=1e-12)
 
 
@@ -349,3 +354,17 @@ def test_min_keep_keeps_evidence_not_zeros():
 def test_bad_candidate_fields(bad):
     with pytest.raises(ValueError):
         var(torch.randn(1, 3, 2, 2), **bad)
+
+
+def test_smoothed_preset_is_the_study_candidate():
+    # the named preset is the study's best localiser, field for field (README, "The variant study")
+    from attrdist.bench.study import CANDIDATES
+
+    fields = dict(CANDIDATES["n+abs+smooth.02+t.1-.3-1+keep.05"])
+    base = fields.pop("preset")
+    assert get_preset("smoothed") == get_preset(base, **{k: tuple(v) if isinstance(v, list) else v
+                                                         for k, v in fields.items()})
+    gen = torch.Generator().manual_seed(2)
+    maps = torch.randn(1, 4, 12, 10, generator=gen, dtype=torch.float64)
+    ref = _literal_candidate(maps, "abs", 0.02, 1.0, "margin", None, 0.05, (0.1, 0.3, 1.0))
+    torch.testing.assert_close(var(maps, preset="smoothed").refined, ref, rtol=1e-10, atol=1e-12)
