@@ -39,8 +39,10 @@ def test_rows_complete(reference):
     rows = rows_of(reference)
     items = {r[0] for r in rows}
     assert len(items) == 6
-    # 6 grids x 4 cells x 2 methods x 2 variants x 6 metrics
-    assert len(rows) == 6 * 4 * 2 * 2 * 6
+    # 6 grids x 4 cells x 2 methods x 2 variants x 7 metrics (RA, IoU, precision, recall, F1, zeroed,
+    # no_positive)
+    assert len(rows) == 6 * 4 * 2 * 2 * 7
+    assert {r[4] for r in rows} == {"region_attribution", "iou", "precision", "recall", "f1", "zeroed", "no_positive"}
     assert {r[3] for r in rows} == {"vanilla", "var"}
     ra = [r[5] for r in rows if r[4] == "region_attribution"]
     assert all(0 <= v <= 1 for v in ra)

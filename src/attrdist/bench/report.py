@@ -30,9 +30,10 @@ _TASK_ORDER = ("localization", "insertion", "similarity", "count")
 
 def _metric_key(name: str) -> tuple[int, int, str]:
     names = METRICS.names()
-    if name in METRICS:
-        return _TASK_ORDER.index(METRICS.get(name).task), names.index(name), name
-    return len(_TASK_ORDER), 0, name
+    if name in METRICS:  # a benchmark's own task (not one of the built-in ones) comes after them
+        task = METRICS.get(name).task
+        return (_TASK_ORDER.index(task) if task in _TASK_ORDER else len(_TASK_ORDER)), names.index(name), name
+    return len(_TASK_ORDER) + 1, 0, name
 
 
 def higher_is_better(metric: str) -> bool:

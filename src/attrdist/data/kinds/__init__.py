@@ -8,7 +8,7 @@ registers its kinds when imported, and all of them are imported here: a new data
 
 Example:
     >>> sorted(DATASETS.names())
-    ['coco', 'folder', 'imagenet', 'parts', 'sample']
+    ['coco', 'folder', 'imagenet', 'parts', 'photos', 'sample']
 """
 
 from __future__ import annotations
