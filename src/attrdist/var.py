@@ -287,7 +287,7 @@ def refine(
     Args:
         maps: Raw maps ``[B, K, H, W]`` (any trailing shape works: ``[B, K, C, H, W]`` gives one distribution
             per channel), one per class of the set, never normalised per map.
-        preset: ``"normalized"`` (default), ``"paper"``, ``"authors-code"`` or a :class:`VARConfig`.
+        preset: A key of :data:`PRESETS` (default :data:`DEFAULT_PRESET`) or a :class:`VARConfig`.
         ranked: The class set was chosen by rank (selects ``tau_ranked``).
         warn_identical: Warn (:class:`ClassAgnosticWarning`) when the K maps of an image are identical.
         **overrides: Fields of :class:`VARConfig` to override.
@@ -485,7 +485,7 @@ class VAR:
             Captum, pytorch-grad-cam or any callable).
         classes: Class-set spec (``"top3+worst"``, ``"best-vs-worst"``, ``"281,285,287"``), a
             :class:`~attrdist.classes.ClassSet`, a list of classes or a ``[B, K]`` tensor.
-        preset: ``"normalized"`` (default), ``"paper"``, ``"authors-code"`` or a :class:`VARConfig`.
+        preset: A key of :data:`PRESETS` (default :data:`DEFAULT_PRESET`) or a :class:`VARConfig`.
         ranked: Whether the class set was chosen by rank (selects ``tau_ranked``); default: true for ranked
             class-set specs (``topN``, ``topN+worst``, ``best-vs-worst``), false for lists and tensors.
         **overrides: Fields of :class:`VARConfig` to override (``temperatures``, ``tau``, ...).

@@ -28,10 +28,11 @@ import numpy as np
 
 from ..models import LoadedModel, load_model
 from ..options import ModelOptions, opt
-from .insertion import InsertionConfig, run_insertion
-from .localization import LocalizationConfig, run_localization
+from .insertion import InsertionConfig
+from .localization import LocalizationConfig
+from .registry import BENCHMARKS
 from .runner import current_shard
-from .sanity import SanityConfig, run_sanity
+from .sanity import SanityConfig
 from .store import ResultStore
 
 __all__ = ["CANDIDATES", "PAPER_RA_GAIN", "StudyConfig", "analyse", "choose_default", "markdown", "run_study"]
@@ -121,10 +122,6 @@ class StudyConfig(ModelOptions):
         }
 
 
-_RUNNERS: dict[str, Callable] = {"localization": run_localization, "insertion": run_insertion,
-                                 "sanity": run_sanity}
-
-
 def run_study(config: StudyConfig, out_dir: str | Path, lm: LoadedModel | None = None) -> dict:
     """Run (or resume) the three benchmarks of the study into ``out_dir`` and analyse them.
 
@@ -138,7 +135,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, lm: LoadedModel | None =
     (out / "study.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
     lm = lm or load_model(config.model, config.weights, trust_checkpoint=config.trust_checkpoint)
     for name, cfg in config.runs().items():
-        _RUNNERS[name](cfg, out / name, lm=lm).close()
+        BENCHMARKS.get(name).run(cfg, out / name, lm=lm).close()
     if current_shard().rank != 0:  # under torchrun, the first process writes the analysis
         return {}
     result = analyse(out, bootstrap=config.bootstrap, seed=config.seed)
@@ -182,8 +179,9 @@ def _grouped(rows: list[tuple], groups: list[str], keep: Callable[[tuple], bool]
     """``(method, variant, metric) -> _Grouped`` over ``groups`` (item ids) from store rows that ``keep``."""
     index = {g: i for i, g in enumerate(groups)}
     out: dict[tuple, _Grouped] = {}
-    for item, _unit, method, variant, metric, value in rows:
-        if value is None or not math.isfinite(value) or not keep((item, _unit, method, variant, metric, value)):
+    for row in rows:
+        item, _unit, method, variant, metric, value = row
+        if value is None or not math.isfinite(value) or not keep(row):
             continue
         g = out.setdefault((method, variant, metric), _Grouped(np.zeros(len(groups)), np.zeros(len(groups))))
         g.sums[index[item]] += value
