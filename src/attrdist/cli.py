@@ -376,8 +376,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     try:
         written = write_report(args.run_dir)
-    except FileNotFoundError as err:
-        return _error(err)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        return _error(err.args[0] if isinstance(err, KeyError) and err.args else err)
     print(written["markdown"].read_text())
     print("wrote " + ", ".join(str(p) for p in written.values()), file=sys.stderr)
     return 0

@@ -159,6 +159,7 @@ def test_upload_limits_and_non_images(server):
     ("classes=2,2,3", "duplicate"),
     ("classes=1,5000", "does not fit"),
     ("classes=nonsense", "unknown class set"),
+    ("classes=top999", "at most 32"),
     ("sample=moon", "no sample"),
     ("", "upload an image"),
 ])

@@ -101,6 +101,51 @@ def test_report_files(reference):
     assert subprocess.run(cmd, env=env, capture_output=True, text=True).returncode == 0
 
 
+@pytest.mark.parametrize("text, message", [
+    ("trust_checkpoint: true\nmodel: evil.pt\n", "trust_checkpoint cannot come from a configuration file"),
+    ("batch_size: '4'\n", "field 'batch_size' must be int"),
+    ("variants: [a]\n", "field 'variants' must be dict"),
+    ("methods: [\n", "not valid YAML"),
+    ("- 1\n", "a configuration is a mapping"),
+])
+def test_bad_config_files_are_clear_errors(tmp_path, text, message):
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(ValueError, match=message):
+        LocalizationConfig.load(tmp_path / "c.yaml")
+
+
+def test_saved_configs_never_carry_trust(tmp_path):
+    LocalizationConfig(trust_checkpoint=True).save(tmp_path / "c.yaml")
+    assert "trust" not in (tmp_path / "c.yaml").read_text()
+    assert LocalizationConfig.load(tmp_path / "c.yaml").trust_checkpoint is False
+
+
+def test_report_writes_only_inside_the_run_folder(reference, tmp_path):
+    # a shared run folder is data: a metric named like a path, or report.md linked elsewhere, must not
+    # make `attrdist report` write outside it
+    import sqlite3
+
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    (run / "plot_a").mkdir()
+    outside = tmp_path / "outside.md"
+    outside.write_text("keep")
+    (run / "report.md").unlink(missing_ok=True)
+    (run / "report.md").symlink_to(outside)
+    with sqlite3.connect(run / "results.sqlite") as db:
+        cols = [r[1] for r in db.execute("PRAGMA table_info(results)")]
+        row = db.execute(f"SELECT {', '.join(cols)} FROM results LIMIT 1").fetchone()
+        values = dict(zip(cols, row, strict=True)) | {"metric": "a/../../escaped"}
+        db.execute(f"INSERT INTO results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                   [values[c] for c in cols])
+    written = write_report(run)
+    assert outside.read_text() == "keep" and not (tmp_path / "escaped.png").exists()
+    assert all(p.resolve().parent == run.resolve() for p in written.values())
+    (run / "results.sqlite").write_bytes(b"not a database" * 100)
+    with pytest.raises(ValueError, match="not a readable results database"):
+        write_report(run)
+
+
 def test_config_yaml_round_trip(reference, tmp_path):
     cfg = LocalizationConfig.load(reference / "config.yaml")
     assert cfg.cell == 64 and cfg.methods == ["gradcam", "input_x_gradient"]

@@ -35,3 +35,12 @@ def test_class_names_and_grid():
     assert sample_grid(cell=32).size == (64, 64)
     with pytest.raises(ValueError, match="square number"):
         sample_grid(("chelsea", "coffee", "rocket"))
+
+
+def test_a_thin_strip_is_refused_before_any_resize(tmp_path):
+    # 4 x 12,500 pixels is small, but resizing its short side to 256 would make 256 x 800,000
+    Image.new("RGB", (4, 12_500)).save(tmp_path / "strip.png")
+    with pytest.raises(ImageReadError, match="more elongated than 100:1"):
+        read_image(tmp_path / "strip.png")
+    Image.new("RGB", (4, 400)).save(tmp_path / "ok.png")
+    assert read_image(tmp_path / "ok.png").size == (4, 400)

@@ -69,7 +69,8 @@ def test_too_few_classes_for_a_grid(tmp_path):
         ds.grids(2, 4, 0, None)
 
 
-@pytest.mark.parametrize("bad", [{"source": "web"}, {"label": 1000}, {"colour": "red"}])
+@pytest.mark.parametrize("bad", [{"source": "web"}, {"label": 1000}, {"colour": "red"}, {"label": "1"},
+                                 {"path": "../../etc/passwd"}, {"source": "pypi", "path": "/etc/passwd"}])
 def test_malformed_list(tmp_path, bad):
     with pytest.raises(ValueError, match="entry 0"):
         read_manifest(_manifest(tmp_path, [_entry(0, 1) | bad]))

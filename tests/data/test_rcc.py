@@ -65,3 +65,21 @@ def test_damaged_bundles(tmp_path, damage):
     f.write_bytes(bytes(blob))
     with pytest.raises(RccError):
         read_member(f, "/res/a.webp")
+
+
+@pytest.mark.parametrize("damage", ["zlib", "zlib-truncated", "name"])
+def test_damaged_members_are_rcc_errors(tmp_path, damage):
+    blob = bytearray(_bundle({"a.png": bytes(range(256)) * 8}, compress={"a.png"}))
+    i = blob.index(struct.pack(">I", 256 * 8)) + 4  # Qt's length prefix, then the zlib stream
+    if damage == "zlib":
+        blob[i:i + 2] = b"\xff\xff"  # not a zlib header
+    elif damage == "zlib-truncated":
+        (size,) = struct.unpack(">I", blob[i - 8:i - 4])
+        struct.pack_into(">I", blob, i - 8, size - 10)  # the stream cut short
+    else:
+        j = blob.index("a.png".encode("utf-16-be"))
+        blob[j:j + 2] = b"\xd8\x00"  # a lone surrogate: not UTF-16
+    f = tmp_path / "x.rcc"
+    f.write_bytes(bytes(blob))
+    with pytest.raises(RccError, match="damaged|truncated"):
+        read_member(f, "/res/a.png")

@@ -75,3 +75,16 @@ def test_torchvision_weights_by_name():
         load_model("torchvision:resnet50", weights="IMAGENET1K_V1")
     with pytest.raises(WeightsUnavailableError, match="published weights: IMAGENET1K_V1, IMAGENET1K_V2, DEFAULT"):
         load_model("torchvision:resnet50", weights="IMAGENET1K_V7")
+
+
+@pytest.mark.parametrize("content", [b"hello", b"", b"PK\x03\x04garbage"])
+def test_a_file_that_is_no_checkpoint_is_a_clear_error(tmp_path, content):
+    f = tmp_path / "m.pt"
+    f.write_bytes(content)
+    with pytest.raises(ValueError, match="neither a TorchScript file nor a PyTorch checkpoint"):
+        load_model(str(f))
+    with pytest.raises(ValueError, match="not a PyTorch state dict"):
+        load_model("torchvision:resnet18", weights=str(f))
+    torch.save([1, 2], f)
+    with pytest.raises(ValueError, match="holds a list, not a state dict"):
+        load_model("torchvision:resnet18", weights=str(f))

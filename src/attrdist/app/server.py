@@ -52,6 +52,8 @@ from .cache import LRUCache
 
 __all__ = ["AppConfig", "Explorer", "UserError", "make_server", "serve"]
 
+#: The most classes one request may explain.
+MAX_CLASSES = 32
 _KEY = re.compile(r"^[0-9a-f]{24}$")
 
 
@@ -264,6 +266,9 @@ class Explorer:
         n_out = len(lm.class_names)
         if rule.fixed and max(rule.fixed) >= n_out or rule.size > n_out:
             raise UserError(f"class set {classes[:80]!r} does not fit the model's {n_out} classes")
+        if rule.size > MAX_CLASSES:  # one attribution per class and method, all held in the cache
+            raise UserError(f"class set {classes[:80]!r} has {rule.size} classes; the explorer explains at most "
+                            f"{MAX_CLASSES} at once (the command line has no limit)")
         target = _number(params, "target", int, 0, n_out - 1)
         sample = params.get("sample")
         if data:

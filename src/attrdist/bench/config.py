@@ -7,9 +7,10 @@ these fields, so an option is declared once.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import yaml
 
@@ -22,7 +23,7 @@ __all__ = ["DEFAULT_VARIANTS", "RunConfig", "opt", "open_run"]
 #: The VAR variants computed by default beside vanilla (name -> preset and overrides).
 DEFAULT_VARIANTS: dict[str, dict] = {"var": {"preset": DEFAULT_PRESET}}
 
-C = TypeVar("C", bound="RunConfig")
+C = typing.TypeVar("C", bound="RunConfig")
 
 
 @dataclass(kw_only=True)
@@ -78,28 +79,72 @@ class RunConfig(ModelOptions):
         return {"benchmark": self.benchmark, **d}
 
     def save(self, path: str | Path) -> None:
-        """Write the configuration as YAML."""
-        Path(path).write_text(yaml.safe_dump(dataclasses.asdict(self), sort_keys=False))
+        """Write the configuration as YAML (without ``trust_checkpoint``: a file never carries that consent)."""
+        Path(path).write_text(yaml.safe_dump(shareable(self), sort_keys=False))
 
     @classmethod
     def load(cls: type[C], path: str | Path) -> C:
         """Read a YAML configuration.
 
         Raises:
-            ValueError: On a field the configuration does not have.
+            ValueError: On malformed YAML, a field the configuration does not have, a value of the wrong type,
+                or ``trust_checkpoint: true`` (letting a checkpoint run code is the caller's decision, never a
+                shared file's: pass ``--trust-checkpoint``).
         """
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML ({err})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a configuration is a mapping of fields, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known - {"benchmark"})
         if unknown:
             raise ValueError(f"{path}: unknown field(s) {unknown} for the {cls.benchmark} benchmark")
+        if data.pop("trust_checkpoint", False):  # `false` (in configs saved before) changes nothing
+            raise ValueError(f"{path}: trust_checkpoint cannot come from a configuration file (it lets a "
+                             "checkpoint run code); pass --trust-checkpoint on the command line")
         data.pop("benchmark", None)
-        return cls(**data)
+        hints = typing.get_type_hints(cls)
+        for name, value in data.items():
+            if not _fits(value, hints[name]):
+                want = hints[name].__name__ if isinstance(hints[name], type) else str(hints[name])
+                raise ValueError(f"{path}: field {name!r} must be {want}, got {value!r}")
+        try:
+            return cls(**data)
+        except TypeError as err:
+            raise ValueError(f"{path}: {err}") from None
 
     @property
     def limit(self) -> int | None:
         """``max_items`` with 0 read as no limit."""
         return self.max_items if self.max_items and self.max_items > 0 else None
+
+
+def shareable(config: object) -> dict:
+    """A configuration dataclass as plain values for a file, without ``trust_checkpoint``."""
+    d = dataclasses.asdict(config)  # type: ignore[call-overload]
+    d.pop("trust_checkpoint", None)
+    return d
+
+
+def _fits(value: object, hint: object) -> bool:
+    """Whether a value read from YAML has the field's type (shallow: containers are not looked into)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    base = origin or hint
+    if base is type(None):
+        return value is None
+    if base is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if base is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if base in (list, tuple):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, base) if isinstance(base, type) else True
 
 
 def open_run(config: C, out_dir: str | Path, shard: object) -> tuple[object, C]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import math
+import re
+import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,6 +241,7 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
 
     Raises:
         FileNotFoundError: If the folder holds no results.
+        ValueError: If its ``results.sqlite`` is not a results database.
     """
     from . import BENCHMARKS
 
@@ -246,11 +249,15 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     db = run / "results.sqlite"
     if not db.exists():
         raise FileNotFoundError(f"{run}: no results.sqlite (not a benchmark run folder)")
-    with ResultStore(db) as store:
-        bench = BENCHMARKS.get(store.config().get("benchmark", "localization"))
-        t = summarize(store, unit=bench.report_unit(store))
-        figures = bench.plots(store, t, run)
-    written = {"markdown": run / "report.md", "latex": run / "report.tex", "csv": run / "report.csv"}
+    try:
+        with ResultStore(db) as store:
+            bench = BENCHMARKS.get(store.config().get("benchmark", "localization"))
+            t = summarize(store, unit=bench.report_unit(store))
+            figures = bench.plots(store, t, run)
+    except sqlite3.DatabaseError as err:
+        raise ValueError(f"{db}: not a readable results database ({err})") from None
+    written = {"markdown": _fresh(run / "report.md"), "latex": _fresh(run / "report.tex"),
+               "csv": _fresh(run / "report.csv")}
     written["markdown"].write_text(markdown(t))
     written["latex"].write_text(latex(t))
     with written["csv"].open("w", newline="") as f:
@@ -276,12 +283,19 @@ def _pyplot():  # noqa: ANN202
     return plt
 
 
+def _fresh(path: Path) -> Path:
+    """``path`` ready to be written: a link there is removed (a run folder may come from someone else)."""
+    if path.is_symlink():
+        path.unlink()
+    return path
+
+
 def _save(fig: object, path: Path) -> Path:
     """Lay out, write (PNG, 200 dpi) and close a figure."""
     from ..viz import save_figure
 
     fig.tight_layout()  # type: ignore[attr-defined]
-    return save_figure(fig, path)[0]  # type: ignore[arg-type]
+    return save_figure(fig, _fresh(path))[0]  # type: ignore[arg-type]
 
 
 def curve_plots(store: ResultStore, table: Table, run: Path) -> dict[str, Path]:
@@ -367,5 +381,6 @@ def bar_plots(store: ResultStore, t: Table, run: Path) -> dict[str, Path]:
         ax.set_xticks(xs, [display(m) for m in t.methods], rotation=20, ha="right", fontsize=8)
         ax.set_ylabel(metric)
         ax.legend(fontsize=7)
-        out[f"plot_{metric}"] = _save(fig, run / f"plot_{metric}.png")
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", metric).lstrip(".")  # metric names come from the database
+        out[f"plot_{metric}"] = _save(fig, run / f"plot_{safe}.png")
     return out

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..models import LoadedModel, load_model
 from ..options import ModelOptions, opt
+from .config import shareable
 from .insertion import InsertionConfig
 from .localization import LocalizationConfig
 from .registry import BENCHMARKS
@@ -132,7 +133,7 @@ def run_study(config: StudyConfig, out_dir: str | Path, lm: LoadedModel | None =
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "study.yaml").write_text(yaml.safe_dump(asdict(config), sort_keys=False))
+    (out / "study.yaml").write_text(yaml.safe_dump(shareable(config), sort_keys=False))
     lm = lm or load_model(config.model, config.weights, trust_checkpoint=config.trust_checkpoint)
     for name, cfg in config.runs().items():
         BENCHMARKS.get(name).run(cfg, out / name, lm=lm).close()
@@ -263,7 +264,8 @@ def analyse(study_dir: str | Path, bootstrap: int = 2000, seed: int = 0) -> dict
     if (root / "study.yaml").exists():  # the stores keep their variants sorted: the study's own order
         import yaml
 
-        order = ["vanilla", *(yaml.safe_load((root / "study.yaml").read_text()) or {}).get("variants", {})]
+        saved = yaml.safe_load((root / "study.yaml").read_text())
+        order = ["vanilla", *(saved.get("variants") or {} if isinstance(saved, dict) else {})]
         variants = [v for v in order if v in variants] + [v for v in variants if v not in order]
     plain = {m: {v: dict(c) for v, c in by.items()} for m, by in cells.items()}
     result = {"methods": methods, "variants": variants, "cells": plain}

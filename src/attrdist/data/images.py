@@ -11,6 +11,9 @@ __all__ = ["ImageReadError", "read_image", "read_image_bytes", "to_rgb"]
 
 #: Larger images are refused before decoding (decompression-bomb guard), in pixels.
 MAX_PIXELS = 20_000 * 20_000
+#: The most elongated image accepted (longer side / shorter side): resizing the shorter side to the model's
+#: input would otherwise blow a thin strip up to gigapixels.
+MAX_ASPECT = 100
 
 
 class ImageReadError(ValueError):
@@ -93,6 +96,8 @@ def _decode(source: object, p: str, max_pixels: int = MAX_PIXELS) -> Image.Image
                                      f"{max_pixels / 1e6:g} megapixels")
             if im.width < 1 or im.height < 1:
                 raise ImageReadError(f"{p}: the image has no pixels")
+            if max(im.size) > MAX_ASPECT * min(im.size):
+                raise ImageReadError(f"{p}: {im.width}x{im.height} pixels is more elongated than {MAX_ASPECT}:1")
             im.load()
             return to_rgb(im)
     except UnidentifiedImageError:

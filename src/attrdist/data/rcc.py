@@ -51,7 +51,10 @@ class _Bundle:
         start = self.names + offset + 6  # length, then a 4-byte hash, then the UTF-16 name
         if start + 2 * length > len(self.b):
             raise RccError(f"{self.where}: damaged (a name runs past the end)")
-        return self.b[start:start + 2 * length].decode("utf-16-be")
+        try:
+            return self.b[start:start + 2 * length].decode("utf-16-be")
+        except UnicodeDecodeError:
+            raise RccError(f"{self.where}: damaged (a name is not UTF-16)") from None
 
     def flags(self, node: int) -> int:
         return self._unpack(">H", self.tree + node * self.node_size + 4)[0]
@@ -69,14 +72,23 @@ class _Bundle:
         raw = self.b[start:start + size]
         flags = self.flags(node)
         if flags & _ZLIB:
-            out = zlib.decompressobj().decompress(raw[4:], MAX_MEMBER_BYTES)
+            d = zlib.decompressobj()
+            try:
+                out = d.decompress(raw[4:], MAX_MEMBER_BYTES)
+            except zlib.error as err:
+                raise RccError(f"{self.where}: damaged compressed member ({err})") from None
+            if not d.eof:
+                raise RccError(f"{self.where}: compressed member truncated or larger than {MAX_MEMBER_BYTES} bytes")
             return out
         if flags & _ZSTD:
             try:
                 import zstandard
             except ImportError:
                 raise RccError(f"{self.where}: the member is zstd-compressed; pip install zstandard") from None
-            return zstandard.ZstdDecompressor().decompress(raw, max_output_size=MAX_MEMBER_BYTES)
+            try:
+                return zstandard.ZstdDecompressor().decompress(raw, max_output_size=MAX_MEMBER_BYTES)
+            except zstandard.ZstdError as err:
+                raise RccError(f"{self.where}: damaged compressed member ({err})") from None
         return raw
 
 

@@ -303,10 +303,18 @@ def _state_dict(path: str) -> dict:
     p = Path(path)
     if not p.is_file():
         raise WeightsUnavailableError(f"weights file {path!r} does not exist")
-    sd = torch.load(p, map_location="cpu", weights_only=True)
+    try:
+        sd = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise UntrustedCheckpointError(f"weights file {path!r} holds pickled Python objects besides tensors; "
+                                       "save a plain state dict") from None
+    except (RuntimeError, ValueError, EOFError, KeyError, OSError) as err:
+        raise ValueError(f"weights file {path!r} is not a PyTorch state dict ({type(err).__name__})") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
             sd = sd[key]
+    if not isinstance(sd, dict):
+        raise ValueError(f"weights file {path!r} holds a {type(sd).__name__}, not a state dict")
     return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
@@ -321,6 +329,9 @@ def _checkpoint(path: Path, trust: bool = False) -> tuple[nn.Module, Preprocess,
     except (RuntimeError, ValueError):
         try:
             obj = torch.load(path, map_location="cpu", weights_only=not trust)
+        except (RuntimeError, ValueError, EOFError, KeyError) as err:
+            raise ValueError(f"{path} is neither a TorchScript file nor a PyTorch checkpoint "
+                             f"({type(err).__name__})") from None
         except pickle.UnpicklingError:
             raise UntrustedCheckpointError(
                 f"{path} holds pickled Python objects, and loading it would run code from the file. Only for a "

@@ -114,10 +114,14 @@ def read_manifest(path: str | Path | None = None) -> list[Photo]:
         try:
             photos.append(Photo(**e))
         except TypeError as err:
-            raise ValueError(f"photo list entry {n} ({e.get('id', '?')}): {err}") from None
-        if photos[-1].source not in ("debian", "pypi") or not 0 <= photos[-1].label < 1000:
-            raise ValueError(f"photo list entry {n} ({photos[-1].id}): source must be debian or pypi and the "
+            raise ValueError(f"photo list entry {n} ({e.get('id', '?') if isinstance(e, dict) else e!r}): "
+                             f"{err}") from None
+        p = photos[-1]
+        if p.source not in ("debian", "pypi") or not isinstance(p.label, int) or not 0 <= p.label < 1000:
+            raise ValueError(f"photo list entry {n} ({p.id}): source must be debian or pypi and the "
                              "label an ImageNet class index")
+        if ".." in Path(p.path).parts or (p.source == "pypi" and Path(p.path).is_absolute()):
+            raise ValueError(f"photo list entry {n} ({p.id}): the path must stay inside its package")
     ids = [p.id for p in photos]
     if len(set(ids)) != len(ids):
         raise ValueError("photo list: ids must be unique")
