@@ -29,7 +29,7 @@ def literal_var(maps, temperatures, tau, magnitude, convention):
                         q[c] += e[c] / s / len(temperatures)
                 for c in range(k):
                     qs[i, c, y, x] = q[c]
-                    keep = q[c] - 1.0 / k > tau + 1e-12
+                    keep = q[c] - 1.0 / k > tau
                     out[i, c, y, x] = float(maps[i, c, y, x]) * q[c] * keep
     return out, qs
 
@@ -139,6 +139,57 @@ def test_tiny_magnitude_keeps_class_differences():
     maps = torch.randn(1, 4, 16, 16, generator=gen) * 1e-8
     out = var(maps)
     assert out.keep.any(1).float().mean() > 0.9
+
+
+def exact_paper_keep(maps, temperatures=(1.0, 5.0, 100.0)):
+    """Which pixels the paper's formula keeps, in 60-digit decimal arithmetic (no float rounding at all)."""
+    from decimal import Decimal, localcontext
+
+    b, k, h, w = maps.shape
+    keep = torch.zeros(b, k, h, w, dtype=torch.bool)
+    with localcontext() as ctx:
+        ctx.prec = 60
+        for i in range(b):
+            for y in range(h):
+                for x in range(w):
+                    vals = [Decimal(float(maps[i, c, y, x])) for c in range(k)]
+                    q = [Decimal(0)] * k
+                    for t in temperatures:
+                        e = [(v / Decimal(t)).exp() for v in vals]
+                        q = [qc + ec / sum(e) / len(temperatures) for qc, ec in zip(q, e, strict=True)]
+                    for c in range(k):
+                        keep[i, c, y, x] = q[c] - Decimal(1) / k > 0
+    return keep
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-11, 1e-15, 1e-30])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_paper_preset_keeps_what_exact_arithmetic_keeps_at_any_magnitude(scale, dtype):
+    """No absolute tolerance: maps of magnitude 1e-11 or 1e-15 keep the pixels where their class dominates.
+
+    (An absolute tolerance of 1e-12 on q - 1/K kept 47 of 81 pixels of such maps, and none at 1e-12.)
+    """
+    gen = torch.Generator().manual_seed(3)
+    maps = (torch.randn(1, 4, 9, 9, generator=gen, dtype=torch.float64) * scale).to(dtype)
+    out = var(maps, preset="paper")
+    expected = exact_paper_keep(maps)
+    assert expected.sum() > 100  # the class that dominates each pixel keeps it, plus runners-up above the mean
+    assert torch.equal(out.keep, expected)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-15])
+def test_only_ties_up_to_rounding_count_as_uniform(scale):
+    """Identical maps, and maps that differ by float rounding only, keep no pixel; a difference beyond it keeps."""
+    base = torch.randn(1, 1, 6, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64).abs() + 1
+    same = base.expand(1, 3, 6, 6) * scale
+    assert not var(same, preset="paper", warn_identical=False).keep.any()
+    rounded = same.clone()
+    rounded[:, 1] = torch.nextafter(rounded[:, 1], torch.tensor(math.inf, dtype=torch.float64))  # one ulp up
+    assert not var(rounded, preset="paper", warn_identical=False).keep.any()
+    apart = same.clone()
+    apart[:, 1] *= 1 + 1e-9
+    keep = var(apart, preset="paper", warn_identical=False).keep
+    assert keep[:, 1].all() and not keep[:, 0].any() and not keep[:, 2].any()
 
 
 @pytest.mark.parametrize("k", [0, 1])
@@ -294,14 +345,14 @@ def _literal_candidate(maps, magnitude, smooth, power, gate, tau_quantile, min_k
                 lo = int(math.floor(pos))
                 margin = excess[lo] + (excess[min(lo + 1, len(excess) - 1)] - excess[lo]) * (pos - lo)
             positive = [(y, x) for y in range(h) for x in range(w) if maps[i, c, y, x] > 0]
-            kept = sum(1 for y, x in positive if q[c][y][x] - 1 / k > margin + 1e-12)
+            kept = sum(1 for y, x in positive if q[c][y][x] - 1 / k > margin)
             least = math.ceil(min_keep * h * w)
             extra = set()
             if kept < least:  # too few pixels with evidence pass: the `least` positive ones of highest q pass too
                 extra = set(sorted(positive, key=lambda p: -q[c][p[0]][p[1]])[:least])
             for y in range(h):
                 for x in range(w):
-                    keep = gate == "none" or q[c][y][x] - 1 / k > margin + 1e-12 or (y, x) in extra
+                    keep = gate == "none" or q[c][y][x] - 1 / k > margin or (y, x) in extra
                     out[i][c][y][x] = float(maps[i, c, y, x]) * q[c][y][x] ** power * keep
     return torch.tensor(out, dtype=torch.float64)
 

@@ -57,9 +57,10 @@ Convention = Literal["divide", "multiply"]
 Channels = Literal["sum", "each"]
 Gate = Literal["margin", "none"]
 
-#: Absolute tolerance of the strict ``q_c - 1/K > tau`` test: a distribution that is uniform up to
-#: float64 rounding (identical maps, all-zero maps) must count as uniform.
-UNIFORM_ATOL = 1e-12
+#: A pixel counts as a tie of its K classes (a uniform distribution: no class keeps it) when the spread of its K
+#: values is at most this many units in the last place of the maps' own dtype, relative to the largest of them:
+#: identical maps and float rounding of them, at any magnitude (maps of 1e-15 keep what float64 resolves).
+TIE_ULPS = 2
 
 
 class ClassAgnosticWarning(UserWarning):
@@ -336,22 +337,41 @@ def refine(
     h = h / scale.view(-1, *([1] * (h.dim() - 1)))
     if cfg.smooth > 0:
         h = _smooth_maps(h, cfg.smooth)
-    q = torch.zeros_like(h)
-    for t in cfg.temperatures:
-        q += torch.softmax(h / t if cfg.convention == "divide" else h * t, dim=1)
-    q /= len(cfg.temperatures)
+    q, excess = _distribution(h, cfg, tie_eps=TIE_ULPS * torch.finfo(maps.dtype).eps)
     if cfg.gate == "none":
         keep = torch.ones_like(q, dtype=torch.bool)
     else:
-        excess = q - 1.0 / k
         margin = (excess.flatten(2).quantile(cfg.tau_quantile, dim=2).view(*q.shape[:2], *([1] * (q.dim() - 2)))
                   if cfg.tau_quantile is not None else cfg.margin(ranked))
-        keep = excess > margin + UNIFORM_ATOL
+        keep = excess > margin
         if cfg.min_keep > 0:
             keep = _keep_at_least(keep, excess, maps.detach() > 0, cfg.min_keep)
     weight = q if cfg.power == 1 else q.pow(cfg.power)
     refined = maps * (weight * keep).to(maps.dtype)
     return VAROutput(refined=refined, q=q, keep=keep, config=cfg)
+
+
+def _distribution(h: Tensor, cfg: VARConfig, tie_eps: float) -> tuple[Tensor, Tensor]:
+    """The class distribution ``q`` of maps ``h`` ``[B, K, ...]`` and its excess ``q - 1/K``, both float64.
+
+    The excess is computed without cancellation: with ``z = H/t - max_k H/t`` and ``e = expm1(z)``,
+    ``softmax_c(z) - 1/K = (e_c - mean_k e_k) / (K + sum_k e_k)``, exact to float64's relative precision at any
+    magnitude of ``H`` (``q - 1/K`` itself loses every digit below 1e-17). Pixels whose K values are equal up to
+    ``tie_eps`` of their largest magnitude are ties: their excess is exactly 0.
+    """
+    k = h.shape[1]
+    q, excess = torch.zeros_like(h), torch.zeros_like(h)
+    for t in cfg.temperatures:
+        z = h / t if cfg.convention == "divide" else h * t
+        z = z - z.amax(1, keepdim=True)
+        q += torch.softmax(z, dim=1)
+        e = torch.expm1(z)
+        excess += (e - e.mean(1, keepdim=True)) / (k + e.sum(1, keepdim=True))
+    q /= len(cfg.temperatures)
+    excess /= len(cfg.temperatures)
+    spread = h.amax(1, keepdim=True) - h.amin(1, keepdim=True)
+    tie = spread <= tie_eps * h.abs().amax(1, keepdim=True)
+    return q, excess.masked_fill(tie, 0.0)
 
 
 def _keep_at_least(keep: Tensor, excess: Tensor, positive: Tensor, share: float) -> Tensor:
