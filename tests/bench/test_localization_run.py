@@ -44,8 +44,10 @@ def test_rows_complete(reference):
     assert len(rows) == 6 * 4 * 2 * 2 * 7
     assert {r[4] for r in rows} == {"region_attribution", "iou", "precision", "recall", "f1", "zeroed", "no_positive"}
     assert {r[3] for r in rows} == {"vanilla", "var"}
-    ra = [r[5] for r in rows if r[4] == "region_attribution"]
-    assert all(0 <= v <= 1 for v in ra)
+    dead = {r[:4] for r in rows if r[4] == "zeroed" and r[5]}
+    for r in rows:
+        if r[4] == "region_attribution":  # a map that cannot be scored has no score (not 0): it is left out
+            assert (r[5] is None) == (r[:4] in dead) and (r[5] is None or 0 <= r[5] <= 1), r
 
 
 def test_resume_after_sigkill(reference, tmp_path):
@@ -191,8 +193,11 @@ def test_vit_runs_448_pixel_grids(tmp_path):
                    "--weights", "random", "--cell", "224", "--max-items", "1", "--methods", "gradcam,gae")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    ra = [r[5] for r in rows_of(tmp_path) if r[4] == "region_attribution"]
-    assert len(ra) == 4 * 2 * 2 and all(0 <= v <= 1 for v in ra)
+    rows = rows_of(tmp_path)
+    dead = {r[:4] for r in rows if r[4] == "zeroed" and r[5]}
+    ra = [r for r in rows if r[4] == "region_attribution"]
+    assert len(ra) == 4 * 2 * 2 and all((r[5] is None) == (r[:4] in dead) for r in ra)
+    assert all(0 <= r[5] <= 1 for r in ra if r[5] is not None) and len(dead) < len(ra)
 
 
 

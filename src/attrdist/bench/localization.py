@@ -23,6 +23,7 @@ region attribution, IoU and F1 of the cell or object region.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -39,6 +40,7 @@ from ..data.prepare import compose_grid, fit, model_input
 from ..explain import grid_classes
 from ..methods import Attributor, get_method
 from ..metrics import BINARIZATIONS, localization_scores, metrics_for, metrics_of
+from ..metrics.checks import unscorable
 from ..metrics.localization import EMPTY_MAP, PAPER_BORDER, PAPER_KERNEL, PAPER_SIGMA
 from ..models import LoadedModel, load_model
 from ..options import opt
@@ -323,9 +325,11 @@ class LocalizationBenchmark:
         c = self.config
         if maps.shape[-2:] != masks.shape[-2:]:
             maps = F.interpolate(maps[:, None], size=masks.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        dead = unscorable(maps)  # the one definition of a map that cannot be scored: its metrics are not recorded
         scores = localization_scores(maps, masks, c.kernel, c.sigma, c.smoothing, c.binarize, c.binarize_value,
                                      c.border, self.metrics)
-        scores["zeroed"] = maps.flatten(1).abs().amax(1) == 0
+        scores = {k: torch.where(dead, torch.full_like(v.double(), math.nan), v.double()) for k, v in scores.items()}
+        scores["zeroed"] = dead
         scores["no_positive"] = maps.clamp(min=0).flatten(1).sum(1) <= EMPTY_MAP
         values = torch.stack([v.double() for v in scores.values()]).cpu().tolist()
         return dict(zip(scores, values, strict=True))

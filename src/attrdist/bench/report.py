@@ -2,9 +2,10 @@
 
 For each method and metric: the vanilla mean, the mean of each VAR variant and its relative change against
 vanilla, marked better or worse by the metric's registered direction (a falling sanity similarity or
-deletion AUC is an improvement); an average-change row over methods. Maps that cannot be scored (``zeroed``)
-are counted, never averaged. The benchmark's registry entry names the unit its table summarises and draws
-its figures.
+deletion AUC is an improvement), with its bootstrap 95% interval; an average-change row over methods. A
+variant is compared with vanilla on the maps both could score (:mod:`~attrdist.bench.results`); maps that
+cannot be scored (``zeroed``: all zero, constant or non-finite) are counted, never averaged. The benchmark's
+registry entry names the unit its table summarises and draws its figures.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from ..metrics import METRICS
 from ..metrics.insertion import PicCurve, aggregate_curves
+from .results import UNSCORABLE, Cell, aggregate, is_count, relative
 from .store import ResultStore
 
 __all__ = ["Table", "bar_plots", "curve_plots", "markdown", "sanity_plot", "summarize", "variant_summary",
@@ -50,81 +52,89 @@ def display(method: str) -> str:
     return (METHODS.get(method).display_name or method) if method in METHODS else method
 
 
-def is_count(metric: str) -> bool:
-    """Whether a metric is a count of maps (``zeroed``, ``no_positive``): reported as ``n/N``, never averaged."""
-    return metric in METRICS and METRICS.get(metric).task == "count"
-
-
-def relative(metric: str) -> bool:
-    """Whether changes of a metric read in percent (else as differences: correlations live around 0)."""
-    return METRICS.get(metric).relative if metric in METRICS else True
-
-
 @dataclass
 class Table:
-    """Means per (method, variant, metric) over all items and units, with counts."""
+    """A run's results through :func:`~attrdist.bench.results.aggregate`, in the report's order.
+
+    Attributes:
+        methods: Methods, in the run's order.
+        variants: ``"vanilla"`` first, then the variants in the run's order.
+        metrics: Averaged metrics, then count metrics.
+        cells: ``(method, variant, metric) -> Cell``: paired means, changes and intervals.
+        counts: ``(method, variant, count metric) -> (maps counted, maps)``.
+        items: Items with results.
+        skipped: ``(item, reason)`` of the recorded skips.
+    """
 
     methods: list[str]
     variants: list[str]
     metrics: list[str]
-    mean: dict[tuple[str, str, str], float]
-    count: dict[tuple[str, str, str], int]
+    cells: dict[tuple[str, str, str], Cell]
+    counts: dict[tuple[str, str, str], tuple[int, int]]
     items: int
     skipped: list[tuple[str, str]]
 
-    def change(self, method: str, variant: str, metric: str) -> float:
-        """Change of ``variant`` against vanilla.
+    @property
+    def mean(self) -> dict[tuple[str, str, str], float]:
+        """Means per (method, variant, metric): a variant's over the maps paired with vanilla's."""
+        return {k: c.mean for k, c in self.cells.items()}
 
-        Relative, in percent (nan if vanilla is 0), or the difference for metrics that live around 0 (see
-        :func:`relative`).
-        """
-        base = self.mean.get((method, "vanilla", metric), math.nan)
-        val = self.mean.get((method, variant, metric), math.nan)
-        if not relative(metric):
-            return val - base
-        return (val - base) / abs(base) * 100 if base else math.nan
+    def change(self, method: str, variant: str, metric: str) -> float:
+        """Change of ``variant`` against vanilla on the same maps (percent, or a difference; nan if unknown)."""
+        c = self.cells.get((method, variant, metric))
+        return c.change if c is not None and variant != "vanilla" else math.nan
 
     def improves(self, method: str, variant: str, metric: str) -> bool:
         """Whether ``variant`` is better than vanilla on ``metric`` (by the metric's direction)."""
         c = self.change(method, variant, metric)
         return not math.isnan(c) and (c > 0 if higher_is_better(metric) else c < 0)
 
+    def unscorable(self, method: str, variant: str) -> tuple[int, int]:
+        """``(maps that could not be scored, maps)`` of a method and variant."""
+        return self.counts.get((method, variant, UNSCORABLE), (0, 0))
 
-def summarize(store: ResultStore, unit: str | None = None) -> Table:
-    """Aggregate the store's rows (of one unit only, if given), plus the AUCs of median curves."""
-    sums: dict[tuple, float] = defaultdict(float)
-    counts: dict[tuple, int] = defaultdict(int)
-    methods: list[str] = []
-    variants: list[str] = []
-    metrics: list[str] = []
-    items: set[str] = set()
-    rows = [(*r[:4], r[4], r[5]) for r in store.rows() if unit is None or r[1] == unit]
+
+def _median_curve_rows(store: ResultStore) -> list[tuple]:
+    """The AUCs of the median PIC curves, over the images where every variant of a method has a curve."""
+    rows = []
     for name in ("aic", "sic"):
-        by_key: dict[tuple, list] = defaultdict(list)
-        for _item, _unit, method, variant, values in store.curves(name):
-            by_key[(method, variant)].append(PicCurve(np.linspace(0, 1, len(values)), np.asarray(values), 0.0))
-        for (method, variant), curves in by_key.items():
-            agg = aggregate_curves(curves, "median")
-            rows.append(("*", "*", method, variant, f"{name}_median_curve", agg.auc))
-    for item, _unit, method, variant, metric, value in rows:
-        if metric == "fraction":  # the x-axis of the sanity plot, not a result
-            continue
-        if item != "*":
-            items.add(item)
-        for lst, v in ((methods, method), (variants, variant), (metrics, metric)):
-            if v not in lst:
-                lst.append(v)
-        if value is not None and not math.isnan(value):
-            sums[(method, variant, metric)] += value
-            counts[(method, variant, metric)] += 1
+        by_key: dict[tuple, dict[str, np.ndarray]] = defaultdict(dict)
+        for item, _unit, method, variant, values in store.curves(name):
+            by_key[(method, variant)][item] = np.asarray(values)
+        for method in dict.fromkeys(m for m, _ in by_key):
+            per_variant = {v: c for (m, v), c in by_key.items() if m == method}
+            common = set.intersection(*(set(c) for c in per_variant.values()))
+            for variant, curves in per_variant.items():
+                if common:
+                    ys = [curves[i] for i in sorted(common)]
+                    agg = aggregate_curves([PicCurve(np.linspace(0, 1, len(y)), y, 0.0) for y in ys], "median")
+                    rows.append(("*", "*", method, variant, f"{name}_median_curve", agg.auc))
+    return rows
+
+
+def summarize(store: ResultStore, unit: str | None = None, bootstrap: int = 2000) -> Table:
+    """Aggregate the store's rows (of one unit only, if given), plus the AUCs of median curves.
+
+    Args:
+        store: An open results store.
+        unit: Only rows of this unit (``None``: every unit).
+        bootstrap: Resamples of the intervals.
+
+    Returns:
+        The :class:`Table`.
+    """
+    rows = [r for r in store.rows() if (unit is None or r[1] == unit) and r[4] != "fraction"]
+    medians = _median_curve_rows(store)
+    agg = aggregate(rows + medians, bootstrap=bootstrap)
     cfg = store.config()
     cfg_methods, cfg_variants = cfg.get("methods", []), list(cfg.get("variants", {}))
-    methods = [m for m in cfg_methods if m in methods] + [m for m in methods if m not in cfg_methods]
-    variants = ["vanilla"] + [v for v in cfg_variants if v in variants] + [
-        v for v in variants if v != "vanilla" and v not in cfg_variants]
-    metrics = sorted(metrics, key=_metric_key)
-    mean = {k: sums[k] / counts[k] for k in counts}
-    return Table(methods, variants, metrics, mean, dict(counts), len(items), store.skipped())
+    methods = [m for m in cfg_methods if m in agg.methods] + [m for m in agg.methods if m not in cfg_methods]
+    variants = ["vanilla"] + [v for v in cfg_variants if v in agg.variants] + [
+        v for v in agg.variants if v != "vanilla" and v not in cfg_variants]
+    count_metrics = list(dict.fromkeys(k[2] for k in agg.counts))
+    metrics = sorted(agg.metrics + count_metrics, key=_metric_key)
+    return Table(methods, variants, metrics, agg.cells, agg.counts, agg.items - bool(medians),
+                 store.skipped())
 
 
 def _fmt(v: float) -> str:
@@ -136,7 +146,11 @@ def _change(t: Table, method: str, variant: str, metric: str) -> str:
     if math.isnan(c):
         return "-"
     verdict = "better" if t.improves(method, variant, metric) else ("same" if c == 0 else "worse")
-    return f"{c:+.1f}%, {verdict}" if relative(metric) else f"{c:+.3f}, {verdict}"
+    lo, hi = t.cells[(method, variant, metric)].ci
+    unit = "%" if relative(metric) else ""
+    digits = ".1f" if relative(metric) else ".3f"
+    ci = "" if math.isnan(lo) else f" [{lo:+{digits}}, {hi:+{digits}}]"
+    return f"{c:+{digits}}{unit}{ci}, {verdict}"
 
 
 def _header(metric: str, variant: str) -> str:
@@ -153,7 +167,7 @@ def _rows(t: Table) -> tuple[list[str], list[list[str]]]:
             for v in t.variants:
                 key = (method, v, metric)
                 if is_count(metric):  # how many maps could not be scored, out of how many
-                    row.append(f"{round(t.mean[key] * t.count[key])}/{t.count[key]}" if key in t.mean else "-")
+                    row.append(f"{t.counts[key][0]}/{t.counts[key][1]}" if key in t.counts else "-")
                     continue
                 val = _fmt(t.mean.get(key, math.nan))
                 row.append(val if v == "vanilla" else f"{val} ({_change(t, method, v, metric)})")
@@ -162,7 +176,7 @@ def _rows(t: Table) -> tuple[list[str], list[list[str]]]:
     for metric in t.metrics:
         for v in t.variants:
             if is_count(metric):
-                total = sum(round(t.mean[k] * t.count[k]) for k in t.mean if k[1] == v and k[2] == metric)
+                total = sum(n for k, (n, _) in t.counts.items() if k[1] == v and k[2] == metric)
                 avg.append(f"{total} in all")
                 continue
             changes = [c for c in (t.change(m, v, metric) for m in t.methods) if not math.isnan(c)]
@@ -192,7 +206,7 @@ def variant_summary(t: Table, metric: str = "region_attribution") -> list[dict]:
         changes = [c for c in (t.change(meth, v, metric) for meth in t.methods) if not math.isnan(c)]
         row["mean_change"] = sum(changes) / len(changes) if changes else math.nan
         for count in (m for m in t.metrics if is_count(m)):
-            row[count] = sum(round(t.mean[k] * t.count[k]) for k in t.mean if k[1] == v and k[2] == count)
+            row[count] = sum(n for k, (n, _) in t.counts.items() if k[1] == v and k[2] == count)
         row.setdefault("zeroed", 0)
         out.append(row)
     return sorted(out, key=lambda r: (r["zeroed"] > 0, -r[metric], -r["mean_change"]))
@@ -211,8 +225,11 @@ def markdown(t: Table) -> str:
             lines.append(f"| {r['variant']} | {r['region_attribution']}/{n} | {r['iou']}/{n} | {r['f1']}/{n} | "
                          f"{'-' if math.isnan(r['mean_change']) else format(r['mean_change'], '+.1f') + '%'} | "
                          f"{r['zeroed']} |")
-    note = f"\n{t.items} items; {len(t.skipped)} skips recorded (item or item/curve or item/map)." + (
-        "" if not t.skipped else " Skipped: " + "; ".join(f"{i} ({r})" for i, r in t.skipped[:10]))
+    note = ("\nEach variant is compared with vanilla on the maps both could score (paired means; vanilla's column: all "
+            "its scorable maps); [low, high]: bootstrap 95% interval of the change over items; zeroed: maps that could "
+            "not be scored (all zero, constant or non-finite), never averaged.\n"
+            f"{t.items} items; {len(t.skipped)} skips recorded (item or item/curve or item/map)." + (
+                "" if not t.skipped else " Skipped: " + "; ".join(f"{i} ({r})" for i, r in t.skipped[:10])))
     return "\n".join(lines) + "\n" + note + "\n"
 
 
@@ -262,13 +279,18 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     written["latex"].write_text(latex(t))
     with written["csv"].open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["method", "variant", "metric", "mean", "count", "change_vs_vanilla_pct", "higher_is_better"])
+        w.writerow(["method", "variant", "metric", "mean", "maps", "vanilla_mean_same_maps", "change",
+                    "change_unit", "ci_low", "ci_high", "unscorable_maps", "higher_is_better"])
         for m in t.methods:
             for v in t.variants:
                 for metric in t.metrics:
-                    if (m, v, metric) in t.mean:
-                        w.writerow([m, v, metric, t.mean[(m, v, metric)], t.count[(m, v, metric)],
-                                    "" if v == "vanilla" else t.change(m, v, metric), higher_is_better(metric)])
+                    c = t.cells.get((m, v, metric))
+                    if c is None:
+                        continue
+                    ci = ("", "") if v == "vanilla" else c.ci
+                    w.writerow([m, v, metric, c.mean, c.n, c.base, "" if v == "vanilla" else c.change,
+                                "percent" if relative(metric) else "difference", *ci, t.unscorable(m, v)[0],
+                                higher_is_better(metric)])
     written.update(figures)
     return written
 

@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from .base import register_metric
 
-__all__ = ["degenerate"]
+__all__ = ["degenerate", "unscorable"]
 
 register_metric("zeroed", task="count", higher_is_better=False,
                 summary="maps that cannot be scored (all zero after VAR, or constant), counted, never averaged")(None)
 register_metric("no_positive", task="count", higher_is_better=False,
                 summary="maps without positive mass (nothing for region attribution to share), counted")(None)
+
+
+def unscorable(maps: Tensor) -> Tensor:
+    """Which of maps ``[N, ...]`` cannot be scored: non-finite anywhere, all zero, or constant.
+
+    The one definition every benchmark uses (localisation, insertion, sanity): such a map orders no pixel before
+    another, so a score would reflect tie-breaking, not the method. Benchmarks record it as ``zeroed`` and
+    reports leave it out of every mean (:mod:`attrdist.bench.results`).
+
+    Example:
+        >>> unscorable(torch.stack([torch.zeros(2, 2), torch.ones(2, 2), torch.eye(2)])).tolist()
+        [True, True, False]
+    """
+    flat = maps.detach().flatten(1)
+    finite = torch.isfinite(flat).all(1)
+    safe = torch.where(torch.isfinite(flat), flat, torch.zeros((), dtype=flat.dtype, device=flat.device))
+    return ~finite | (safe.amax(1) == safe.amin(1))
 
 
 def degenerate(m: Tensor | np.ndarray) -> str | None:
@@ -33,11 +51,9 @@ def degenerate(m: Tensor | np.ndarray) -> str | None:
         >>> degenerate(torch.zeros(4, 4)), degenerate(torch.ones(4, 4)), degenerate(torch.eye(4))
         ('all-zero map', 'constant map', None)
     """
-    a = m.detach().cpu().double().numpy() if isinstance(m, Tensor) else np.asarray(m, dtype=np.float64)
-    if not np.isfinite(a).all():
+    t = m.detach() if isinstance(m, Tensor) else torch.from_numpy(np.asarray(m, dtype=np.float64))
+    if not bool(unscorable(t.reshape(1, -1))):
+        return None
+    if not bool(torch.isfinite(t).all()):
         return "non-finite map"
-    if not a.any():
-        return "all-zero map"
-    if a.max() == a.min():
-        return "constant map"
-    return None
+    return "all-zero map" if not bool(t.any()) else "constant map"
