@@ -3,6 +3,8 @@ give the results recorded before the one-pipeline redesign (tests/fixtures/regre
 recorded with commit a72ea56 by the same commands, one thread; the redesign reproduced them to 1e-6). They were
 re-recorded once since, on purpose: model inputs became contiguous tensors (so that one image and a batch take
 the same float32 kernels), which moved the integrated-gradients rows by at most 4.5e-4 relative and no other row.
+The sanity check's default blocks no longer count normalisation-only modules; ``--blocks all`` randomises the
+blocks of the recording.
 
 Values are compared to 1e-5 relative (float32 kernels round differently on another CPU, and ``vjp="auto"`` may
 pick batched or sequential VJPs, whose float32 gradients can differ in the last digits); everything else (items,
@@ -27,7 +29,8 @@ COMMANDS = {
                      "gradcam,guided_backprop,input_x_gradient,integrated_gradients,lrp",
                      "--variants", "var=normalized,paper=paper,paper-max=paper+max"],
     "insertion": ["--max-items", "2", "--methods", "gradcam,input_x_gradient"],
-    "sanity": ["--max-items", "1", "--depths", "2", "--methods", "gradcam,guided_backprop"],
+    # the blocks of the recording: normalisation-only modules (_bn0, _bn1) counted, no longer the default
+    "sanity": ["--max-items", "1", "--depths", "2", "--methods", "gradcam,guided_backprop", "--blocks", "all"],
 }
 
 

@@ -40,7 +40,7 @@ def test_sanity_sample(tmp_path):
     with ResultStore(out / "results.sqlite") as s:
         rows = s.rows()
     depths = sorted({r[1] for r in rows})
-    assert depths == ["depth000", "depth010", "depth021"]
+    assert depths == ["depth000", "depth010", "depth019"]  # 19 blocks with weights (no _bn0, _bn1)
     for r in rows:
         if r[1] == "depth000" and r[4] not in ("fraction", "zeroed"):
             assert abs(r[5] - 1.0) < 1e-9, r
@@ -75,4 +75,33 @@ def test_zeroed_maps_are_reported_not_scored(tmp_path, lite0):
     assert all(r[5] == 1.0 for r in zero if r[4] == "zeroed")
     assert any(v == "original all-zero map" for k, v in skipped.items() if k.endswith("/gradcam/zero"))
     assert {r[4] for r in rows if r[3] == "var"} >= {"spearman_abs", "ssim", "hog_pearson"}
+    store.close()
+
+
+LITE0_BLOCKS = ["_fc", "_conv_head"] + [f"_blocks.{i}" for i in range(15, -1, -1)] + ["_conv_stem"]
+
+
+def test_sanity_run_stores_the_blocks_it_randomised(tmp_path, lite0):
+    import yaml
+
+    from attrdist.bench import SanityConfig, run_sanity
+
+    config = SanityConfig(methods=["gradcam"], max_items=1, depths=2)
+    store = run_sanity(config, tmp_path / "s", lm=lite0)
+    assert store.config()["blocks"] == LITE0_BLOCKS  # the weight-holding blocks, no BatchNorm-only _bn0 or _bn1
+    assert {(r[1], r[5]) for r in store.rows() if r[4] == "fraction"} == {("depth000", 0.0), ("depth019", 1.0)}
+    store.close()
+    assert yaml.safe_load((tmp_path / "s" / "config.yaml").read_text())["blocks"] == LITE0_BLOCKS
+    assert SanityConfig.load(tmp_path / "s" / "config.yaml").blocks == LITE0_BLOCKS
+    run_sanity(config, tmp_path / "s", lm=lite0).close()  # resuming with the same choice is the same run
+
+    store = run_sanity(SanityConfig(methods=["gradcam"], max_items=1, depths=2, blocks="all"),
+                       tmp_path / "all", lm=lite0)
+    everything = store.config()["blocks"]
+    assert everything[:3] == ["_fc", "_bn1", "_conv_head"] and everything[-2:] == ["_bn0", "_conv_stem"]
+    store.close()
+    store = run_sanity(SanityConfig(methods=["gradcam"], max_items=1, depths=0, blocks="_fc,_conv_head"),
+                       tmp_path / "named", lm=lite0)
+    assert store.config()["blocks"] == ["_fc", "_conv_head"]
+    assert {r[1] for r in store.rows()} == {"depth000", "depth001", "depth002"}
     store.close()

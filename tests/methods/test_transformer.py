@@ -2,6 +2,7 @@
 from the spec, batching invariances, and attention capture leaving the model as it was."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -443,12 +444,20 @@ def test_method_applicability_is_enforced():
         get_method("lrp", tiny_timm())
 
 
-@pytest.mark.parametrize("name", ["rollout", "gae", "bi_attn", "t_attn", "tlrp"])
+@pytest.mark.parametrize("name", ["rollout", "gae", "t_attn", "tlrp"])
 @pytest.mark.parametrize("start_layer", [-1, 3])
 def test_start_layer_outside_the_blocks_is_refused(name, start_layer):
     with pytest.raises(ValueError, match=r"start_layer must be a block index in \[0, 3\), got " + str(start_layer)
                        + r"; pass start_layer=0..2"):
         get_method(name, tiny_timm(), start_layer=start_layer)
+
+
+@pytest.mark.parametrize("start_layer", [-1, 4])
+def test_bi_attn_start_layer_outside_the_reference_range_is_refused(start_layer):
+    # generate_ours uses the blocks with index >= start_layer - 1: 0..L all name blocks, L + 1 names none
+    with pytest.raises(ValueError, match=r"start_layer must lie in \[0, 3\] for bi_attn .*got " + str(start_layer)
+                       + r"; pass start_layer=0..3"):
+        get_method("bi_attn", tiny_timm(), start_layer=start_layer)
 
 
 def test_gradcam_on_a_vit_is_the_attention_gradcam():
@@ -459,16 +468,89 @@ def test_gradcam_on_a_vit_is_the_attention_gradcam():
     assert type(get_method("gradcam", torchvision.models.resnet18())) is GradCAM
 
 
+def tiny_timm_depth(depth):
+    torch.manual_seed(0)
+    return timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=depth, num_heads=2,
+                             embed_dim=16, num_classes=7).double().eval()
+
+
+def bi_attn_blocks_reference(model, x, c, blocks, steps):
+    """Bi-attn for one sample and class with ``R = I; R += A_tilde_i R`` over exactly the listed blocks."""
+    x = x.clone().requires_grad_(True)
+    logits, attns = manual_forward(model, x)
+    grads = torch.autograd.grad(logits[0, c], attns)
+    n = attns[0].shape[-1]
+    r = torch.eye(n, dtype=x.dtype)
+    for i in blocks:
+        a, g = attns[i][0].detach(), grads[i][0]
+        ih = [(a[h].T @ g[h]).abs().mean() for h in range(a.shape[0])]
+        total = sum(ih)
+        a_tilde = sum((ih[h] / total) * a[h] for h in range(a.shape[0]))
+        r = r + a_tilde @ r
+    w = 0
+    for alpha in torch.linspace(0, 1, steps, dtype=x.dtype):
+        xs = (x.detach() * alpha).requires_grad_(True)
+        lg, at = manual_forward(model, xs)
+        w = w + torch.autograd.grad(lg[0, c], at[-1])[0][0]
+    w = (w / steps).clamp(min=0).mean(0)
+    return (w * r)[0, 1:].view(4, 4)
+
+
 @pytest.mark.parametrize("name", ["bi_attn", "t_attn"])
 def test_reference_start_layer_default(name):
     deep = timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=6, num_heads=2, embed_dim=16,
                              num_classes=7).eval()
     assert get_method(name, deep).start_layer == 4  # the references' default
-    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
-    with pytest.warns(UserWarning, match="start_layer=2"):  # 3 blocks: clamped to the last one, and said so
-        shallow = get_method(name, tiny_timm(), steps=4)
-    assert shallow.start_layer == 2
-    torch.testing.assert_close(shallow(x, "top2"), get_method(name, tiny_timm(), steps=4, start_layer=2)(x, "top2"))
+
+
+def test_bi_attn_default_on_four_blocks_uses_block_3_alone():
+    # generate_ours with start_layer=4 skips the blocks with index < 3: on 4 blocks, block 3 alone, no warning
+    model = tiny_timm_depth(4)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    classes = torch.tensor([[1, 5], [0, 6]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        method = get_method("bi_attn", model, steps=4, resolution="native")
+    assert method.start_layer == 4
+    ours = method(x, classes)
+    for b in range(2):
+        for k in range(2):
+            ref = bi_attn_blocks_reference(model, x[b : b + 1], int(classes[b, k]), [3], steps=4)
+            torch.testing.assert_close(ours[b, k], ref, rtol=1e-7, atol=1e-10)
+            two = bi_attn_blocks_reference(model, x[b : b + 1], int(classes[b, k]), [2, 3], steps=4)
+            assert not torch.allclose(ours[b, k], two)  # blocks 2-3 (the old clamp) would be another map
+
+
+def test_bi_attn_default_on_three_blocks_uses_the_last_block_and_says_why():
+    # the reference would skip all 3 blocks (index < 3) and return all-zero maps: the last block is used instead
+    model = tiny_timm_depth(3)
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
+    with pytest.warns(UserWarning, match=r"bi_attn: the reference's default start_layer=4 uses the blocks with index "
+                      r">= 3, and this ViT has 3 blocks.*all-zero maps; start_layer=3 is used instead, i\.e\. block "
+                      r"2 alone"):
+        method = get_method("bi_attn", model, steps=4, resolution="native")
+    assert method.start_layer == 3
+    ours = method(x, torch.tensor([[2, 4]]))
+    explicit = get_method("bi_attn", model, steps=4, start_layer=3, resolution="native")(x, torch.tensor([[2, 4]]))
+    torch.testing.assert_close(ours, explicit)
+    for k, c in enumerate((2, 4)):
+        ref = bi_attn_blocks_reference(model, x, c, [2], steps=4)
+        torch.testing.assert_close(ours[0, k], ref, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("depth", [3, 4, 5])
+def test_t_attn_default_on_shallow_vits_is_the_reference_without_warning(depth):
+    # transition_attention_maps iterates the blocks L-2 .. 4: empty for L <= 5, so only the last block's attention
+    model = tiny_timm_depth(depth)
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        method = get_method("t_attn", model, steps=4, resolution="native")
+    assert method.start_layer == min(4, depth - 1)
+    ours = method(x, torch.tensor([[3, 1]]))
+    for k, c in enumerate((3, 1)):
+        ref = reference("t_attn", model, x, c, {"steps": 4, "start_layer": 4})
+        torch.testing.assert_close(ours[0, k], ref, rtol=1e-7, atol=1e-10)
 
 
 def test_inflow_block_readout_options():

@@ -9,6 +9,20 @@ from tests.conftest import tv_model
 
 
 @pytest.mark.parametrize("name, first, last, n", [
+    ("resnet50", ["fc", "layer4.2", "layer4.1"], ["layer1.1", "layer1.0", "conv1"], 18),
+    ("densenet121", ["classifier", "features.denseblock4.denselayer16", "features.denseblock4.denselayer15"],
+     ["features.denseblock1.denselayer2", "features.denseblock1.denselayer1", "features.conv0"], 63),
+    ("convnext_tiny", ["classifier.2", "features.7.2", "features.7.1"],
+     ["features.1.1", "features.1.0", "features.0.0"], 23),
+    ("vit_b_16", ["heads", "encoder.layers.encoder_layer_11", "encoder.layers.encoder_layer_10"],
+     ["encoder.layers.encoder_layer_1", "encoder.layers.encoder_layer_0", "conv_proj"], 14),
+])
+def test_layer_order_from_the_registry(name, first, last, n):
+    blocks = randomization_blocks(torchvision.models.get_model(name))
+    assert blocks[:3] == first and blocks[-3:] == last and len(blocks) == n
+
+
+@pytest.mark.parametrize("name, first, last, n", [
     ("resnet50", ["fc", "layer4.2", "layer4.1"], ["layer1.0", "bn1", "conv1"], 19),
     ("densenet121", ["classifier", "features.norm5", "features.denseblock4.denselayer16"],
      ["features.denseblock1.denselayer1", "features.norm0", "features.conv0"], 68),
@@ -17,15 +31,79 @@ from tests.conftest import tv_model
     ("vit_b_16", ["heads", "encoder.ln", "encoder.layers.encoder_layer_11"],
      ["encoder.layers.encoder_layer_1", "encoder.layers.encoder_layer_0", "conv_proj"], 15),
 ])
-def test_layer_order_from_the_registry(name, first, last, n):
-    blocks = randomization_blocks(torchvision.models.get_model(name))
+def test_all_blocks_option_keeps_normalisation_only_modules(name, first, last, n):
+    blocks = randomization_blocks(torchvision.models.get_model(name), "all")
     assert blocks[:3] == first and blocks[-3:] == last and len(blocks) == n
 
 
 def test_timm_vit_order():
     timm = pytest.importorskip("timm")
     blocks = randomization_blocks(timm.create_model("vit_tiny_patch16_224"))
-    assert blocks[:3] == ["head", "norm", "blocks.11"] and blocks[-1] == "patch_embed"
+    assert blocks[:3] == ["head", "blocks.11", "blocks.10"] and blocks[-1] == "patch_embed"
+    assert randomization_blocks(timm.create_model("vit_tiny_patch16_224"), "all")[:3] == ["head", "norm", "blocks.11"]
+
+
+def _weight_free(module):
+    """A plain check: no Conv2d or Linear anywhere in the module (only normalisation layers hold parameters)."""
+    for m in module.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            return False
+    return True
+
+
+def test_default_blocks_skip_batchnorm_only_modules():
+    lite0 = load_model("efficientnet_lite0").model
+    resnet = torchvision.models.resnet18(weights=None)
+    for model, bn_only in ((lite0, {"_bn0", "_bn1"}), (resnet, {"bn1"})):
+        children = dict(model.named_children())
+        found = {n for n, m in children.items() if any(True for _ in m.parameters()) and _weight_free(m)}
+        assert found == bn_only  # the top-level BatchNorm-only modules of each model
+        blocks = randomization_blocks(model)
+        modules = dict(model.named_modules())
+        for name in blocks:
+            assert not _weight_free(modules[name]), name
+            assert not isinstance(modules[name], torch.nn.BatchNorm2d), name
+        assert not bn_only & set(blocks)
+    # the paper's order for a ResNet: logits, then each residual block towards the input, then the stem conv
+    expected = ["fc"]
+    for stage in (4, 3, 2, 1):
+        for i in (1, 0):
+            expected.append(f"layer{stage}.{i}")
+    expected.append("conv1")
+    assert randomization_blocks(resnet) == expected
+    expected = ["_fc", "_conv_head"] + [f"_blocks.{i}" for i in range(15, -1, -1)] + ["_conv_stem"]
+    assert randomization_blocks(lite0) == expected
+
+
+def test_explicit_block_list():
+    model = torchvision.models.resnet18(weights=None)
+    assert randomization_blocks(model, ["fc", "layer4", "bn1"]) == ["fc", "layer4", "bn1"]
+    assert randomization_blocks(model, "fc, layer4.1,conv1") == ["fc", "layer4.1", "conv1"]
+    with pytest.raises(ValueError, match=r"no module\(s\) \['layer9'\]"):
+        randomization_blocks(model, "fc,layer9")
+    with pytest.raises(ValueError, match="more than once"):
+        randomization_blocks(model, ["fc", "fc"])
+    with pytest.raises(ValueError, match="weights, all"):
+        randomization_blocks(model, "")
+    two = randomized_copy(model, 2, blocks=["fc", "bn1"])
+    assert not torch.equal(two.fc.weight, model.fc.weight) and torch.equal(two.conv1.weight, model.conv1.weight)
+
+
+def test_full_depth_reaches_the_stem_conv_and_attention_in_projections():
+    model = torchvision.models.resnet18(weights=None)
+    n = len(randomization_blocks(model))
+    full = randomized_copy(model, n)
+    assert not torch.equal(full.conv1.weight, model.conv1.weight)  # the last default block is conv1, not bn1
+    vit = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16,
+                                               mlp_dim=32, num_classes=5)
+    blocks = randomization_blocks(vit)
+    assert blocks == ["heads", "encoder.layers.encoder_layer_1", "encoder.layers.encoder_layer_0", "conv_proj"]
+    top = randomized_copy(vit, 2)
+    layer1, old1 = top.encoder.layers.encoder_layer_1, vit.encoder.layers.encoder_layer_1
+    assert not torch.equal(layer1.self_attention.in_proj_weight, old1.self_attention.in_proj_weight)
+    assert not torch.equal(layer1.self_attention.out_proj.weight, old1.self_attention.out_proj.weight)
+    layer0, old0 = top.encoder.layers.encoder_layer_0, vit.encoder.layers.encoder_layer_0
+    assert torch.equal(layer0.self_attention.in_proj_weight, old0.self_attention.in_proj_weight)
 
 
 def test_user_model_unchanged_and_seeded():
@@ -67,4 +145,7 @@ def test_similarity_values():
 
 def test_default_model_blocks():
     blocks = randomization_blocks(load_model().model)
-    assert blocks[:3] == ["_fc", "_bn1", "_conv_head"] and blocks[-1] == "_conv_stem" and len(blocks) == 21
+    assert blocks[:3] == ["_fc", "_conv_head", "_blocks.15"] and blocks[-1] == "_conv_stem" and len(blocks) == 19
+    everything = randomization_blocks(load_model().model, "all")
+    assert everything[:3] == ["_fc", "_bn1", "_conv_head"] and everything[-2:] == ["_bn0", "_conv_stem"]
+    assert len(everything) == 21

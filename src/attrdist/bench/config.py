@@ -37,6 +37,8 @@ class RunConfig(ModelOptions):
         variants: VAR variants computed from the same raw maps: name -> ``{"preset": ..., overrides}``.
         seed: Seed of every random choice.
         max_items: Maximal number of items; ``None`` or 0: all.
+        first_item: Items of the dataset's fixed order skipped before ``max_items`` are taken (the image
+            benchmarks: insertion, sanity).
         batch_size: Items per forward pass (localisation); not stored: results agree up to float rounding.
         workers: Processes that prepare items while the model works; not stored.
     """
@@ -48,6 +50,8 @@ class RunConfig(ModelOptions):
         "VAR variants from the same raw maps: name=preset[+normalisation],... or 'all' (the preset study)"))
     seed: int = field(default=0, metadata=opt("seed of every random choice"))
     max_items: int | None = field(default=None, metadata=opt("at most this many items (0 or unset: all)"))
+    first_item: int = field(default=0, metadata=opt(
+        "skip this many items of the dataset's fixed order first (images benchmarks: fresh images for a new study)"))
     batch_size: int = field(default=1, metadata=opt(
         "items per forward pass where the benchmark batches them (localisation); results agree to float rounding"))
     workers: int = field(default=0, metadata=opt(
@@ -57,8 +61,8 @@ class RunConfig(ModelOptions):
     benchmark = "benchmark"
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.workers < 0:
-            raise ValueError("batch_size must be >= 1 and workers >= 0")
+        if self.batch_size < 1 or self.workers < 0 or self.first_item < 0:
+            raise ValueError("batch_size must be >= 1, workers and first_item >= 0")
         for name, spec in self.variants.items():
             if name == "vanilla":
                 raise ValueError("'vanilla' names the raw maps; choose another variant name")
@@ -119,6 +123,11 @@ class RunConfig(ModelOptions):
     def limit(self) -> int | None:
         """``max_items`` with 0 read as no limit."""
         return self.max_items if self.max_items and self.max_items > 0 else None
+
+    def take(self, items: list) -> list:
+        """The items this run scores: ``max_items`` of them from ``first_item`` on."""
+        end = None if self.limit is None else self.first_item + self.limit
+        return items[self.first_item:end]
 
 
 def shareable(config: object) -> dict:

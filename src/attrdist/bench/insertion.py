@@ -76,7 +76,7 @@ def run_insertion(config: InsertionConfig, out_dir: str | Path, shard: Shard | N
     store, cfg = open_run(config, out_dir, shard)
     lm = lm or load_model(cfg.model, cfg.weights, trust_checkpoint=cfg.trust_checkpoint)
     model = lm.model.to(cfg.device)
-    items = {it.id: it for it in images[: cfg.limit]}
+    items = {it.id: it for it in cfg.take(images)}
     methods = {m: get_method(m, lm, **cfg.method_kwargs(m)) for m in cfg.methods}
     (first, first_cfg), *others = cfg.variant_configs().items()
     pre = lm.preprocess

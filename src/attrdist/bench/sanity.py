@@ -46,6 +46,11 @@ class SanityConfig(RunConfig):
         similarities: Registered ``similarity`` metrics (default: the paper's Spearman with and without abs,
             SSIM and HOG-Pearson, plus Pearson and cosine; ``ssim_notebook`` and ``hog_spearman`` are the
             authors' notebook's).
+        blocks: The blocks randomised, from the output towards the input: ``"weights"`` (default: the
+            architecture's blocks that hold a conv, linear or attention weight; normalisation-only modules such
+            as ResNet's ``bn1`` or EfficientNet's ``_bn0``/``_bn1`` are no block), ``"all"`` (those too, as in
+            runs made before this option existed) or the dotted module names. A run stores the list of names it
+            used here, so depth ``d`` means the first ``d`` names of the stored config.
 
     A map that cannot be compared (all zero, as when VAR keeps no pixel, or constant) gets no similarity:
     it is recorded as ``zeroed`` with its reason and left out of the means.
@@ -55,6 +60,10 @@ class SanityConfig(RunConfig):
     depths: int | None = field(default=6, metadata=opt("randomisation depths, evenly spaced (0 or unset: every one)"))
     similarities: list[str] = field(default_factory=lambda: list(DEFAULT_SIMILARITIES), metadata=opt(
         "similarity measures, comma-separated", lambda: metrics_of("similarity")))
+    blocks: str | list[str] = field(default="weights", metadata=opt(
+        "blocks randomised top-down: 'weights' (those with a conv/linear/attention weight: logits first, then each "
+        "block towards the input, as Adebayo et al.), 'all' (also normalisation-only modules such as ResNet's bn1) "
+        "or comma-separated dotted module names; the run's stored config lists the names used"))
 
     benchmark = "sanity"
 
@@ -76,12 +85,12 @@ def run_sanity(config: SanityConfig, out_dir: str | Path, shard: Shard | None = 
     images = open_dataset(config.dataset, needs="images").images()
     metrics_for("similarity", config.similarities)  # unknown measures fail before the run starts
     shard = shard or current_shard()
-    store, cfg = open_run(config, out_dir, shard)
-    lm = lm or load_model(cfg.model, cfg.weights, trust_checkpoint=cfg.trust_checkpoint)
+    lm = lm or load_model(config.model, config.weights, trust_checkpoint=config.trust_checkpoint)
+    blocks = randomization_blocks(lm.model, config.blocks)  # stored with the run: which layers were randomised
+    store, cfg = open_run(dataclasses.replace(config, blocks=blocks), out_dir, shard)
     model = lm.model.to(cfg.device)
-    blocks = randomization_blocks(model)
     depths = depths_of(len(blocks), cfg.depths)
-    items = {it.id: it for it in images[: cfg.limit]}
+    items = {it.id: it for it in cfg.take(images)}
     (first, first_cfg), *others = cfg.variant_configs().items()
 
     def target_maps(net: object, x: object) -> dict[tuple[str, str], np.ndarray]:

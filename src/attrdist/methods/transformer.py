@@ -44,27 +44,16 @@ class _AttentionMethod(Attributor):
         self.info = vit_info(model)
         self.resolution = resolution
 
-    def _block_index(self, start_layer: int | None, reference_default: int = 0) -> int:
-        """``start_layer`` checked against the model's blocks.
+    def _block_index(self, start_layer: int) -> int:
+        """``start_layer`` checked against the model's blocks (the first block used).
 
         Args:
-            start_layer: The block index the user asked for, or ``None`` for the reference's default.
-            reference_default: The reference implementation's default; on a ViT with fewer blocks it is
-                clamped to the last block, with a warning.
+            start_layer: The block index the user asked for.
 
         Raises:
-            ValueError: If an explicit ``start_layer`` is not a block index; the message says what to pass.
+            ValueError: If ``start_layer`` is not a block index; the message says what to pass.
         """
         depth = len(self.info.blocks)
-        if start_layer is None:
-            if reference_default < depth:
-                return reference_default
-            warnings.warn(
-                f"{self.name}: the reference's start_layer={reference_default} needs more than {reference_default} "
-                f"blocks; this ViT has {depth}, so start_layer={depth - 1} (its last block) is used",
-                UserWarning, stacklevel=3,
-            )
-            return depth - 1
         if not 0 <= start_layer < depth:
             raise ValueError(f"start_layer must be a block index in [0, {depth}), got {start_layer}; pass "
                              f"start_layer=0..{depth - 1} (this ViT has {depth} blocks)")
@@ -248,13 +237,19 @@ class _IGWeighted(_AttentionMethod):
     to 1 (the input is scaled, as in the reference), all steps in one forward pass per chunk.
     """
 
+    #: Both references' default ``start_layer`` (``generate_ours``, ``transition_attention_maps``).
+    reference_start_layer = 4
+
     def __init__(self, model: nn.Module, *, start_layer: int | None = None, steps: int = 20, chunk_size: int = 20,
                  **kwargs: object) -> None:
         super().__init__(model, **kwargs)
         if steps < 2 or chunk_size < 1:
             raise ValueError("steps must be >= 2 and chunk_size >= 1")
-        # both references default to start_layer=4 (clamped to the last block on shallower ViTs)
-        self.start_layer, self.steps, self.chunk_size = self._block_index(start_layer, 4), steps, chunk_size
+        self.start_layer, self.steps, self.chunk_size = self._start_layer(start_layer), steps, chunk_size
+
+    def _start_layer(self, start_layer: int | None) -> int:
+        """The ``start_layer`` used: ``start_layer`` checked, or the reference's default for this ViT."""
+        raise NotImplementedError
 
     def _ig_weights(self, x: Tensor, cls: Tensor) -> Tensor:
         """``W`` for each class: ``[K, B, N, N]``.
@@ -290,21 +285,52 @@ class BiAttn(_IGWeighted):
     """Bi-attn (Chen et al., TMLR 2023, "Beyond Intuition").
 
     Head weights ``I_h = mean |A_h^T dA_h|`` normalised over heads (all zero when every gradient is zero,
-    where the reference divides by zero), ``R += (sum_h I_h A_h) @ R`` from ``start_layer``, times the
+    where the reference divides by zero), ``R += (sum_h I_h A_h) @ R`` from block ``start_layer - 1``, times the
     integrated-gradient weights ``W`` of the last block; the CLS row of ``W * R``.
 
     Args:
         model: A ViT.
-        start_layer: Blocks before ``start_layer - 1`` are skipped, as in the reference's ``generate_ours``
-            (default: the reference's 4, or the last block of a ViT with at most 4 blocks, with a warning).
+        start_layer: The blocks with index ``>= start_layer - 1`` are used, as in the reference's
+            ``generate_ours`` (so ``0`` and ``1`` both use every block and ``L``, the number of blocks, uses the
+            last block alone). Default: the reference's 4, i.e. blocks ``3 ..``; on a ViT with at most 3 blocks,
+            where the reference would use no block and return all-zero maps, ``L`` (the last block alone), with a
+            warning.
         steps: Integrated-gradient steps (default 20).
         chunk_size: Steps per forward pass.
         **kwargs: See :class:`_AttentionMethod`.
+
+    Raises:
+        ValueError: If ``start_layer`` lies outside ``[0, L]``.
     """
 
     display_name = "Bi-attn"
     summary = "Bi-attn (attention perception x integrated-gradient feedback), ViT"
     reference = "Chen et al. Beyond Intuition: Rethinking Token Attributions inside Transformers. TMLR 2023"
+
+    def _start_layer(self, start_layer: int | None) -> int:
+        """``start_layer`` in the reference's sense: the blocks with index ``>= start_layer - 1`` are used.
+
+        Raises:
+            ValueError: If an explicit ``start_layer`` lies outside ``[0, L]``; the message says what to pass.
+        """
+        depth = len(self.info.blocks)
+        if start_layer is None:
+            default = self.reference_start_layer
+            if default - 1 < depth:
+                return default
+            warnings.warn(
+                f"{self.name}: the reference's default start_layer={default} uses the blocks with index >= "
+                f"{default - 1}, and this ViT has {depth} blocks (0..{depth - 1}): the reference would use none "
+                f"and return all-zero maps; start_layer={depth} is used instead, i.e. block {depth - 1} alone "
+                f"(pass start_layer=0..{depth} to choose)",
+                UserWarning, stacklevel=3,
+            )
+            return depth
+        if not 0 <= start_layer <= depth:
+            raise ValueError(f"start_layer must lie in [0, {depth}] for {self.name} (the blocks with index >= "
+                             f"start_layer - 1 are used), got {start_layer}; pass start_layer=0..{depth} (this "
+                             f"ViT has {depth} blocks)")
+        return start_layer
 
     def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
@@ -333,18 +359,33 @@ class TAttn(_IGWeighted):
 
     Args:
         model: A ViT.
-        start_layer: Last (lowest) block used (default: 4, the default of the reference's
-            ``transition_attention_maps`` and what its evaluation scripts pass; the last block of a ViT with at
-            most 4 blocks, with a warning).
+        start_layer: Last (lowest) block of the transitions ``L-2 .. start_layer``; ``L-1`` leaves only the
+            last block's attention. Default: 4, the default of the reference's ``transition_attention_maps`` and
+            what its evaluation scripts pass; on a ViT with at most 5 blocks the reference's loop over
+            ``L-2 .. 4`` is empty and so it uses the last block's attention alone: ``start_layer`` is then
+            ``L-1``, which gives the same maps (no warning: nothing differs from the reference).
         steps: Integrated-gradient steps (default 20).
         chunk_size: Steps per forward pass.
         **kwargs: See :class:`_AttentionMethod`.
+
+    Raises:
+        ValueError: If ``start_layer`` is not a block index.
     """
 
     display_name = "T-attn"
     summary = "transition attention maps weighted by integrated gradients, ViT"
     reference = ("Yuan et al. Explaining Information Flow Inside Vision Transformers Using Markov Chain. "
                  "XAI4Debugging 2021")
+
+    def _start_layer(self, start_layer: int | None) -> int:
+        """The lowest block of the transitions: ``start_layer`` checked, or the reference's default clipped to ``L-1``.
+
+        Raises:
+            ValueError: If an explicit ``start_layer`` is not a block index.
+        """
+        if start_layer is None:  # a default beyond L-2 leaves the reference's loop empty, as L-1 does here
+            return min(self.reference_start_layer, len(self.info.blocks) - 1)
+        return self._block_index(start_layer)
 
     def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
         """Compute the maps (see :meth:`Attributor._attribute`)."""

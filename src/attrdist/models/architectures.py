@@ -15,7 +15,12 @@ from zennit.torchvision import ResNetCanonizer, VGGCanonizer
 
 from ..registry import Registry
 
-__all__ = ["FAMILIES", "Family", "default_cam_layer", "family_of", "generic_blocks", "register_family"]
+__all__ = ["BLOCK_KINDS", "FAMILIES", "Family", "default_cam_layer", "family_of", "generic_blocks", "holds_weights",
+           "register_family"]
+
+#: Which of a family's blocks the sanity check randomises: ``"weights"`` (the blocks that hold a weight
+#: other than a normalisation layer's) or ``"all"`` (also normalisation-only modules such as ResNet's ``bn1``).
+BLOCK_KINDS = ("weights", "all")
 
 
 def _no_canonizers() -> list[Canonizer]:
@@ -47,9 +52,47 @@ class Family:
         """The default CAM layer's dotted name for ``model``."""
         return self.cam_layer(model) if callable(self.cam_layer) else self.cam_layer
 
-    def blocks_of(self, model: nn.Module) -> list[str]:
-        """The model's blocks for cascading randomisation, from the output towards the input."""
-        return (self.blocks or generic_blocks)(model)
+    def blocks_of(self, model: nn.Module, kind: str = "weights") -> list[str]:
+        """The model's blocks for cascading randomisation, from the output towards the input.
+
+        Args:
+            model: The model.
+            kind: ``"weights"`` (default): only the blocks that :func:`holds_weights` (the family's list
+                without normalisation-only modules such as ResNet's ``bn1`` or EfficientNet's ``_bn0``/``_bn1``,
+                which re-initialisation would only reset to a unit scale and zero shift, running statistics
+                kept); ``"all"``: the family's whole list.
+
+        Raises:
+            ValueError: If ``kind`` is not one of :data:`BLOCK_KINDS`.
+        """
+        if kind not in BLOCK_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(BLOCK_KINDS)}, got {kind!r}")
+        names = (self.blocks or generic_blocks)(model)
+        if kind == "all":
+            return names
+        modules = dict(model.named_modules())
+        return [n for n in names if holds_weights(modules[n])]
+
+
+def _is_norm(module: nn.Module) -> bool:
+    """Whether ``module`` is a normalisation layer (BatchNorm, InstanceNorm, LayerNorm, GroupNorm, RMSNorm...)."""
+    norms = nn.modules.batchnorm._NormBase | nn.LayerNorm | nn.GroupNorm | nn.LocalResponseNorm
+    return isinstance(module, norms) or "Norm" in type(module).__name__
+
+
+def holds_weights(module: nn.Module) -> bool:
+    """Whether re-initialising ``module`` changes more than normalisation layers.
+
+    True if ``module`` or one of its submodules is not a normalisation layer, holds parameters of its own and
+    has its own initialiser (``reset_parameters``; ``nn.MultiheadAttention``'s ``_reset_parameters``): a conv,
+    linear or attention layer, for instance.
+    """
+    for m in module.modules():
+        if _is_norm(m) or not any(True for _ in m.parameters(recurse=False)):
+            continue
+        if callable(getattr(m, "reset_parameters", None)) or isinstance(m, nn.MultiheadAttention):
+            return True
+    return False
 
 
 def generic_blocks(model: nn.Module) -> list[str]:
