@@ -1,10 +1,9 @@
 """The VAR variant study: every candidate refinement on localisation, insertion and the sanity check.
 
 Runs (or resumes) the three benchmarks with the same methods and VAR candidates into one folder, then writes
-`study.md` (a table per method: RA/IoU/F1 gains with zeroed maps counted as 0 and excluded, zeroed maps,
-maps without positive mass, AIC/SIC gains, similarity after randomisation, each with a paired bootstrap 95%
-interval), `study.json` and `frontier.png` (gain against zeroed maps), and prints the rule's choice
-(README, "Choosing the default VAR").
+`study.md` (a table per method: RA/IoU/F1, AIC/SIC changes and the Spearman correlations at each randomisation
+depth, paired over the maps both sides could score, with Bonferroni-corrected bootstrap intervals; unscorable
+maps per benchmark), `study.json` and `frontier.png`, and prints the rule's choice (README, "The default VAR").
 
     python benchmarks/variant_study.py --out runs/study [--dataset photos[:DIR]] [--grids 48]
         [--insertion-images 16] [--sanity-images 8] [--variants normalized,n+smooth.05,...] [--device cuda]
@@ -27,13 +26,17 @@ def main() -> None:
     p.add_argument("--methods", default=None, help="comma-separated (default: the paper's six + 3)")
     p.add_argument("--variants", default=None, help=f"comma-separated of {', '.join(CANDIDATES)}")
     p.add_argument("--grids", type=int, default=48)
-    p.add_argument("--insertion-images", type=int, default=16)
-    p.add_argument("--sanity-images", type=int, default=8)
-    p.add_argument("--bootstrap", type=int, default=2000)
+    p.add_argument("--insertion-images", type=int, default=32)
+    p.add_argument("--sanity-images", type=int, default=32)
+    p.add_argument("--first-image", type=int, default=16)
+    p.add_argument("--depths", type=int, default=4)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--bootstrap", type=int, default=20000)
     p.add_argument("--device", default="cpu")
     a = p.parse_args()
     cfg = StudyConfig(dataset=a.dataset, grids=a.grids, insertion_images=a.insertion_images,
-                      sanity_images=a.sanity_images, bootstrap=a.bootstrap, device=a.device)
+                      sanity_images=a.sanity_images, first_image=a.first_image, depths=a.depths, seed=a.seed,
+                      bootstrap=a.bootstrap, device=a.device)
     if a.model:
         cfg.model = a.model
     if a.methods:
@@ -49,7 +52,8 @@ def main() -> None:
         return
     frontier_plot(result, Path(a.out) / "frontier.png")
     print((Path(a.out) / "study.md").read_text())
-    print(f"{time.perf_counter() - t:.0f} s; chosen: {result['default']['chosen']}")
+    print(f"{time.perf_counter() - t:.0f} s; chosen: {result['default']['chosen']} "
+          f"({'eligible' if result['default']['eligible'] else 'none eligible: the fewest harms'})")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ class Cell:
         mean: The variant's mean over the pairs (vanilla: over all its scorable maps).
         base: Vanilla's mean over the same pairs.
         change: ``mean`` against ``base``: percent for relative metrics, else the difference.
-        ci: Percentile-bootstrap 95% interval of ``change`` (nan without pairs or resamples).
+        ci: Percentile-bootstrap interval of ``change`` (95% unless asked otherwise; nan without pairs or resamples).
         n: Maps averaged (pairs).
         items: Items (images, grids) they come from.
     """
@@ -90,19 +90,21 @@ def _change(mean: np.ndarray | float, base: np.ndarray | float, rel: bool) -> np
         return np.where(np.asarray(base) != 0, (np.asarray(mean) - base) / np.abs(base) * 100, np.nan)
 
 
-def _interval(samples: np.ndarray) -> tuple[float, float]:
+def _interval(samples: np.ndarray, level: float) -> tuple[float, float]:
     finite = samples[np.isfinite(samples)]
-    return (float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))) if finite.size else (
+    tail = (1 - level) / 2 * 100
+    return (float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))) if finite.size else (
         math.nan, math.nan)
 
 
-def aggregate(rows: Iterable[Sequence], *, bootstrap: int = 2000, seed: int = 0) -> Aggregate:
+def aggregate(rows: Iterable[Sequence], *, bootstrap: int = 2000, seed: int = 0, level: float = 0.95) -> Aggregate:
     """Paired means, bootstrap intervals and unscorable counts of result rows.
 
     Args:
         rows: ``(item, unit, method, variant, metric, value)`` tuples (a store's rows, or any subset).
         bootstrap: Resamples of the intervals (0: no intervals).
         seed: Seed of the resampling.
+        level: Coverage of the intervals (0.95; the variant study widens it for its number of comparisons).
 
     Returns:
         The :class:`Aggregate`.
@@ -163,7 +165,7 @@ def aggregate(rows: Iterable[Sequence], *, bootstrap: int = 2000, seed: int = 0)
             np.add.at(per_item[2], idx, 1.0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 sums = weights @ per_item.T  # [bootstrap, 3]
-                ci = _interval(np.asarray(_change(sums[:, 0] / sums[:, 2], sums[:, 1] / sums[:, 2], rel)))
+                ci = _interval(np.asarray(_change(sums[:, 0] / sums[:, 2], sums[:, 1] / sums[:, 2], rel)), level)
         cells[(method, variant, metric)] = Cell(float(a.mean()), float(b.mean()), change, ci, len(pairs),
                                                 len(set(idx.tolist())))
     counts = {k: (c[0], c[1]) for k, c in count_rows.items()}

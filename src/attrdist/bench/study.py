@@ -2,17 +2,17 @@
 
 One call runs the three benchmarks with the same methods and the same VAR variants (each a resumable run
 folder under the study's folder), then puts their results side by side per method and variant, so that a
-variant cannot look good on one axis while failing another:
+variant cannot look good on one axis while failing another, measured as the paper measures:
 
-* localisation on 2x2 grids: region attribution (RA), IoU and F1 with maps VAR zeroed counted as 0 *and*
-  with them excluded, the counts of zeroed maps and of maps without positive mass;
+* localisation on 2x2 grids: region attribution (RA), IoU and F1;
 * insertion (PIC): AIC and SIC of the target map;
-* sanity: the similarity of the target map to the original model's once every block is randomised (lower
-  is better: the map must depend on the weights).
+* sanity: the Spearman correlation of ``|H|`` and of the signed map with the original model's map at several
+  randomisation depths (lower is better: the map must depend on the weights).
 
-Intervals are 95% percentile bootstraps, paired: the same resampled grids (or images) for the variant and
-vanilla. The default VAR is chosen by :func:`choose_default`, a rule fixed before the study was run
-(README, "Choosing the default VAR").
+Every comparison goes through the one aggregation (:mod:`attrdist.bench.results`): paired over the maps both
+vanilla and the candidate could score, with bootstrap intervals over items, Bonferroni-corrected for the number
+of tests per candidate. The default VAR is chosen by :func:`choose_default`, a rule committed before the second
+study's results (README, "The default VAR").
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,11 +31,13 @@ from .config import shareable
 from .insertion import InsertionConfig
 from .localization import LocalizationConfig
 from .registry import BENCHMARKS
+from .results import Cell, aggregate
 from .runner import current_shard
 from .sanity import SanityConfig
 from .store import ResultStore
 
-__all__ = ["CANDIDATES", "PAPER_RA_GAIN", "StudyConfig", "analyse", "choose_default", "markdown", "run_study"]
+__all__ = ["CANDIDATES", "PAPER_RA_GAIN", "SECOND_STUDY", "StudyConfig", "analyse", "choose_default", "markdown",
+           "run_study"]
 
 #: Relative RA gains of VAR in the paper's Table 1 (ResNet-50, Quad-ImageNet), in percent.
 PAPER_RA_GAIN: dict[str, float] = {"gradcam": 25.0, "guided_backprop": 144.0, "input_x_gradient": 37.0,
@@ -77,11 +78,19 @@ CANDIDATES: dict[str, dict] = {
     }.items()},
 }
 
-#: Localisation metrics of the table (each with zeroed maps counted as 0 and excluded).
+#: The candidates of the second study (2026-11-30): the four presets, and the refinements of the first study that
+#: change one thing at a time or led a column there.
+SECOND_STUDY: tuple[str, ...] = (
+    "paper", "authors-code", "normalized", "n+abs+smooth.02+t.1-.3-1+keep.05", "n+abs", "n+positive", "n+smooth.05",
+    "n+abs+smooth.05", "n+t.1-.3-1+keep.05", "n+positive+smooth.02+t.1-.3-1+keep.05", "n+soft2")
+
+#: Localisation and insertion metrics of the rule (higher is better), and its sanity similarities (the paper's
+#: Spearman correlations; lower is better once weights are randomised).
 LOCALIZATION = ("region_attribution", "iou", "f1")
-#: Insertion metrics (higher is better) and sanity similarities (lower is better at full randomisation).
 INSERTION = ("aic_auc", "sic_auc")
-SANITY = ("ssim", "spearman_abs")
+SANITY = ("spearman_abs", "spearman")
+#: The most maps a candidate may leave unscorable beyond vanilla's, as a share of the maps of a benchmark.
+UNSCORABLE_SHARE = 0.01
 
 
 @dataclass(kw_only=True)
@@ -94,21 +103,26 @@ class StudyConfig(ModelOptions):
         variants: The VAR candidates, name -> ``{"preset": ..., overrides}``.
         grids: Number of 2x2 grids for localisation.
         insertion_images: Number of images for insertion.
-        sanity_images: Number of images for the sanity check (original and fully randomised model).
+        sanity_images: Number of images for the sanity check.
+        first_image: Images of the dataset's order skipped before insertion and sanity take theirs (the first
+            study used the first 8 photos).
+        depths: Randomisation depths of the sanity check, evenly spaced, 0 (the original) included.
         bootstrap: Bootstrap resamples of the intervals.
-        seed: Seed of the grids, the randomisation and the bootstrap.
+        seed: Seed of the grids, the randomisation and the bootstrap (the first study used 0).
     """
 
     dataset: str = field(default="photos", metadata=opt("dataset with grids and images (KIND[:ARG])"))
     methods: list[str] = field(default_factory=lambda: [*PAPER_RA_GAIN, *EXTRA_METHODS],
                                metadata=opt("comma-separated methods"))
-    variants: dict[str, dict] = field(default_factory=lambda: dict(CANDIDATES),
+    variants: dict[str, dict] = field(default_factory=lambda: {v: CANDIDATES[v] for v in SECOND_STUDY},
                                       metadata=opt("VAR candidates, name=preset,..."))
     grids: int = field(default=48, metadata=opt("2x2 grids for localisation"))
-    insertion_images: int = field(default=16, metadata=opt("images for insertion (PIC)"))
-    sanity_images: int = field(default=8, metadata=opt("images for the sanity check"))
-    bootstrap: int = field(default=2000, metadata=opt("bootstrap resamples"))
-    seed: int = field(default=0, metadata=opt("seed of grids, randomisation and bootstrap"))
+    insertion_images: int = field(default=32, metadata=opt("images for insertion (PIC)"))
+    sanity_images: int = field(default=32, metadata=opt("images for the sanity check"))
+    first_image: int = field(default=16, metadata=opt("images skipped before insertion and sanity take theirs"))
+    depths: int = field(default=4, metadata=opt("randomisation depths of the sanity check, 0 included"))
+    bootstrap: int = field(default=20000, metadata=opt("bootstrap resamples"))
+    seed: int = field(default=1, metadata=opt("seed of grids, randomisation and bootstrap"))
 
     def runs(self) -> dict[str, object]:
         """The configuration of each benchmark of the study, by run folder name."""
@@ -117,9 +131,9 @@ class StudyConfig(ModelOptions):
                       device=self.device, dtype=self.dtype, trust_checkpoint=self.trust_checkpoint)
         return {
             "localization": LocalizationConfig(**common, max_items=self.grids, selection="random"),
-            "insertion": InsertionConfig(**common, max_items=self.insertion_images),
-            "sanity": SanityConfig(**common, max_items=self.sanity_images, depths=2,
-                                   similarities=list(SANITY)),
+            "insertion": InsertionConfig(**common, max_items=self.insertion_images, first_item=self.first_image),
+            "sanity": SanityConfig(**common, max_items=self.sanity_images, first_item=self.first_image,
+                                   depths=self.depths, similarities=list(SANITY)),
         }
 
 
@@ -148,247 +162,190 @@ def run_study(config: StudyConfig, out_dir: str | Path, lm: LoadedModel | None =
 # -- analysis -----------------------------------------------------------------------------------------------
 
 
-def _resample_weights(groups: int, n: int, seed: int) -> np.ndarray:
-    """``[n, groups]`` multinomial counts: how often each group is drawn in each bootstrap resample."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, groups, size=(n, groups))
-    w = np.zeros((n, groups))
-    np.add.at(w, (np.arange(n)[:, None], idx), 1.0)
-    return w
+def _cell(c: Cell) -> dict:
+    return {"mean": c.mean, "base": c.base, "change": c.change, "ci": list(c.ci), "n": c.n}
 
 
-def _interval(samples: np.ndarray) -> list[float]:
-    finite = samples[np.isfinite(samples)]
-    return [float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))] if finite.size else [math.nan] * 2
+def comparisons(n_methods: int, n_depths: int) -> int:
+    """The number of harm (and of benefit) tests per candidate: each method on every metric of the rule."""
+    return n_methods * (len(LOCALIZATION) + len(INSERTION) + len(SANITY) * n_depths)
 
 
-@dataclass
-class _Grouped:
-    """Per group (grid or image): the sum and the count of a metric's values, for one method and variant."""
+def analyse(study_dir: str | Path, bootstrap: int = 20000, seed: int = 0, alpha: float = 0.05) -> dict:
+    """The study's table from its run folders, through the one aggregation (:func:`~attrdist.bench.results.aggregate`).
 
-    sums: np.ndarray
-    counts: np.ndarray
-
-    def mean(self, w: np.ndarray | None = None) -> np.ndarray | float:
-        if w is None:
-            return float(self.sums.sum() / self.counts.sum()) if self.counts.sum() else math.nan
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (w @ self.sums) / (w @ self.counts)
-
-
-def _grouped(rows: list[tuple], groups: list[str], keep: Callable[[tuple], bool]) -> dict[tuple, _Grouped]:
-    """``(method, variant, metric) -> _Grouped`` over ``groups`` (item ids) from store rows that ``keep``."""
-    index = {g: i for i, g in enumerate(groups)}
-    out: dict[tuple, _Grouped] = {}
-    for row in rows:
-        item, _unit, method, variant, metric, value = row
-        if value is None or not math.isfinite(value) or not keep(row):
-            continue
-        g = out.setdefault((method, variant, metric), _Grouped(np.zeros(len(groups)), np.zeros(len(groups))))
-        g.sums[index[item]] += value
-        g.counts[index[item]] += 1
-    return out
-
-
-def _compare(g: dict[tuple, _Grouped], method: str, variant: str, metric: str, w: np.ndarray,
-             how: str) -> dict:
-    """Mean of the variant, and its change against vanilla with a paired interval (``how``: relative or diff)."""
-    var, van = g.get((method, variant, metric)), g.get((method, "vanilla", metric))
-    if var is None or van is None:
-        return {"mean": math.nan, "change": math.nan, "ci": [math.nan, math.nan]}
-    a, b = var.mean(w), van.mean(w)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        boot = (a / b - 1) * 100 if how == "relative" else a - b
-    m, base = var.mean(), van.mean()
-    point = ((m / base - 1) * 100 if base else math.nan) if how == "relative" else m - base
-    return {"mean": m, "change": point, "ci": _interval(boot)}
-
-
-def analyse(study_dir: str | Path, bootstrap: int = 2000, seed: int = 0) -> dict:
-    """The study's table from its run folders: per method and variant, every axis with paired intervals.
+    Every change is paired (the maps both vanilla and the candidate could score) with a percentile-bootstrap
+    interval over items at the Bonferroni-corrected level ``1 - 2 alpha / m`` (one-sided tests at ``alpha / m``,
+    ``m`` = :func:`comparisons`): a change whose interval lies entirely on one side is significant at family-wise
+    level ``alpha`` per candidate.
 
     Args:
         study_dir: The folder :func:`run_study` wrote (``localization/``, ``insertion/``, ``sanity/``).
         bootstrap: Resamples of the intervals.
         seed: Seed of the resampling.
+        alpha: Family-wise error rate per candidate.
 
     Returns:
-        ``{"methods", "variants", "cells", "default"}``: ``cells[method][variant]`` holds, per metric, the
-        variant's mean, its change against vanilla (percent for localisation and insertion, difference for
-        similarities) and the paired 95% interval of the change; the localisation metrics as
-        ``NAME`` (zeroed maps count 0) and ``NAME_excl`` (zeroed maps left out); counts ``zeroed`` (all three
-        benchmarks) and ``no_positive``; ``default`` is :func:`choose_default`'s verdict.
+        ``{"methods", "variants", "depths", "level", "cells", "unscorable", "default"}``: ``cells[method][variant]``
+        holds, per metric (sanity metrics as ``NAME@FRACTION``), the paired means, the change and its interval;
+        ``unscorable[variant]`` the maps it could not score and the maps it refined, per benchmark;
+        ``default`` is :func:`choose_default`'s verdict.
     """
     root = Path(study_dir)
-    cells: dict[str, dict[str, dict]] = defaultdict(lambda: defaultdict(dict))
-    methods: list[str] = []
-    variants: list[str] = []
-    zeroed: dict[tuple[str, str], int] = defaultdict(int)
+    data: dict[str, tuple[list, dict]] = {}
     for bench in ("localization", "insertion", "sanity"):
         db = root / bench / "results.sqlite"
-        if not db.exists():
-            continue
-        with ResultStore(db) as store:
-            rows = store.rows()
-            cfg = store.config()
-        methods += [m for m in cfg.get("methods", []) if m not in methods]
-        variants += [v for v in ["vanilla", *cfg.get("variants", {})] if v not in variants]
-        if bench == "sanity":
-            last = max((r[1] for r in rows), default=None)
-            rows = [r for r in rows if r[1] == last]
-        for r in rows:
-            if r[4] == "zeroed":
-                zeroed[(r[2], r[3])] += int(round(r[5]))
-        groups = sorted({r[0] for r in rows})
-        w = _resample_weights(len(groups), bootstrap, seed)
-        if bench == "localization":
-            dead = {(r[0], r[1], r[2], r[3]) for r in rows if r[4] == "zeroed" and r[5] > 0}
-            counted = _grouped(rows, groups, lambda r: True)
-            excluded = _grouped(rows, groups, lambda r, dead=dead: r[:4] not in dead)
-            for (method, variant, metric), g in counted.items():
-                if metric in ("zeroed", "no_positive"):
-                    cells[method][variant][f"{metric}_localization"] = int(round(g.sums.sum()))
-                    cells[method][variant]["maps_localization"] = int(g.counts.sum())
-                elif metric in LOCALIZATION:
-                    cells[method][variant][metric] = _compare(counted, method, variant, metric, w, "relative")
-                    cells[method][variant][f"{metric}_excl"] = _compare(excluded, method, variant, metric, w,
-                                                                       "relative")
-        else:
-            g = _grouped(rows, groups, lambda r: True)
-            names, how = (INSERTION, "relative") if bench == "insertion" else (SANITY, "diff")
-            for method, variant, metric in list(g):
-                if metric in names:
-                    cells[method][variant][metric] = _compare(g, method, variant, metric, w, how)
-    for (method, variant), n in zeroed.items():
-        cells[method][variant]["zeroed"] = n
+        if db.exists():
+            with ResultStore(db) as store:
+                data[bench] = (store.rows(), store.config())
+    fractions = sorted({r[5] for r in data.get("sanity", ([], {}))[0] if r[4] == "fraction" and r[5] > 0})
+    methods = list(dict.fromkeys(m for _, cfg in data.values() for m in cfg.get("methods", [])))
+    variants = list(dict.fromkeys(["vanilla", *(v for _, cfg in data.values() for v in cfg.get("variants", {}))]))
     if (root / "study.yaml").exists():  # the stores keep their variants sorted: the study's own order
         import yaml
 
         saved = yaml.safe_load((root / "study.yaml").read_text())
         order = ["vanilla", *(saved.get("variants") or {} if isinstance(saved, dict) else {})]
         variants = [v for v in order if v in variants] + [v for v in variants if v not in order]
-    plain = {m: {v: dict(c) for v, c in by.items()} for m, by in cells.items()}
-    result = {"methods": methods, "variants": variants, "cells": plain}
+    m = comparisons(len(methods), len(fractions))
+    level = 1 - 2 * alpha / m
+    cells: dict[str, dict[str, dict]] = defaultdict(lambda: defaultdict(dict))
+    unscorable: dict[str, dict[str, list[int]]] = defaultdict(dict)
+    for bench, (rows, _cfg) in data.items():
+        parts = [(rows, "")]
+        if bench == "sanity":  # one comparison per randomised depth (depth 0 compares a map with itself)
+            frac = {r[1]: r[5] for r in rows if r[4] == "fraction"}
+            parts = [([r for r in rows if r[1] == unit and r[4] != "fraction"], f"@{f:.2f}")
+                     for unit, f in sorted(frac.items(), key=lambda u: u[1]) if f > 0]
+        for part, suffix in parts:
+            agg = aggregate(part, bootstrap=bootstrap, seed=seed, level=level)
+            for (method, variant, metric), c in agg.cells.items():
+                if metric in (*LOCALIZATION, *INSERTION, *SANITY):
+                    cells[method][variant][metric + suffix] = _cell(c)
+            for (method, variant), (dead, total) in agg.unscorable.items():
+                got = unscorable[variant].setdefault(bench, [0, 0])
+                got[0] += dead
+                got[1] += total
+                mine = cells[method][variant].setdefault(f"unscorable_{bench}", [0, 0])
+                mine[0] += dead
+                mine[1] += total
+    result = {"methods": methods, "variants": variants, "depths": fractions, "comparisons": m, "level": level,
+              "cells": {k: {v: dict(c) for v, c in by.items()} for k, by in cells.items()},
+              "unscorable": {v: dict(b) for v, b in unscorable.items()}}
     result["default"] = choose_default(result)
     return result
 
 
-# -- the rule -----------------------------------------------------------------------------------------------
+# -- the rule (pre-registered: committed before the second study's results) -------------------------------------
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """One candidate under the rule: eligible or why not, and its score."""
+    """One candidate under the rule: eligible or why not, and what ranks it."""
 
     variant: str
     eligible: bool
-    reasons: tuple[str, ...]
-    paper_gains_reached: int
-    extra_improved: int
-    mean_gain: float
+    harms: tuple[str, ...]
+    benefits: int
+    mean_ra_change: float
+
+
+def _metrics_of(result: dict) -> list[tuple[str, bool]]:
+    """``(metric, higher is better)`` of every metric the rule reads."""
+    return ([(x, True) for x in (*LOCALIZATION, *INSERTION)]
+            + [(f"{x}@{f:.2f}", False) for x in SANITY for f in result["depths"]])
 
 
 def judge(result: dict, variant: str) -> Verdict:
     """A candidate under the rule of :func:`choose_default`."""
-    cells, reasons = result["cells"], []
-    methods = [m for m in result["methods"] if m in cells]
+    harms, benefits = [], 0
+    methods = [m for m in result["methods"] if m in result["cells"]]
     for m in methods:
-        c = cells[m].get(variant, {})
-        if c.get("zeroed", 0):
-            reasons.append(f"{m}: {c['zeroed']} maps zeroed")
-        for metric in INSERTION:
-            hi = c.get(metric, {}).get("ci", [math.nan] * 2)[1]
-            if hi < 0:
-                reasons.append(f"{m}: {metric} lower than vanilla (95% interval of the change below 0)")
-        for metric in SANITY:
-            lo = c.get(metric, {}).get("ci", [math.nan] * 2)[0]
-            if lo > 0:
-                reasons.append(f"{m}: {metric} after randomisation higher than vanilla's (sanity worse)")
-
-    def gain(m: str) -> float:
-        return cells[m].get(variant, {}).get("region_attribution", {}).get("change", math.nan)
-
-    reached = sum(1 for m in methods if m in PAPER_RA_GAIN and gain(m) >= PAPER_RA_GAIN[m])
-    extra = sum(1 for m in methods if m in EXTRA_METHODS and gain(m) > 0)
-    gains = [gain(m) for m in methods if math.isfinite(gain(m))]
-    return Verdict(variant, not reasons, tuple(reasons), reached, extra,
-                   float(np.mean(gains)) if gains else math.nan)
+        c = result["cells"][m].get(variant, {})
+        for metric, higher in _metrics_of(result):
+            lo, hi = c.get(metric, {}).get("ci", [math.nan, math.nan])
+            if higher and hi < 0 or not higher and lo > 0:
+                harms.append(f"{m}: {metric} worse than vanilla")
+            elif higher and lo > 0 or not higher and hi < 0:
+                benefits += 1
+    base = result["unscorable"].get("vanilla", {})
+    for bench, (dead, total) in result["unscorable"].get(variant, {}).items():
+        extra = dead - base.get(bench, [0, 0])[0]
+        if total and extra > UNSCORABLE_SHARE * total:
+            harms.append(f"{bench}: {extra} of {total} maps unscorable beyond vanilla's")
+    ra = [result["cells"][m].get(variant, {}).get("region_attribution", {}).get("change", math.nan) for m in methods]
+    ra = [x for x in ra if math.isfinite(x)]
+    return Verdict(variant, not harms, tuple(harms), benefits, float(np.mean(ra)) if ra else math.nan)
 
 
 def choose_default(result: dict) -> dict:
-    """The rule fixed before the study: which candidate becomes the default VAR.
+    """The rule, fixed before the second study ran: which candidate becomes the default VAR.
 
-    Eligible: no map zeroed in any benchmark; for no method an insertion score (AIC, SIC) significantly lower
-    than vanilla's (the paired 95% interval of the change entirely below 0); for no method a sanity
-    similarity at full randomisation significantly higher than vanilla's (interval entirely above 0). Among
-    the eligible: the most of the six paper methods whose RA gain (zeroed maps counted as 0) reaches the
-    paper's; then the most of gradient, SmoothGrad and LayerCAM improved; then the largest mean RA gain.
+    The paper's own measures, each change against vanilla paired over the maps both could score, with
+    Bonferroni-corrected bootstrap intervals (:func:`analyse`): localisation RA, IoU, F1; insertion AIC and SIC;
+    the sanity check's Spearman correlation of ``|H|`` and of the signed map with the original model's map at
+    every randomisation depth but 0 (lower is better: the map must depend on the weights). No SSIM or HOG
+    similarity: they rise whenever sparse maps share zeros, also between maps of unrelated photos.
+
+    Eligible: no method with a significantly worse change on any of these metrics, and no benchmark where the
+    candidate leaves more than 1% of the maps it refines unscorable beyond those vanilla cannot score.
+    Ranking: the most significant improvements (method x metric), then the largest mean relative RA change.
+    If no candidate is eligible, the default is the candidate with the fewest harms (then the same ranking):
+    there is always a winner, and the README says how it fails.
 
     Returns:
-        ``{"chosen": name or None, "ranking": [verdicts, best first]}``.
+        ``{"chosen": name, "eligible": bool, "ranking": [verdicts, best first]}``.
     """
     verdicts = [judge(result, v) for v in result["variants"] if v != "vanilla"]
-    ranked = sorted(verdicts, key=lambda v: (not v.eligible, -v.paper_gains_reached, -v.extra_improved,
-                                             -(v.mean_gain if math.isfinite(v.mean_gain) else -math.inf)))
-    chosen = next((v.variant for v in ranked if v.eligible), None)
-    return {"chosen": chosen, "ranking": [asdict(v) for v in ranked]}
+    ranked = sorted(verdicts, key=lambda v: (len(v.harms), -v.benefits,
+                                             -(v.mean_ra_change if math.isfinite(v.mean_ra_change) else -math.inf)))
+    chosen = ranked[0] if ranked else None
+    return {"chosen": chosen.variant if chosen else None, "eligible": bool(chosen and chosen.eligible),
+            "ranking": [asdict(v) for v in ranked]}
 
 
 # -- output -------------------------------------------------------------------------------------------------
 
 
-def _pct(c: dict) -> str:
+def _fmt_change(c: dict, relative: bool) -> str:
     if not c or not math.isfinite(c.get("change", math.nan)):
         return "-"
     lo, hi = c["ci"]
-    return f"{c['change']:+.0f}% [{lo:+.0f}, {hi:+.0f}]"
-
-
-def _diff(c: dict) -> str:
-    if not c or not math.isfinite(c.get("mean", math.nan)):
-        return "-"
-    lo, hi = c["ci"]
-    return f"{c['mean']:.2f} ({c['change']:+.2f} [{lo:+.2f}, {hi:+.2f}])"
+    return (f"{c['change']:+.0f}% [{lo:+.0f}, {hi:+.0f}]" if relative
+            else f"{c['mean']:.2f} ({c['change']:+.2f} [{lo:+.2f}, {hi:+.2f}])")
 
 
 def markdown(result: dict) -> str:
     """The study as Markdown: one table per method (rows: variants), then the rule's ranking."""
-    lines = []
+    sanity = [f"{x}@{f:.2f}" for x in SANITY for f in result["depths"]]
+    lines = [f"Changes against vanilla on the maps both could score; intervals: paired bootstrap over items at "
+             f"{result['level'] * 100:.3f}% (Bonferroni over {result['comparisons']} tests per candidate). "
+             "Sanity: Spearman correlation with the original model's map at the fraction of blocks randomised "
+             "(lower is better).", ""]
     for m in result["methods"]:
         by = result["cells"].get(m)
         if not by:
             continue
-        base = by.get("vanilla", {}).get("region_attribution", {}).get("mean", math.nan)
-        ceiling = f"; the most any refinement can gain here: {(1 / base - 1) * 100:+.0f}%" if base > 0 else ""
-        paper = f" (paper: +{PAPER_RA_GAIN[m]:.0f}%{ceiling})" if m in PAPER_RA_GAIN else (
-            f" ({ceiling[2:]})" if ceiling else "")
-        lines += [f"### {m}{paper}", "",
-                  "| variant | RA | RA gain, zeroed = 0 | RA gain, zeroed excluded | IoU gain | F1 gain | zeroed | "
-                  "no positive mass | AIC gain | SIC gain | SSIM after randomisation | Spearman abs |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"### {m}", "", "| variant | RA | RA | IoU | F1 | AIC | SIC | " + " | ".join(sanity)
+                  + " | unscorable (loc/ins/san) |", "|---" * (8 + len(sanity)) + "|"]
         for v in result["variants"]:
             c = by.get(v, {})
             ra = c.get("region_attribution", {}).get("mean", math.nan)
-            maps = c.get("maps_localization", 0)
-            lines.append(
-                f"| {v} | {ra:.3f} | {_pct(c.get('region_attribution', {})) if v != 'vanilla' else ''} | "
-                f"{_pct(c.get('region_attribution_excl', {})) if v != 'vanilla' else ''} | "
-                f"{_pct(c.get('iou', {})) if v != 'vanilla' else ''} | "
-                f"{_pct(c.get('f1', {})) if v != 'vanilla' else ''} | "
-                f"{c.get('zeroed', 0)} | {c.get('no_positive_localization', 0)}/{maps} | "
-                f"{_pct(c.get('aic_auc', {})) if v != 'vanilla' else _mean(c.get('aic_auc'))} | "
-                f"{_pct(c.get('sic_auc', {})) if v != 'vanilla' else _mean(c.get('sic_auc'))} | "
-                f"{_diff(c.get('ssim', {})) if v != 'vanilla' else _mean(c.get('ssim'))} | "
-                f"{_diff(c.get('spearman_abs', {})) if v != 'vanilla' else _mean(c.get('spearman_abs'))} |")
+            cols = ([_fmt_change(c.get(x, {}), True) if v != "vanilla" else _mean(c.get(x))
+                     for x in (*LOCALIZATION, *INSERTION)]
+                    + [_fmt_change(c.get(x, {}), False) if v != "vanilla" else _mean(c.get(x)) for x in sanity])
+            dead = "/".join(str(c.get(f"unscorable_{b}", [0])[0]) for b in ("localization", "insertion", "sanity"))
+            lines.append(f"| {v} | {ra:.3f} | " + " | ".join(cols) + f" | {dead} |")
         lines.append("")
     d = result.get("default", {})
-    lines += ["### The rule's ranking", "", "| variant | eligible | paper gains reached (of 6) | "
-              "gradient/SmoothGrad/LayerCAM improved | mean RA gain | why not eligible |", "|---|---|---|---|---|---|"]
+    lines += ["### The rule's ranking", "", "| variant | eligible | significant improvements | mean RA change | "
+              "harms |", "|---|---|---|---|---|"]
     for r in d.get("ranking", []):
-        why = "; ".join(r["reasons"][:3]) + (f" (+{len(r['reasons']) - 3} more)" if len(r["reasons"]) > 3 else "")
-        lines.append(f"| {r['variant']} | {'yes' if r['eligible'] else 'no'} | {r['paper_gains_reached']} | "
-                     f"{r['extra_improved']} | {r['mean_gain']:+.1f}% | {why} |")
-    lines += ["", f"Chosen: **{d.get('chosen') or 'none eligible'}**.", ""]
+        why = "; ".join(r["harms"][:3]) + (f" (+{len(r['harms']) - 3} more)" if len(r["harms"]) > 3 else "")
+        lines.append(f"| {r['variant']} | {'yes' if r['eligible'] else 'no'} | {r['benefits']} | "
+                     f"{r['mean_ra_change']:+.1f}% | {len(r['harms'])}{': ' + why if why else ''} |")
+    verdict = "eligible" if d.get("eligible") else "none eligible: the fewest harms"
+    lines += ["", f"Chosen: **{d.get('chosen')}** ({verdict}).", ""]
     return "\n".join(lines)
 
 
@@ -397,17 +354,17 @@ def _mean(c: dict | None) -> str:
 
 
 def frontier_plot(result: dict, path: str | Path) -> Path:
-    """Gain against zeroed maps: per candidate, the paper methods' gains reached and the maps it zeroed."""
+    """Mean RA change against unscorable maps, per candidate (green: eligible under the rule)."""
     from .report import _pyplot, _save
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in result["default"]["ranking"]:
-        z = sum(c.get(r["variant"], {}).get("zeroed", 0) for c in result["cells"].values())
-        ax.scatter(z, r["mean_gain"], color="C2" if r["eligible"] else "C3")
-        ax.annotate(r["variant"], (z, r["mean_gain"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
-    ax.set_xlabel("maps zeroed (all benchmarks)")
-    ax.set_ylabel("mean relative RA gain (%), zeroed maps = 0")
+        z = sum(b[0] for b in result["unscorable"].get(r["variant"], {}).values())
+        ax.scatter(z, r["mean_ra_change"], color="C2" if r["eligible"] else "C3")
+        ax.annotate(r["variant"], (z, r["mean_ra_change"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
+    ax.set_xlabel("maps unscorable (all benchmarks)")
+    ax.set_ylabel("mean relative RA change (%), paired")
     ax.set_xscale("symlog")
     return _save(fig, Path(path))
 
