@@ -18,6 +18,24 @@ def test_every_paper_table_has_a_config():
     assert {p.stem.split("-")[0] for p in CONFIGS} == set(BENCHMARK_OF)
     assert {p.stem for p in CONFIGS if p.stem.startswith("quad-")} == {
         "quad-resnet50", "quad-wide_resnet50_2", "quad-densenet121", "quad-convnext_base", "quad-vit_b_16"}
+    assert {"pic-resnet50", "pic-vit_b_16", "sanity-resnet50", "sanity-vit_b_16"} <= {p.stem for p in CONFIGS}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_configs_run_the_authors_settings(path):
+    """The VAR authors' code (utils.attr_functions) calls Captum with its defaults: LayerGradCam keeps the signed
+    CAM and GuidedGradCam upsamples nearest; their VitGradCam min-max scales each class map; their T-LRP copy does
+    not normalise the rollout's rows. Table 2a has all six CNN methods."""
+    cfg = BENCHMARKS.get(BENCHMARK_OF[path.stem.split("-")[0]]).config.load(path)
+    opts = cfg.method_options
+    if "vit" in path.stem:
+        assert opts["gradcam"]["minmax"] is True and opts["tlrp"]["row_normalize"] is False
+        return
+    assert opts["gradcam"]["relu"] is False
+    if "guided_gradcam" in cfg.methods:
+        assert opts["guided_gradcam"]["upsample"] == "nearest"
+    if path.stem.startswith("pic-"):
+        assert {"guided_gradcam", "lrp"} <= set(cfg.methods)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])

@@ -50,6 +50,19 @@ def test_rows_complete(reference):
             assert (r[5] is None) == (r[:4] in dead) and (r[5] is None or 0 <= r[5] <= 1), r
 
 
+def test_config_records_every_method_setting(reference):
+    """Every option that changes a number is stored with the run, defaults included (the CAM layer resolved)."""
+    import yaml
+
+    with ResultStore(reference / "results.sqlite") as s:
+        stored = s.config()["method_settings"]
+    saved = yaml.safe_load((reference / "config.yaml").read_text())["method_settings"]
+    assert stored == saved
+    assert stored["gradcam"]["relu"] is True and stored["gradcam"]["upsample"] == "bilinear"
+    assert stored["gradcam"]["layer"] and stored["gradcam"]["resolution"] == "input"
+    LocalizationConfig.load(reference / "config.yaml")  # a run's config.yaml loads back as a configuration
+
+
 def test_resume_after_sigkill(reference, tmp_path):
     out = tmp_path / "run"
     cmd, env = cli("bench", "localization", "--out", str(out), *ARGS)

@@ -65,6 +65,13 @@ def assert_maps_close(ours, ref, rtol=1e-6, atol=1e-8):
     torch.testing.assert_close(ours, ref, rtol=rtol, atol=atol * scale)
 
 
+def ours_maps(method, model, x, classes, vjp, **options):
+    """attrdist's maps, asserting that the VJP path asked for is the one that ran (no silent fallback)."""
+    att = get_method(method, model, vjp=vjp, **options).attribute(x, classes=classes)
+    assert att.vjp == vjp, f"asked for {vjp} VJPs, {att.vjp} ran"
+    return att.maps
+
+
 def per_class(fn, classes):
     return torch.stack([fn(classes[:, k]) for k in range(classes.shape[1])], 1)
 
@@ -96,7 +103,7 @@ def test_against_captum(method, model_name, vjp, lite0_f64, cat_input):
         pytest.skip("Captum's guided backprop leaves GELU alone; attrdist's clamps at GELU (documented)")
     model, x, classes = get_setup(model_name, lite0_f64, cat_input)
     layer = default_cam_layer(model)
-    ours = get_method(method, model, vjp=vjp, **OPTIONS.get(method, {}))(x, classes)
+    ours = ours_maps(method, model, x, classes, vjp, **OPTIONS.get(method, {}))
     if method == "guided_gradcam":  # Captum hooks the CAM layer of its own model copy
         clone = captum_guided_model(model)
         peer, kwargs = GuidedGradCam(clone, resolve_module(clone, layer)), dict(interpolate_mode="bilinear")
@@ -113,7 +120,7 @@ def test_against_captum(method, model_name, vjp, lite0_f64, cat_input):
 def test_gradcam_against_captum(model_name, resolution, vjp, lite0_f64, cat_input):
     model, x, classes = get_setup(model_name, lite0_f64, cat_input)
     layer = resolve_module(model, default_cam_layer(model))
-    ours = get_method("gradcam", model, resolution=resolution, vjp=vjp)(x, classes)
+    ours = ours_maps("gradcam", model, x, classes, vjp, resolution=resolution)
     peer = LayerGradCam(model, layer)
 
     def ref_fn(c):
@@ -123,6 +130,47 @@ def test_gradcam_against_captum(model_name, resolution, vjp, lite0_f64, cat_inpu
         return a[:, 0].detach()
 
     assert_maps_close(ours, per_class(ref_fn, classes))
+
+
+@pytest.mark.parametrize("vjp", VJP)
+@pytest.mark.parametrize("model_name", MODELS)
+def test_gradcam_and_guided_gradcam_at_the_var_authors_settings_against_captum(model_name, vjp, lite0_f64, cat_input):
+    """The VAR authors' settings (their utils.attr_functions calls Captum with its defaults): Grad-CAM keeps the
+    signed CAM (LayerGradCam's relu_attributions=False), upsampled bilinearly; Guided Grad-CAM is Captum's
+    GuidedGradCam, whose CAM is ReLU'd and upsampled with interpolate_mode="nearest"."""
+    model, x, classes = get_setup(model_name, lite0_f64, cat_input)
+    layer = default_cam_layer(model)
+    ours = ours_maps("gradcam", model, x, classes, vjp, relu=False)
+    peer = LayerGradCam(model, resolve_module(model, layer))
+    ref = per_class(lambda c: F.interpolate(peer.attribute(x, target=c), size=x.shape[-2:], mode="bilinear",
+                                            align_corners=False)[:, 0].detach(), classes)
+    assert (ref < 0).any()  # signed: the setting is visible
+    assert_maps_close(ours, ref)
+    if model_name in GELU_MODELS:
+        return  # Captum's guided backprop leaves GELU alone (see test_against_captum)
+    ours = ours_maps("guided_gradcam", model, x, classes, vjp, upsample="nearest")
+    clone = captum_guided_model(model)
+    peer = GuidedGradCam(clone, resolve_module(clone, layer))
+    ref = per_class(lambda c: peer.attribute(x.clone().requires_grad_(True), target=c).sum(1).detach(), classes)
+    assert_maps_close(ours, ref)
+
+
+def test_a_broken_batched_path_is_seen(monkeypatch, lite0_f64, cat_input):
+    """Asking for batched VJPs and getting sequential ones warns, and the parity helper refuses it."""
+    import attrdist.methods.base as base
+
+    real = base.class_gradients
+
+    def no_batched(outputs, classes, inputs, mode="batched", retain_graph=False):
+        if mode == "batched":
+            raise RuntimeError("batched VJP unsupported here")
+        return real(outputs, classes, inputs, mode, retain_graph)
+
+    monkeypatch.setattr(base, "class_gradients", no_batched)
+    model, x, classes = get_setup("resnet18", lite0_f64, cat_input)
+    with pytest.warns(RuntimeWarning, match="batched VJP failed"):
+        with pytest.raises(AssertionError, match="sequential ran"):
+            ours_maps("gradient", model, x, classes, "batched")
 
 
 def _grad_cam_raw(cam_cls, model, layer, x, c):
@@ -152,7 +200,7 @@ def test_against_pytorch_grad_cam(method, model_name, vjp, lite0_f64, cat_input)
 
     model, x, classes = get_setup(model_name, lite0_f64, cat_input)
     layer = resolve_module(model, default_cam_layer(model))
-    ours = get_method(method, model, resolution="native", vjp=vjp)(x, classes)
+    ours = ours_maps(method, model, x, classes, vjp, resolution="native")
     cam_cls = {"gradcam": GradCAM, "layercam": LayerCAM}[method]
     ref = per_class(lambda c: _grad_cam_raw(cam_cls, model, layer, x.clone().requires_grad_(True), c), classes)
     assert_maps_close(ours, ref)
@@ -165,7 +213,7 @@ def test_lrp_against_zennit(model_name, vjp, lite0_f64, cat_input):
     from zennit.composites import EpsilonPlusFlat
 
     model, x, classes = get_setup(model_name, lite0_f64, cat_input)
-    ours = get_method("lrp", model, vjp=vjp)(x, classes)
+    ours = ours_maps("lrp", model, x, classes, vjp)
     n_out = 1000
 
     def ref_fn(c):
@@ -183,15 +231,15 @@ def test_integrated_gradients_black_and_blur_baselines_against_captum(vjp):
     x = torch.randn(2, 3, 40, 40, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
     classes = torch.tensor([[3, 7], [5, 0]])
     black = torch.stack([torch.full((40, 40), -m / s, dtype=torch.float64) for m, s in zip(mean, std, strict=True)])
-    ours = get_method("integrated_gradients", model, steps=8, baseline="black", normalization=(mean, std),
-                      vjp=vjp)(x, classes)
+    ours = ours_maps("integrated_gradients", model, x, classes, vjp, steps=8, baseline="black",
+                     normalization=(mean, std))
     peer = IntegratedGradients(model)
     ref = per_class(lambda c: peer.attribute(x, baselines=black[None].expand_as(x), target=c, n_steps=8,
                                              method="gausslegendre").sum(1), classes)
     assert_maps_close(ours, ref, **TOLERANCE["integrated_gradients"])
     blurred = torch.from_numpy(np.stack([np.stack([_scipy_blur(x[b, c].numpy(), 10.0) for c in range(3)])
                                          for b in range(2)]))
-    ours = get_method("integrated_gradients", model, steps=8, baseline="blur", vjp=vjp)(x, classes)
+    ours = ours_maps("integrated_gradients", model, x, classes, vjp, steps=8, baseline="blur")
     ref = per_class(lambda c: peer.attribute(x, baselines=blurred, target=c, n_steps=8,
                                              method="gausslegendre").sum(1), classes)
     assert_maps_close(ours, ref, **TOLERANCE["integrated_gradients"])
@@ -210,7 +258,7 @@ def test_integrated_gradients_uniform_rule_against_saliency(vjp):
     saliency = pytest.importorskip("saliency.core")
     model = tv_model("resnet18")
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
-    ours = get_method("integrated_gradients", model, steps=7, rule="uniform", vjp=vjp)(x, torch.tensor([[2, 9]]))
+    ours = ours_maps("integrated_gradients", model, x, torch.tensor([[2, 9]]), vjp, steps=7, rule="uniform")
 
     def call_model(images, call_model_args=None, expected_keys=None):
         t = torch.from_numpy(np.asarray(images)).permute(0, 3, 1, 2).requires_grad_(True)

@@ -560,3 +560,35 @@ def test_inflow_block_readout_options():
     assert torch.isfinite(mean_maps).all() and not torch.allclose(cls_maps, mean_maps)
     with pytest.raises(ValueError, match="block_readout"):
         get_method("inflow", model, block_readout="max")
+
+
+def test_attention_gradcam_minmax_is_the_authors_vit_gradcam():
+    """``minmax=True``: the VAR authors' VitGradCam (their utils.attr_functions): per head, the class token's
+    attention row over the patches times the mean of its gradient over the patches, mean over heads, positive
+    part, min-max scaled on the patch grid, then upsampled bilinearly to the input."""
+    model = tiny_timm()
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    classes = [1, 4, 6]
+    ours = get_method("gradcam", model, minmax=True, vjp="batched").attribute(x, classes=classes)
+    assert ours.vjp == "batched"
+    checked = 0
+    for k, c in enumerate(classes):
+        logits, attns = manual_forward(model, x.clone())
+        (g,) = torch.autograd.grad(logits[0, c], attns[-1])
+        a, g = attns[-1][0].detach(), g[0]
+        heads = []
+        for h in range(a.shape[0]):
+            row = a[h, 0, 1:]
+            weight = sum(float(v) for v in g[h, 0, 1:]) / row.numel()
+            heads.append(row * weight)
+        cam = (sum(heads) / len(heads)).clamp(min=0).view(4, 4)
+        if cam.max() == cam.min():  # the authors divide by zero here (NaN); attrdist gives a zero map
+            assert not ours.maps[0, k].any()
+            continue
+        checked += 1
+        cam = (cam - cam.min()) / (cam.max() - cam.min())
+        ref = F.interpolate(cam[None, None], size=(32, 32), mode="bilinear", align_corners=False)[0, 0]
+        torch.testing.assert_close(ours.maps[0, k], ref, rtol=1e-10, atol=1e-12)
+    assert checked >= 2
+    raw = get_method("gradcam", model).attribute(x, classes=classes).maps
+    assert not torch.allclose(raw, ours.maps)  # the default stays raw

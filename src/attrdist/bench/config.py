@@ -102,13 +102,14 @@ class RunConfig(ModelOptions):
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a configuration is a mapping of fields, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known - {"benchmark"})
+        unknown = sorted(set(data) - known - {"benchmark", "method_settings"})  # a run's config.yaml loads back
         if unknown:
             raise ValueError(f"{path}: unknown field(s) {unknown} for the {cls.benchmark} benchmark")
         if data.pop("trust_checkpoint", False):  # `false` (in configs saved before) changes nothing
             raise ValueError(f"{path}: trust_checkpoint cannot come from a configuration file (it lets a "
                              "checkpoint run code); pass --trust-checkpoint on the command line")
         data.pop("benchmark", None)
+        data.pop("method_settings", None)  # what a run recorded of its methods: derived, not configured
         hints = typing.get_type_hints(cls)
         for name, value in data.items():
             if not _fits(value, hints[name]):
@@ -156,8 +157,15 @@ def _fits(value: object, hint: object) -> bool:
     return isinstance(value, base) if isinstance(base, type) else True
 
 
-def open_run(config: C, out_dir: str | Path, shard: object) -> tuple[object, C]:
+def open_run(config: C, out_dir: str | Path, shard: object, methods: dict | None = None) -> tuple[object, C]:
     """Open (or resume) a run folder: the store bound to the configuration, and the config on this rank's device.
+
+    Args:
+        config: The run's configuration.
+        out_dir: The run folder.
+        shard: This process's shard.
+        methods: The built methods: their :meth:`~attrdist.methods.Attributor.settings` (every option, defaults
+            included) are stored with the configuration as ``method_settings``.
 
     Raises:
         ConfigMismatchError: If the folder holds a run of another configuration.
@@ -166,8 +174,9 @@ def open_run(config: C, out_dir: str | Path, shard: object) -> tuple[object, C]:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    settings = {"method_settings": {n: m.settings() for n, m in methods.items()}} if methods else {}
     store = ResultStore(out / "results.sqlite")
-    store.bind_config(config.to_dict())
+    store.bind_config({**config.to_dict(), **settings})
     if shard.rank == 0:  # type: ignore[attr-defined]
-        config.save(out / "config.yaml")
+        (out / "config.yaml").write_text(yaml.safe_dump({**shareable(config), **settings}, sort_keys=False))
     return store, dataclasses.replace(config, device=shard.device(config.device))  # type: ignore[attr-defined]

@@ -73,11 +73,11 @@ def run_insertion(config: InsertionConfig, out_dir: str | Path, shard: Shard | N
         raise ValueError("curve must be 'pic' or 'rise' and saliency 'abs' or 'signed'")
     images = open_dataset(config.dataset, needs="images").images()
     shard = shard or current_shard()
-    store, cfg = open_run(config, out_dir, shard)
-    lm = lm or load_model(cfg.model, cfg.weights, trust_checkpoint=cfg.trust_checkpoint)
+    lm = lm or load_model(config.model, config.weights, trust_checkpoint=config.trust_checkpoint)
+    methods = {m: get_method(m, lm, **config.method_kwargs(m)) for m in config.methods}  # checked before storing
+    store, cfg = open_run(config, out_dir, shard, methods)
     model = lm.model.to(cfg.device)
     items = {it.id: it for it in cfg.take(images)}
-    methods = {m: get_method(m, lm, **cfg.method_kwargs(m)) for m in cfg.methods}
     (first, first_cfg), *others = cfg.variant_configs().items()
     pre = lm.preprocess
 

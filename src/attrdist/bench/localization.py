@@ -351,11 +351,11 @@ def run_localization(config: LocalizationConfig, out_dir: str | Path, shard: Sha
     """
     shard = shard or current_shard()
     open_dataset(config.dataset)  # fail on a bad dataset before the run folder is made
-    store, cfg = open_run(config, out_dir, shard)
+    lm = lm or load_model(config.model, config.weights, trust_checkpoint=config.trust_checkpoint)
+    methods = {m: get_method(m, lm, **config.method_kwargs(m)) for m in config.methods}  # checked before storing
+    store, cfg = open_run(config, out_dir, shard, methods)
     bench = LocalizationBenchmark(cfg, lm, store)
-    lm = bench.lm
     lm.model.to(cfg.device)
-    methods = {m: get_method(m, lm, **cfg.method_kwargs(m)) for m in cfg.methods}
     items = bench.items()  # grids are drawn here, before any worker starts
 
     def compute(batch: list[tuple[str, object]]) -> list:

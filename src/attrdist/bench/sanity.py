@@ -87,7 +87,8 @@ def run_sanity(config: SanityConfig, out_dir: str | Path, shard: Shard | None = 
     shard = shard or current_shard()
     lm = lm or load_model(config.model, config.weights, trust_checkpoint=config.trust_checkpoint)
     blocks = randomization_blocks(lm.model, config.blocks)  # stored with the run: which layers were randomised
-    store, cfg = open_run(dataclasses.replace(config, blocks=blocks), out_dir, shard)
+    built = {m: get_method(m, lm, **config.method_kwargs(m)) for m in config.methods}  # checked before storing
+    store, cfg = open_run(dataclasses.replace(config, blocks=blocks), out_dir, shard, built)
     model = lm.model.to(cfg.device)
     depths = depths_of(len(blocks), cfg.depths)
     items = {it.id: it for it in cfg.take(images)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import contextvars
+import inspect
 import time
 import warnings
 from collections.abc import Sequence
@@ -121,7 +122,9 @@ def get_method(name: str, model: nn.Module, **options: object) -> Attributor:
             f"method {name!r} applies to {'/'.join(sorted(cls.applies_to))} models, and "
             f"{type(model).__name__} is {kind}; methods for it: {', '.join(list_methods(arch))}"
         )
-    return cls.create(model, **options)
+    method = cls.create(model, **options)
+    method._given = dict(options)
+    return method
 
 
 @dataclass(kw_only=True)
@@ -256,6 +259,32 @@ class Attributor(abc.ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={type(self.model).__name__}, vjp={self.vjp!r})"
 
+    def settings(self) -> dict[str, object]:
+        """Every keyword option of this method's constructors with the value in use, as plain values.
+
+        What a benchmark run records beside its configuration, so that a result names each setting that changes a
+        number, defaults included (a layer is given by its dotted name in the model).
+
+        Example:
+            >>> get_method("gradcam", torchvision.models.resnet18()).settings()["relu"]  # doctest: +SKIP
+            True
+        """
+        names = {id(m): n for n, m in self.model.named_modules()}
+        given = getattr(self, "_given", {})
+        out: dict[str, object] = {"method": self.name}
+        for cls in type(self).__mro__:
+            init = cls.__dict__.get("__init__")
+            if init is None or cls is object:
+                continue
+            for name, p in inspect.signature(init).parameters.items():
+                if p.kind is not p.KEYWORD_ONLY or name in out:
+                    continue
+                # the value in use where the method keeps it under the option's name (a resolved layer), else
+                # what was asked for, else the default
+                value = getattr(self, name) if hasattr(self, name) else given.get(name, p.default)
+                out[name] = _plain(value, names)
+        return out
+
     def attribute(
         self, inputs: Tensor, target: Tensor | int | None = None, classes: ClassesLike | None = None
     ) -> Attribution:
@@ -373,6 +402,19 @@ class Attributor(abc.ABC):
     def _per_sample(grads: Tensor) -> Tensor:
         """Class gradients ``[K, B, ...]`` as ``[B, K, ...]``."""
         return grads.transpose(0, 1)
+
+
+def _plain(value: object, names: dict[int, str]) -> object:
+    """A setting as a JSON value: a module by its dotted name, tuples as lists, tensors by their shape."""
+    if isinstance(value, nn.Module):
+        return names.get(id(value), type(value).__name__)
+    if isinstance(value, Tensor):
+        return f"tensor{list(value.shape)}"
+    if isinstance(value, (tuple, list)):
+        return [_plain(v, names) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v, names) for k, v in value.items()}
+    return value if value is None or isinstance(value, (bool, int, float, str)) else type(value).__name__
 
 
 def _record(mode: str) -> None:

@@ -95,12 +95,15 @@ class AttentionGradCAM(_AttentionMethod):
     The class token's attention row over the patch tokens of the last block, ``A_h[CLS, patches]``, weighted
     per head by the mean of its class gradient over the patch tokens, averaged over heads, positive part:
     ``ReLU(mean_h(mean_j(dA_h[CLS, j]) * A_h[CLS, :]))`` (Chefer et al.'s ``generate_cam_attn``, the VAR
-    authors' ``VitGradCam``), raw (never min-max scaled). Built by ``get_method("gradcam", vit)``; the token
-    CAM on the last block's first norm is ``token_gradcam``.
+    authors' ``VitGradCam``), raw by default. Built by ``get_method("gradcam", vit)``; the token CAM on the
+    last block's first norm is ``token_gradcam``.
 
     Args:
         model: A ViT.
         relu: Apply the positive part (default ``True``).
+        minmax: Min-max scale each class map to [0, 1] on the patch grid before upsampling, as the VAR authors'
+            ``VitGradCam`` does before their VAR wrapper (the paper configs' setting). Off by default: it gives
+            every class the same range, so VAR no longer compares the classes' evidence (a constant map becomes 0).
         **kwargs: See :class:`_AttentionMethod`.
     """
 
@@ -109,9 +112,9 @@ class AttentionGradCAM(_AttentionMethod):
     summary = "attention Grad-CAM of the last block (CLS attention row x head-wise mean gradient), ViT"
     reference = "Selvaraju et al. ICCV 2017; attention form of Chefer, Gur, Wolf, CVPR 2021 (baseline)"
 
-    def __init__(self, model: nn.Module, *, relu: bool = True, **kwargs: object) -> None:
+    def __init__(self, model: nn.Module, *, relu: bool = True, minmax: bool = False, **kwargs: object) -> None:
         super().__init__(model, **kwargs)
-        self.relu = relu
+        self.relu, self.minmax = relu, minmax
 
     def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
@@ -121,6 +124,10 @@ class AttentionGradCAM(_AttentionMethod):
         weights = grads[0][..., 0, self.info.prefix :].mean(-1, keepdim=True)  # [K, B, h, 1]
         cam = (weights * row).mean(2)  # [K, B, N]
         cam = cam.clamp(min=0) if self.relu else cam
+        if self.minmax:
+            patches = cam[..., self.info.prefix :]
+            low, high = patches.amin(-1, keepdim=True), patches.amax(-1, keepdim=True)
+            cam = torch.where(high > low, (cam - low) / (high - low).clamp(min=torch.finfo(cam.dtype).tiny), 0.0)
         return self._to_maps(cam.transpose(0, 1), x), cls, logits
 
 
