@@ -15,6 +15,8 @@ from attrdist import get_method
 from attrdist import refine as var
 from attrdist.data import read_image, sample_image
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` leaves it out
+
 
 def run(*args, cwd=None):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}

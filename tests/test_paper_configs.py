@@ -9,6 +9,8 @@ from attrdist import get_method, load_model
 from attrdist.bench import BENCHMARKS
 from attrdist.cli import main
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` leaves it out
+
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs" / "paper").glob("*.yaml"))
 BENCHMARK_OF = {"quad": "localization", "partquad": "localization", "coco": "localization", "pic": "insertion",
                 "sanity": "sanity"}

@@ -13,13 +13,12 @@ from attrdist.cli import main
 from attrdist.metrics import METRICS, register_metric
 from attrdist.models import MODEL_SOURCES, ModelSource, Preprocess, register_model_source
 from attrdist.options import opt
-from tests.conftest import _tiny_cnn
 
 
 @pytest.fixture
-def toy_source():
+def toy_source(tiny_cnn):
     register_model_source(ModelSource("toy", "toy:NAME", "tiny random CNNs (tests)", lambda s: s.startswith("toy:"),
-                                      lambda spec, weights, trust: (_tiny_cnn().eval(), Preprocess(crop=32, resize=36),
+                                      lambda spec, weights, trust: (tiny_cnn, Preprocess(crop=32, resize=36),
                                                                     "random")))
     yield
     MODEL_SOURCES.remove("toy")

@@ -80,12 +80,11 @@ def test_requests_name_configured_models_never_paths(server, tmp_path):
     assert set(explorer._models) == {"efficientnet_lite0"}
 
 
-def test_pickled_checkpoints_need_the_command_line_flag(tmp_path):
+def test_pickled_checkpoints_need_the_command_line_flag(tmp_path, tiny_cnn):
     from attrdist.models import UntrustedCheckpointError, load_model
-    from tests.conftest import _tiny_cnn
 
     path = tmp_path / "whole_model.pt"
-    torch.save(_tiny_cnn(), path)  # a pickled module: loading it runs code from the file
+    torch.save(tiny_cnn, path)  # a pickled module: loading it runs code from the file
     with pytest.raises(UntrustedCheckpointError, match="--trust-checkpoint"):
         load_model(str(path))
     assert load_model(str(path), trust_checkpoint=True).model(torch.zeros(1, 3, 8, 8)).shape == (1, 10)

@@ -11,6 +11,8 @@ from attrdist.data.grids import Candidate
 from attrdist.data.imagenet import imagenet_class_names
 from attrdist.data.samples import sample_image
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` leaves it out
+
 _, WNIDS = imagenet_class_names()
 
 

@@ -4,7 +4,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from attrdist.bench import ResultStore, write_report
+
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` leaves it out
 
 
 def run(*args):

@@ -11,6 +11,8 @@ import pytest
 
 from attrdist.bench import ConfigMismatchError, LocalizationConfig, ResultStore, run_localization, write_report
 
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` leaves it out
+
 ARGS = ["--max-items", "6", "--methods", "gradcam,input_x_gradient", "--cell", "64"]
 # one thread everywhere: float32 sums depend on the thread count, and torchrun ranks use one thread each
 ENV = {"PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}

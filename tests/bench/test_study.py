@@ -109,6 +109,7 @@ def test_rule_ranks_by_significant_improvements_and_falls_back_to_fewest_harms()
     assert d["chosen"] == "c" and not d["eligible"]  # nothing eligible: the fewest harms, said so
 
 
+@pytest.mark.slow
 def test_study_runs_end_to_end_on_the_sample_photos(tmp_path, lite0):
     from attrdist.bench.study import CANDIDATES, StudyConfig, frontier_plot, run_study
 

@@ -91,16 +91,15 @@ def test_kind_opens_installed_photos_or_names_the_packages(tmp_path):
         assert len(ds.images()) >= 4
 
 
-def test_photo_inside_a_resource_bundle(tmp_path):
+def test_photo_inside_a_resource_bundle(tmp_path, rcc_bundle):
     import io
 
-    from tests.data.test_rcc import _bundle
 
     buf = io.BytesIO()
     Image.fromarray(np.full((8, 12, 3), 77, dtype=np.uint8)).save(buf, format="PNG")
     root = tmp_path / "root"
     (root / "pkg-a/usr/share/pkg-a").mkdir(parents=True)
-    (root / "pkg-a/usr/share/pkg-a/r.rcc").write_bytes(_bundle({"p.png": buf.getvalue()}, compress={"p.png"}))
+    (root / "pkg-a/usr/share/pkg-a/r.rcc").write_bytes(rcc_bundle({"p.png": buf.getvalue()}, compress={"p.png"}))
     entries = [_entry(i, i) for i in range(4)]
     _install(root, entries)
     entries.append(_entry(9, 9) | {"id": "in-bundle", "path": "/usr/share/pkg-a/r.rcc", "member": "/res/p.png"})

@@ -3,11 +3,10 @@ import torch
 
 from attrdist import VAR, get_method
 from attrdist.methods import CallableAdapter, CaptumAdapter, GradCamAdapter
-from tests.conftest import tv_model
 
 
 @pytest.fixture(scope="module")
-def setup():
+def setup(tv_model):
     model = tv_model("resnet18")
     x = torch.randn(2, 3, 48, 48, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     return model, x, torch.tensor([[1, 2, 3], [4, 5, 6]])

@@ -7,7 +7,6 @@ import torch
 
 from attrdist import get_method, list_methods
 from attrdist.methods.hooks import resolve_module
-from tests.conftest import tv_model
 
 FAST = {"integrated_gradients": dict(steps=2), "smoothgrad": dict(samples=2)}
 
@@ -37,7 +36,7 @@ def assert_same(before, after):
 
 
 @pytest.fixture
-def model():
+def model(tv_model):
     m = copy.deepcopy(tv_model("resnet18"))
     m.train()  # a mode the call must restore
     m.layer1.eval()

@@ -6,13 +6,12 @@ import torch
 
 from attrdist import get_method, list_methods
 from attrdist.methods.gradient import SmoothGrad
-from tests.conftest import tv_model
 
 FAST = {"integrated_gradients": dict(steps=4, chunk_size=3), "smoothgrad": dict(samples=4, chunk_size=3)}
 
 
 @pytest.fixture(scope="module")
-def model():
+def model(tv_model):
     return tv_model("resnet18")
 
 

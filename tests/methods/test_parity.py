@@ -23,7 +23,8 @@ from captum.attr import (
 from attrdist import get_method
 from attrdist.methods.hooks import resolve_module
 from attrdist.models import default_cam_layer, family_of
-from tests.conftest import tv_model
+
+pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` leaves it out
 
 MODELS = ["resnet18", "densenet121", "convnext_tiny", "lite0"]
 VJP = ["batched", "sequential"]
@@ -44,7 +45,7 @@ def _no_inplace(model):
     return model
 
 
-def get_setup(name, lite0_f64, cat_input):
+def get_setup(name, lite0_f64, cat_input, tv_model):
     if name == "lite0":
         model = lite0_f64
         x = F.interpolate(cat_input.double(), size=(128, 128), mode="bilinear", align_corners=False)
@@ -98,10 +99,10 @@ TOLERANCE = {"integrated_gradients": dict(rtol=1e-5, atol=1e-6)}
 @pytest.mark.parametrize("vjp", VJP)
 @pytest.mark.parametrize("model_name", MODELS)
 @pytest.mark.parametrize("method", [*sorted(CAPTUM), "guided_gradcam"])
-def test_against_captum(method, model_name, vjp, lite0_f64, cat_input):
+def test_against_captum(method, model_name, vjp, lite0_f64, cat_input, tv_model):
     if method in ("guided_backprop", "guided_gradcam") and model_name in GELU_MODELS:
         pytest.skip("Captum's guided backprop leaves GELU alone; attrdist's clamps at GELU (documented)")
-    model, x, classes = get_setup(model_name, lite0_f64, cat_input)
+    model, x, classes = get_setup(model_name, lite0_f64, cat_input, tv_model)
     layer = default_cam_layer(model)
     ours = ours_maps(method, model, x, classes, vjp, **OPTIONS.get(method, {}))
     if method == "guided_gradcam":  # Captum hooks the CAM layer of its own model copy
@@ -117,8 +118,8 @@ def test_against_captum(method, model_name, vjp, lite0_f64, cat_input):
 @pytest.mark.parametrize("vjp", VJP)
 @pytest.mark.parametrize("model_name", MODELS)
 @pytest.mark.parametrize("resolution", ["native", "input"])
-def test_gradcam_against_captum(model_name, resolution, vjp, lite0_f64, cat_input):
-    model, x, classes = get_setup(model_name, lite0_f64, cat_input)
+def test_gradcam_against_captum(model_name, resolution, vjp, lite0_f64, cat_input, tv_model):
+    model, x, classes = get_setup(model_name, lite0_f64, cat_input, tv_model)
     layer = resolve_module(model, default_cam_layer(model))
     ours = ours_maps("gradcam", model, x, classes, vjp, resolution=resolution)
     peer = LayerGradCam(model, layer)
@@ -134,11 +135,12 @@ def test_gradcam_against_captum(model_name, resolution, vjp, lite0_f64, cat_inpu
 
 @pytest.mark.parametrize("vjp", VJP)
 @pytest.mark.parametrize("model_name", MODELS)
-def test_gradcam_and_guided_gradcam_at_the_var_authors_settings_against_captum(model_name, vjp, lite0_f64, cat_input):
+def test_gradcam_and_guided_gradcam_at_the_var_authors_settings_against_captum(model_name, vjp, lite0_f64, cat_input,
+                                                                              tv_model):
     """The VAR authors' settings (their utils.attr_functions calls Captum with its defaults): Grad-CAM keeps the
     signed CAM (LayerGradCam's relu_attributions=False), upsampled bilinearly; Guided Grad-CAM is Captum's
     GuidedGradCam, whose CAM is ReLU'd and upsampled with interpolate_mode="nearest"."""
-    model, x, classes = get_setup(model_name, lite0_f64, cat_input)
+    model, x, classes = get_setup(model_name, lite0_f64, cat_input, tv_model)
     layer = default_cam_layer(model)
     ours = ours_maps("gradcam", model, x, classes, vjp, relu=False)
     peer = LayerGradCam(model, resolve_module(model, layer))
@@ -155,7 +157,7 @@ def test_gradcam_and_guided_gradcam_at_the_var_authors_settings_against_captum(m
     assert_maps_close(ours, ref)
 
 
-def test_a_broken_batched_path_is_seen(monkeypatch, lite0_f64, cat_input):
+def test_a_broken_batched_path_is_seen(monkeypatch, lite0_f64, cat_input, tv_model):
     """Asking for batched VJPs and getting sequential ones warns, and the parity helper refuses it."""
     import attrdist.methods.base as base
 
@@ -167,7 +169,7 @@ def test_a_broken_batched_path_is_seen(monkeypatch, lite0_f64, cat_input):
         return real(outputs, classes, inputs, mode, retain_graph)
 
     monkeypatch.setattr(base, "class_gradients", no_batched)
-    model, x, classes = get_setup("resnet18", lite0_f64, cat_input)
+    model, x, classes = get_setup("resnet18", lite0_f64, cat_input, tv_model)
     with pytest.warns(RuntimeWarning, match="batched VJP failed"):
         with pytest.raises(AssertionError, match="sequential ran"):
             ours_maps("gradient", model, x, classes, "batched")
@@ -191,14 +193,14 @@ def _grad_cam_raw(cam_cls, model, layer, x, c):
 @pytest.mark.parametrize("vjp", VJP)
 @pytest.mark.parametrize("model_name", MODELS)
 @pytest.mark.parametrize("method", ["gradcam", "layercam"])
-def test_against_pytorch_grad_cam(method, model_name, vjp, lite0_f64, cat_input):
+def test_against_pytorch_grad_cam(method, model_name, vjp, lite0_f64, cat_input, tv_model):
     from pytorch_grad_cam import GradCAM, LayerCAM
 
     if model_name == "densenet121":
         pytest.skip("pytorch-grad-cam keeps a view of DenseNet's features output, which torchvision's "
                     "F.relu(inplace=True) then overwrites; Captum (test_gradcam_against_captum) does not")
 
-    model, x, classes = get_setup(model_name, lite0_f64, cat_input)
+    model, x, classes = get_setup(model_name, lite0_f64, cat_input, tv_model)
     layer = resolve_module(model, default_cam_layer(model))
     ours = ours_maps(method, model, x, classes, vjp, resolution="native")
     cam_cls = {"gradcam": GradCAM, "layercam": LayerCAM}[method]
@@ -208,11 +210,11 @@ def test_against_pytorch_grad_cam(method, model_name, vjp, lite0_f64, cat_input)
 
 @pytest.mark.parametrize("vjp", VJP)
 @pytest.mark.parametrize("model_name", MODELS)
-def test_lrp_against_zennit(model_name, vjp, lite0_f64, cat_input):
+def test_lrp_against_zennit(model_name, vjp, lite0_f64, cat_input, tv_model):
     from zennit.attribution import Gradient
     from zennit.composites import EpsilonPlusFlat
 
-    model, x, classes = get_setup(model_name, lite0_f64, cat_input)
+    model, x, classes = get_setup(model_name, lite0_f64, cat_input, tv_model)
     ours = ours_maps("lrp", model, x, classes, vjp)
     n_out = 1000
 
@@ -226,7 +228,7 @@ def test_lrp_against_zennit(model_name, vjp, lite0_f64, cat_input):
 
 
 @pytest.mark.parametrize("vjp", VJP)
-def test_integrated_gradients_black_and_blur_baselines_against_captum(vjp):
+def test_integrated_gradients_black_and_blur_baselines_against_captum(vjp, tv_model):
     model, (mean, std) = tv_model("resnet18"), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     x = torch.randn(2, 3, 40, 40, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
     classes = torch.tensor([[3, 7], [5, 0]])
@@ -253,7 +255,7 @@ def _scipy_blur(a, sigma):
 
 
 @pytest.mark.parametrize("vjp", VJP)
-def test_integrated_gradients_uniform_rule_against_saliency(vjp):
+def test_integrated_gradients_uniform_rule_against_saliency(vjp, tv_model):
     """``rule="uniform"``: the mean over linspace(0, 1), as PAIR's saliency package (and the VAR authors) do."""
     saliency = pytest.importorskip("saliency.core")
     model = tv_model("resnet18")

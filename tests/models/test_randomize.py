@@ -5,7 +5,6 @@ import torchvision
 from attrdist.metrics.similarity import similarities
 from attrdist.models import load_model
 from attrdist.models.randomize import randomization_blocks, randomized_copy
-from tests.conftest import tv_model
 
 
 @pytest.mark.parametrize("name, first, last, n", [
@@ -106,7 +105,7 @@ def test_full_depth_reaches_the_stem_conv_and_attention_in_projections():
     assert torch.equal(layer0.self_attention.in_proj_weight, old0.self_attention.in_proj_weight)
 
 
-def test_user_model_unchanged_and_seeded():
+def test_user_model_unchanged_and_seeded(tv_model):
     model = tv_model("resnet18")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     a = randomized_copy(model, 3, seed=1)
