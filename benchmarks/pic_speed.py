@@ -1,7 +1,18 @@
-"""PIC time per image: attrdist (all thresholds in one batch, SIC and AIC from the same predictions)
-against the `saliency` package's loop (one model call per threshold, one pass per curve).
+"""PIC time per image: attrdist (all thresholds in one batch, SIC and AIC from the same predictions, the
+image's shared part computed once) against the `saliency` package's loop (one model call per threshold, one
+pass per curve), with the time outside the model's forward passes beside the forward time, in one run.
 
-    python benchmarks/pic_speed.py [--repeats 3] [--model efficientnet_lite0]
+attrdist's time splits into the image's shared part (:class:`PicBase`: the random mask's fully blurred image,
+both WebP sizes, the model on the original and the blurred image; once per image, whatever the number of
+maps) and one saliency map's curves (``pic_curves``: the image of each threshold, its WebP size, one batched
+forward pass; SIC and AIC come from it together). Outside the model, a map's time is the thresholds'
+reconstructions (qhull's triangulation, scipy's interpolation) and their lossless WebP encodings, timed
+again apart on the same masks. The reference is timed with one BLAS thread, as attrdist runs scipy, and
+with ``--as-installed`` also with OpenBLAS's default threads: the same numbers, but scipy's per-triangle
+LAPACK calls then dominate (18 minutes for the two curves on a busy 2-core CPU).
+
+    python benchmarks/pic_speed.py [--repeats 3] [--reference-repeats 1] [--as-installed] [--no-reference]
+        [--model efficientnet_lite0]
 """
 
 import argparse
@@ -10,21 +21,42 @@ import time
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from attrdist.data import sample_image
-from attrdist.metrics.insertion import PIC_THRESHOLDS, PicBase, pic_curves, random_mask
+from attrdist.metrics.insertion import PIC_THRESHOLDS, PicBase, blur_from_mask, pic_curves, random_mask, webp_size
 from attrdist.models import load_model
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--model", default="efficientnet_lite0")
-    p.add_argument("--repeats", type=int, default=3)
-    args = p.parse_args()
-    from saliency.metrics import pic as ref
+class Timed:
+    """The prediction function, with the time spent in it."""
 
-    if not hasattr(np, "trapz"):  # the package calls np.trapz, removed in NumPy 2.4
-        np.trapz = np.trapezoid
+    def __init__(self, fn):
+        self.fn, self.seconds, self.calls = fn, 0.0, 0
+
+    def __call__(self, batch):
+        start = time.perf_counter()
+        try:
+            return self.fn(batch)
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.calls += 1
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="efficientnet_lite0")
+    p.add_argument("--repeats", type=int, default=3, help="runs of attrdist (the median is printed)")
+    p.add_argument("--reference-repeats", type=int, default=1, help="runs of each reference setting")
+    p.add_argument("--as-installed", action="store_true",
+                   help="also time the reference with OpenBLAS's default threads (minutes)")
+    p.add_argument("--no-reference", action="store_true", help="time attrdist only")
+    args = p.parse_args()
+
     lm = load_model(args.model, weights=None if args.model == "efficientnet_lite0" else "random")
     pre = lm.preprocess
 
@@ -36,28 +68,71 @@ def main():
     img = np.asarray(pre.crop_image(sample_image("coffee")), dtype=np.uint8)
     sal = np.random.default_rng(0).random(img.shape[:2])
     mask = random_mask(*img.shape[:2], seed=0)
-    top = int(probs(img[None])[0].argmax())
+    top = int(probs(img[None])[0].argmax())  # also warms the model up
 
-    def ours():
-        pic_curves(PicBase.of(img, mask, probs), sal, probs)
-
-    def reference():
-        ref.compute_pic_metric(img, sal, mask, lambda b: probs(b)[:, top], PIC_THRESHOLDS, min_pred_value=0.8)
-        ref.compute_pic_metric(img, sal, mask, lambda b: (probs(b).argmax(1) == top).astype(float), PIC_THRESHOLDS,
-                               min_pred_value=0.0)
-
-    times = {"attrdist": [], "saliency": []}
+    t = {k: [] for k in ("base", "base_model", "map", "map_model", "blur", "webp")}
     for _ in range(args.repeats):
-        for name, fn in (("attrdist", ours), ("saliency", reference)):
+        model = Timed(probs)
+        start = time.perf_counter()
+        base = PicBase.of(img, mask, model)
+        t["base"].append(time.perf_counter() - start)
+        t["base_model"].append(model.seconds)
+        model = Timed(probs)
+        start = time.perf_counter()
+        pic_curves(base, sal, model)
+        t["map"].append(time.perf_counter() - start)
+        t["map_model"].append(model.seconds)
+        assert model.calls == 1
+        blur = webp = 0.0  # the same work apart: reconstruction, then WebP
+        for th in PIC_THRESHOLDS:
+            keep = (sal >= np.quantile(sal, 1 - th)) | mask
             start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    a, s = statistics.median(times["attrdist"]), statistics.median(times["saliency"])
+            im = blur_from_mask(img, keep)
+            mid = time.perf_counter()
+            webp_size(im)
+            blur, webp = blur + mid - start, webp + time.perf_counter() - mid
+        t["blur"].append(blur)
+        t["webp"].append(webp)
+    m = {k: med(v) for k, v in t.items()}
+    base_out, map_out = m["base"] - m["base_model"], m["map"] - m["map_model"]
+
     print(f"PIC (SIC + AIC) of one 224x224 image, {len(PIC_THRESHOLDS)} thresholds, model {args.model}, "
-          f"threads {torch.get_num_threads()}, median of {args.repeats}")
-    print(f"attrdist (batched thresholds, shared predictions): {a:.3f} s")
-    print(f"saliency package (model call per threshold, per curve): {s:.3f} s")
-    print(f"speed-up: {s / a:.2f}x")
+          f"torch threads {torch.get_num_threads()}, median of {args.repeats}")
+    print(f"attrdist, per saliency map (SIC + AIC): {m['map']:.3f} s = outside the model {map_out:.3f} s "
+          f"+ forward pass ({len(PIC_THRESHOLDS)} images, one batch) {m['map_model']:.3f} s; "
+          f"outside / forward {map_out / m['map_model']:.2f}x")
+    print(f"    outside the model, timed apart: reconstructions {m['blur']:.3f} s, WebP sizes {m['webp']:.3f} s")
+    print(f"attrdist, per image, once for all maps (PicBase): {m['base']:.3f} s = outside the model {base_out:.3f} s "
+          f"+ forward pass (2 images) {m['base_model']:.3f} s")
+    ours = m["base"] + m["map"]
+    print(f"attrdist, one image with one map: {ours:.3f} s (outside the model {base_out + map_out:.3f} s)")
+    if args.no_reference:
+        return
+
+    from saliency.metrics import pic as ref
+
+    if not hasattr(np, "trapz"):  # the package calls np.trapz, removed in NumPy 2.4
+        np.trapz = np.trapezoid
+
+    def reference(sic_model, aic_model):
+        ref.compute_pic_metric(img, sal, mask, lambda b: sic_model(b)[:, top], PIC_THRESHOLDS, min_pred_value=0.8)
+        ref.compute_pic_metric(img, sal, mask, lambda b: (aic_model(b).argmax(1) == top).astype(float),
+                               PIC_THRESHOLDS, min_pred_value=0.0)
+
+    settings = [("one BLAS thread", 1)] + [("as installed (default BLAS threads)", None)] * args.as_installed
+    for label, threads in settings:
+        total, inside = [], []
+        for _ in range(args.reference_repeats):
+            model = Timed(probs)
+            with threadpool_limits(limits=threads, user_api="blas"):
+                start = time.perf_counter()
+                reference(model, model)
+                total.append(time.perf_counter() - start)
+            inside.append(model.seconds)
+        s, s_model = med(total), med(inside)
+        print(f"saliency package, {label}: {s:.3f} s = outside the model {s - s_model:.3f} s + "
+              f"{model.calls} forward passes {s_model:.3f} s; attrdist is {s / ours:.2f}x faster "
+              f"(outside the model {(s - s_model) / (base_out + map_out):.2f}x)")
 
 
 if __name__ == "__main__":
