@@ -34,6 +34,7 @@ from torch import Tensor
 
 from .classes import DEFAULT_CLASSES, ClassesLike, ClassSet
 from .options import opt
+from .smoothing import smooth
 
 if TYPE_CHECKING:
     from .methods.base import Attributor
@@ -389,14 +390,9 @@ def _keep_at_least(keep: Tensor, excess: Tensor, positive: Tensor, share: float)
 
 def _smooth_maps(h: Tensor, fraction: float) -> Tensor:
     """A Gaussian blur of every map of ``[..., H, W]``: sigma a fraction of the larger side, radius 3 sigma."""
-    from .metrics.localization import smooth
-
     sigma = fraction * max(h.shape[-2:])
-    radius = min(int(-(-3 * sigma // 1)), h.shape[-2] - 1, h.shape[-1] - 1)
-    if radius < 1:
-        return h
-    flat = h.reshape(-1, *h.shape[-2:])
-    return smooth(flat, 2 * radius + 1, sigma, "gaussian", "reflect").view_as(h)
+    radius = min(math.ceil(3 * sigma), h.shape[-2] - 1, h.shape[-1] - 1)
+    return h if radius < 1 else smooth(h, 2 * radius + 1, sigma, "gaussian", "reflect")
 
 
 @dataclass(kw_only=True)

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..classes import ClassSet
+from ..smoothing import gaussian_radius, smooth
 from .base import Attributor, register_method
 from .hooks import GuidedState, guided_activations
 
@@ -296,16 +297,7 @@ def _gaussian_blur(x: Tensor, sigma: float) -> Tensor:
 
     Normalisation is affine per channel, so blurring the normalised input is normalising the blurred image.
     """
-    import torch.nn.functional as F
-
-    radius = max(1, min(int(np.ceil(3 * sigma)), x.shape[-2] - 1, x.shape[-1] - 1))
-    r = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    g = torch.exp(-(r**2) / (2 * sigma**2))
-    g = g / g.sum()
-    c = x.shape[1]
-    out = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-    return F.conv2d(F.pad(out, (radius, radius, 0, 0), mode="reflect"), g.view(1, 1, 1, -1).expand(c, 1, 1, -1),
-                    groups=c)
+    return smooth(x, 2 * gaussian_radius(sigma, *x.shape[-2:]) + 1, sigma, "gaussian", "reflect")
 
 
 @register_method("smoothgrad")

@@ -33,12 +33,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from scipy import interpolate
 from scipy.spatial import Delaunay
 from threadpoolctl import ThreadpoolController
 
+from ..smoothing import smooth
 from .base import register_metric
 
 __all__ = [
@@ -281,14 +281,6 @@ def aggregate_curves(curves: Sequence[PicCurve], method: str = "median") -> PicC
     return PicCurve(x=x, y=y, auc=float(np.trapezoid(y, x)))
 
 
-def _gaussian_blur(x: torch.Tensor, kernel: int = 11, sigma: float = 5.0) -> torch.Tensor:
-    r = torch.arange(kernel, dtype=x.dtype, device=x.device) - kernel // 2
-    g = torch.exp(-(r**2) / (2 * sigma**2))
-    g = g / g.sum()
-    k = torch.outer(g, g).expand(x.shape[1], 1, kernel, kernel)
-    return F.conv2d(x, k, padding=kernel // 2, groups=x.shape[1])
-
-
 def rise_curves(
     model: torch.nn.Module, x: torch.Tensor, saliency: torch.Tensor, target: int, step: int = 224,
     batch: int = 32,
@@ -309,7 +301,7 @@ def rise_curves(
     _, c, h, w = x.shape
     n = (h * w + step - 1) // step
     order = saliency.flatten().argsort(descending=True)
-    blurred = _gaussian_blur(x)
+    blurred = smooth(x, 11, 5.0, "gaussian", "zeros")  # the RISE code's 11x11 kernel, sigma 5, zero padding
     out = {}
     for kind, start, finish in (("insertion", blurred, x), ("deletion", x, torch.zeros_like(x))):
         scores = []

@@ -6,13 +6,12 @@ returns one value per map. Only the positive part of a map counts as evidence fo
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from ..smoothing import smooth as _smooth
 from .base import metrics_for, register_metric
 
 __all__ = [
@@ -41,63 +40,23 @@ EMPTY_MAP = 1e-7
 PAPER_KERNEL, PAPER_SIGMA, PAPER_BORDER = 11, 2.0, "reflect"
 
 
-def opencv_sigma(kernel: int) -> float:
-    """The sigma OpenCV's ``GaussianBlur`` derives for ``sigma=0``: ``0.3 * ((kernel - 1) / 2 - 1) + 0.8``."""
-    return 0.3 * ((kernel - 1) * 0.5 - 1) + 0.8
-
-
 def smooth(
     maps: Tensor, kernel: int = PAPER_KERNEL, sigma: float = PAPER_SIGMA,
     kind: Literal["gaussian", "box", "none"] = "gaussian", border: Literal["reflect", "zeros"] = PAPER_BORDER,
 ) -> Tensor:
-    """Smooth maps with a normalised, separable 2-D kernel (same size).
-
-    Args:
-        maps: ``[N, H, W]``.
-        kernel: Odd kernel size (default 11, as in the paper).
-        sigma: Standard deviation of the Gaussian (default 2.0, OpenCV's for an 11x11 kernel, as in the VAR
-            authors' demo; the RISE code's 11x11 kernel uses 5).
-        kind: ``"gaussian"``, ``"box"`` (a mean filter, as B-cos v2's average pooling) or ``"none"``.
-        border: ``"reflect"`` (reflect-101, OpenCV's default border: ``dcb|abcd|cba``) or ``"zeros"``
-            (zero padding, as ``avg_pool2d`` and ``conv2d`` pad).
-
-    Returns:
-        Smoothed maps ``[N, H, W]``, same dtype.
-
-    Raises:
-        ValueError: On an even or non-positive kernel size, an unknown kind or border.
+    """The metrics' smoothing: :func:`attrdist.smoothing.smooth` with the paper's defaults (11x11, sigma 2, reflect).
 
     Example:
         >>> m = torch.zeros(1, 21, 21); m[0, 10, 10] = 1.0
         >>> round(float(smooth(m).sum()), 6), round(float(smooth(m)[0, 10, 10]), 4)
         (1.0, 0.0402)
     """
-    if kind == "none":
-        return maps
-    if kernel < 1 or kernel % 2 == 0:
-        raise ValueError(f"kernel size must be a positive odd number, got {kernel}")
-    if border not in ("reflect", "zeros"):
-        raise ValueError(f"unknown border {border!r}; use 'reflect' (reflect-101, OpenCV's default) or 'zeros'")
-    if kind == "gaussian":
-        if not (math.isfinite(sigma) and sigma > 0):
-            raise ValueError(f"sigma must be a positive number, got {sigma}")
-        r = torch.arange(kernel, dtype=torch.float64) - kernel // 2
-        g = torch.exp(-(r**2) / (2 * sigma**2))
-    elif kind == "box":
-        g = torch.ones(kernel, dtype=torch.float64)
-    else:
-        raise ValueError(f"unknown smoothing {kind!r}; use 'gaussian', 'box' or 'none'")
-    # both kernels are separable: a column pass and a row pass equal the 2-D convolution
-    g = (g / g.sum()).to(maps.dtype).to(maps.device)
-    pad = kernel // 2
-    x = maps[:, None]
-    if border == "reflect":
-        if pad >= min(maps.shape[-2:]):
-            raise ValueError(f"a {kernel}x{kernel} kernel needs maps larger than {pad} pixels for reflected borders")
-        x = F.conv2d(F.pad(x, (0, 0, pad, pad), mode="reflect"), g.view(1, 1, -1, 1))
-        return F.conv2d(F.pad(x, (pad, pad, 0, 0), mode="reflect"), g.view(1, 1, 1, -1))[:, 0]
-    x = F.conv2d(x, g.view(1, 1, -1, 1), padding=(pad, 0))
-    return F.conv2d(x, g.view(1, 1, 1, -1), padding=(0, pad))[:, 0]
+    return _smooth(maps, kernel, sigma, kind, border)
+
+
+def opencv_sigma(kernel: int) -> float:
+    """The sigma OpenCV's ``GaussianBlur`` derives for ``sigma=0``: ``0.3 * ((kernel - 1) / 2 - 1) + 0.8``."""
+    return 0.3 * ((kernel - 1) * 0.5 - 1) + 0.8
 
 
 def region_attribution(maps: Tensor, masks: Tensor) -> Tensor:
