@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from .classes import DEFAULT_CLASSES, ClassSet, class_rule, resolve_classes
+from .data.grids import grid_classes
 from .data.prepare import fit, model_input
 from .explanation import Explanation
 from .methods import DEFAULT_METHODS, get_method
@@ -43,26 +44,6 @@ class ExplainConfig(ModelOptions):
         "how signed maps are drawn: auto, positive part, |map|, or a diverging scale", SIGNS))
     multiply_input: bool = field(default=False, metadata=opt("multiply maps by the image for illustration"))
     out: str = field(default="attrdist-out", metadata=opt("output folder"))
-
-
-def grid_classes(lm: LoadedModel, cells: Sequence[Image.Image], device: str = "cpu") -> list[int]:
-    """The predicted class of each cell image, classified on its own (a grid's class set).
-
-    Args:
-        lm: The model.
-        cells: The cell images (each goes through the model's resize and centre crop).
-        device: Torch device.
-
-    Returns:
-        One class per cell; duplicates are replaced by the cell's next most probable class.
-    """
-    x = torch.cat([model_input(c, lm.preprocess)[1] for c in cells]).to(device)
-    with torch.inference_mode():
-        order = lm.model.to(device)(x).argsort(1, descending=True).tolist()
-    chosen: list[int] = []
-    for ranked in order:
-        chosen.append(next(c for c in ranked if c not in chosen))
-    return chosen
 
 
 def explain_image(

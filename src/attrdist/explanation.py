@@ -130,6 +130,12 @@ class Explanation:
             arrays[f"refined_{name}"] = r.refined[0].numpy()
         return arrays
 
+    def figure(self, **options: object) -> object:
+        """The paper-style figure (:func:`attrdist.viz.explanation_figure`; ``options``: ``sign``, ...)."""
+        from .viz import explanation_figure
+
+        return explanation_figure(self, **options)  # type: ignore[arg-type]
+
     def save(self, out_dir: str | Path, stem: str, formats: Sequence[str] = ("png",), *, dpi: int = 200,
              **figure_options: object) -> list[Path]:
         """Write ``<stem>.<format>`` (the figure), ``<stem>.json`` and ``<stem>.npz`` into ``out_dir``.
@@ -144,11 +150,11 @@ class Explanation:
         Returns:
             The written paths.
         """
-        from .viz import explanation_figure, save_figure
+        from .viz import save_figure
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        figure = explanation_figure(self, **figure_options)  # type: ignore[arg-type]
+        figure = self.figure(**figure_options)
         written = save_figure(figure, *(out / f"{stem}.{f}" for f in formats), dpi=dpi)
         path = out / f"{stem}.json"
         path.write_text(json.dumps(self.record(), indent=2))

@@ -19,14 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from torch import Tensor  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from torch import Tensor
 
 if TYPE_CHECKING:
     from .explanation import Explanation
@@ -164,10 +162,9 @@ def show(result: object, image: object = None, *, ax: Axes | None = None, which:
         >>> ax.images[0].get_array().shape
         (8, 8, 3)
     """
-    from .explanation import Explanation
-
-    if isinstance(result, Explanation):
-        return explanation_figure(result, sign=sign)
+    draw = getattr(result, "figure", None)
+    if callable(draw):  # an Explanation draws its own figure (viz does not import it: no import circle)
+        return draw(sign=sign)
     name = ""
     if isinstance(result, Tensor | np.ndarray):
         m = np.asarray(result.detach().cpu() if isinstance(result, Tensor) else result, dtype=np.float64)

@@ -34,10 +34,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..data.grids import SELECTIONS, Candidate, Grid, cell_masks, select_grids
+from ..data.grids import SELECTIONS, Candidate, Grid, cell_masks, grid_classes, select_grids
 from ..data.kinds import Dataset, ImageItem, open_dataset
 from ..data.prepare import compose_grid, fit, model_input
-from ..explain import grid_classes
 from ..methods import Attributor, get_method
 from ..metrics import BINARIZATIONS, localization_scores, metrics_for, metrics_of
 from ..metrics.checks import unscorable

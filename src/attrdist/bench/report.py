@@ -295,14 +295,20 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     return written
 
 
-def _pyplot():  # noqa: ANN202
-    """Return pyplot on the non-interactive Agg backend (imported only when a report is drawn)."""
-    import matplotlib
+class _Figures:
+    """Figures without pyplot: no backend is chosen or switched (a notebook keeps its own), nothing stays open."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    @staticmethod
+    def subplots(*args: object, figsize: tuple[float, float], **kwargs: object) -> tuple:
+        from matplotlib.figure import Figure
 
-    return plt
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(*args, **kwargs)
+
+
+def _pyplot() -> _Figures:
+    """What the report's figures are drawn with (matplotlib imported only when a report is drawn)."""
+    return _Figures()
 
 
 def _fresh(path: Path) -> Path:
@@ -393,7 +399,7 @@ def bar_plots(store: ResultStore, t: Table, run: Path) -> dict[str, Path]:
     """One bar chart per metric: methods on the x-axis, a bar per variant."""
     plt = _pyplot()
     out = {}
-    for metric in t.metrics:
+    for metric in (m for m in t.metrics if not is_count(m)):  # counts are in the tables, not bars
         fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(t.methods), 3.2))
         width = 0.8 / len(t.variants)
         xs = np.arange(len(t.methods))

@@ -10,10 +10,18 @@ import random
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
+from PIL import Image
 
-__all__ = ["SELECTIONS", "Candidate", "Grid", "cell_boxes", "cell_masks", "select_grids"]
+from .prepare import model_input
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
+
+__all__ = ["SELECTIONS", "Candidate", "Grid", "cell_boxes", "cell_masks", "grid_classes", "select_grids"]
 
 
 @dataclass(frozen=True)
@@ -127,3 +135,23 @@ def cell_masks(n: int, cell: int, objects: Sequence[np.ndarray | None] | None = 
         obj = None if objects is None else objects[k]
         masks[k, t:b, left:r] = True if obj is None else obj
     return masks
+
+
+def grid_classes(lm: LoadedModel, cells: Sequence[Image.Image], device: str = "cpu") -> list[int]:
+    """The predicted class of each cell image, classified on its own (a grid's class set).
+
+    Args:
+        lm: The model.
+        cells: The cell images (each goes through the model's resize and centre crop).
+        device: Torch device.
+
+    Returns:
+        One class per cell; duplicates are replaced by the cell's next most probable class.
+    """
+    x = torch.cat([model_input(c, lm.preprocess)[1] for c in cells]).to(device)
+    with torch.inference_mode():
+        order = lm.model.to(device)(x).argsort(1, descending=True).tolist()
+    chosen: list[int] = []
+    for ranked in order:
+        chosen.append(next(c for c in ranked if c not in chosen))
+    return chosen

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..classes import ClassesLike, ClassSet, class_rule, resolve_classes
+from ..models.vit import architecture_of
 from ..registry import Registry
 from .hooks import model_scope
 
@@ -71,13 +72,6 @@ def register_method(name: str):  # noqa: ANN201
         return METHODS.register(name)(cls)
 
     return decorate
-
-
-def architecture_of(model: nn.Module) -> str:
-    """``"vit"`` for timm and torchvision Vision Transformers, ``"cnn"`` for every other model."""
-    from ..models.vit import is_vit
-
-    return "vit" if is_vit(model) else "cnn"
 
 
 def list_methods(architecture: str | None = None) -> list[str]:

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from ..data.imagenet import imagenet_class_names
+from ..labels import imagenet_class_names
 from ..registry import Registry
 from .efficientnet import LITE_MEAN, LITE_STD, build_efficientnet_lite0
 
@@ -124,7 +124,7 @@ class LoadedModel:
     @property
     def architecture(self) -> str:
         """``"vit"`` or ``"cnn"`` (which methods apply, see :func:`attrdist.list_methods`)."""
-        from ..methods.base import architecture_of
+        from .vit import architecture_of
 
         return architecture_of(self.model)
 

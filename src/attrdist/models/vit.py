@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["BlockFlows", "BlockParts", "BlockTrace", "ViTInfo", "block_flows", "block_parts", "fixed_input_size",
+__all__ = ["BlockFlows", "BlockParts", "BlockTrace", "ViTInfo", "architecture_of", "block_flows", "block_parts",
+           "fixed_input_size",
            "head_parts", "is_vit", "tokens_to_grid", "trace_attention", "vit_info"]
 
 
@@ -58,6 +59,11 @@ def _tv_vit(model: nn.Module) -> bool:
 def is_vit(model: nn.Module) -> bool:
     """Whether ``model`` is a timm or torchvision VisionTransformer."""
     return _timm_vit(model) or _tv_vit(model)
+
+
+def architecture_of(model: nn.Module) -> str:
+    """``"vit"`` for timm and torchvision Vision Transformers, ``"cnn"`` for every other model."""
+    return "vit" if is_vit(model) else "cnn"
 
 
 def fixed_input_size(model: nn.Module) -> tuple[int, int] | None:
