@@ -27,7 +27,7 @@ import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
 from torch import Tensor
@@ -148,17 +148,17 @@ class VARConfig:
     tau_ranked: float | None = field(
         default=None, metadata=opt("margin for ranked class sets (topN, best-vs-worst); default: tau"))
     magnitude: Magnitude = field(default="signed", metadata=opt("H as it is, |H|, or its positive part",
-                                                                ("signed", "abs", "positive")))
+                                                                get_args(Magnitude)))
     convention: Convention = field(
         default="divide", metadata=opt("softmax(H / t) (paper) or softmax(H * t) (authors' code)",
-                                         ("divide", "multiply")))
+                                         get_args(Convention)))
     normalize: str = field(
         default="none", metadata=opt("joint scale of the K maps of an image before the softmax",
                                        tuple(NORMALIZATIONS)))
     quantile: float = field(default=0.99, metadata=opt("quantile of |H| used by --normalize quantile"))
     channels: Channels = field(
         default="sum", metadata=opt("one distribution over channel-summed maps, or one per colour channel",
-                                      ("sum", "each")))
+                                      get_args(Channels)))
     smooth: float = field(default=0.0, metadata=opt(
         "sigma of a Gaussian applied to the K maps before the distribution, as a fraction of the map side (0: none)"))
     tau_quantile: float | None = field(default=None, metadata=opt(
@@ -166,7 +166,7 @@ class VARConfig:
     min_keep: float = field(default=0.0, metadata=opt(
         "least share of pixels every map keeps (its highest q) where fewer pass the margin (0: none)"))
     gate: Gate = field(default="margin", metadata=opt(
-        "keep pixels above the margin (paper), or none: H * q**power everywhere", ("margin", "none")))
+        "keep pixels above the margin (paper), or none: H * q**power everywhere", get_args(Gate)))
     power: float = field(default=1.0, metadata=opt("exponent of q in H * q**power (1: paper)"))
 
     def __post_init__(self) -> None:
@@ -182,9 +182,7 @@ class VARConfig:
             raise ValueError(f"min_keep must lie in [0, 1], got {self.min_keep}")
         if self.tau_quantile is not None and not 0 <= self.tau_quantile < 1:
             raise ValueError(f"tau_quantile must lie in [0, 1), got {self.tau_quantile}")
-        for name, allowed in (("magnitude", ("signed", "abs", "positive")), ("convention", ("divide", "multiply")),
-                              ("normalize", tuple(NORMALIZATIONS)), ("channels", ("sum", "each")),
-                              ("gate", ("margin", "none"))):
+        for name, allowed in self.choices().items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         if not 0.0 < self.quantile <= 1.0:
@@ -193,6 +191,18 @@ class VARConfig:
             value = getattr(self, name)
             if value is not None and not -1.0 < value < 1.0:
                 raise ValueError(f"{name} must lie in (-1, 1), got {value}")
+
+    @classmethod
+    def choices(cls) -> dict[str, tuple[str, ...]]:
+        """The allowed values of every field that has a fixed set (written once, in the fields' metadata).
+
+        The command line, the web explorer's server and its page read them from here.
+
+        Example:
+            >>> VARConfig.choices()["magnitude"]
+            ('signed', 'abs', 'positive')
+        """
+        return {f.name: tuple(f.metadata["choices"]) for f in fields(cls) if "choices" in f.metadata}
 
     def margin(self, ranked: bool) -> float:
         """The margin tau for a ranked (``True``) or predefined class set."""

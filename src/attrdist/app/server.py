@@ -46,7 +46,7 @@ from ..explanation import Explanation
 from ..methods import DEFAULT_METHODS, METHODS, MethodNotApplicableError, list_methods
 from ..models import LoadedModel, load_model
 from ..options import opt
-from ..var import DEFAULT_PRESET, NORMALIZATIONS, PRESETS
+from ..var import DEFAULT_PRESET, PRESETS, VARConfig
 from ..viz import FORMATS, SIGNS, dominance_image, overlay, row_scale
 from .cache import LRUCache
 
@@ -239,7 +239,7 @@ class Explorer:
             "default_classes": DEFAULT_CLASSES,
             "presets": {n: p.to_dict() for n, p in PRESETS.items()},
             "default_preset": DEFAULT_PRESET,
-            "normalizations": list(NORMALIZATIONS),
+            "var_choices": {name: list(allowed) for name, allowed in VARConfig.choices().items()},
             "signs": list(SIGNS),
             "samples": SAMPLES,
             "max_upload_mb": self.config.max_upload_mb,
@@ -318,9 +318,7 @@ class Explorer:
         overrides = {
             "temperatures": temperatures,
             "tau": _number(params, "tau", float, -0.99, 0.99),
-            "magnitude": _choice(params, "magnitude", ("signed", "abs")),
-            "normalize": _choice(params, "normalize", NORMALIZATIONS),
-            "channels": _choice(params, "channels", ("sum", "each")),
+            **{name: _choice(params, name, allowed) for name, allowed in VARConfig.choices().items()},
         }
         try:
             out = exp.refine(preset, **overrides)
