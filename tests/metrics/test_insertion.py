@@ -7,7 +7,6 @@ from scipy import interpolate
 from scipy.spatial import Delaunay
 from threadpoolctl import threadpool_info, threadpool_limits
 
-import attrdist.metrics.insertion as insertion
 from attrdist.metrics.insertion import (
     PIC_THRESHOLDS,
     PicBase,
@@ -109,7 +108,7 @@ def test_triangle_transforms_take_one_blas_thread(monkeypatch):
             seen.append(blas_threads())
             return super().transform
 
-    monkeypatch.setattr(insertion, "Delaunay", Spy)
+    monkeypatch.setattr("scipy.spatial.Delaunay", Spy)  # imported where it is used
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
     mask = random_mask(24, 32, 0.05, seed=1)

@@ -3,7 +3,7 @@ import torch
 import torchvision
 
 from attrdist.models import WeightsUnavailableError, default_cam_layer, family_of, load_model
-from attrdist.models.efficientnet import EfficientNetLiteCanonizer
+from attrdist.models.efficientnet_lrp import EfficientNetLiteCanonizer
 
 
 def test_default_model_offline(lite0, cat_input):

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
-from zennit import composites
-from zennit.canonizers import Canonizer
-from zennit.core import Composite
 
 from ..classes import ClassSet
 from .base import Attributor, register_method
 
+if TYPE_CHECKING:  # zennit is imported when an LRP method is built (it imports torchvision's models)
+    from zennit.canonizers import Canonizer
+    from zennit.core import Composite
+
 __all__ = ["LRP", "COMPOSITES"]
 
-#: Zennit composites by name (the ``composite=`` option of ``lrp``).
-COMPOSITES: dict[str, Callable[..., Composite]] = {
-    "epsilon_plus_flat": composites.EpsilonPlusFlat,
-    "epsilon_plus": composites.EpsilonPlus,
-    "epsilon_alpha2_beta1_flat": composites.EpsilonAlpha2Beta1Flat,
-    "epsilon_alpha2_beta1": composites.EpsilonAlpha2Beta1,
-    "epsilon_gamma_box": composites.EpsilonGammaBox,
+#: Zennit composites (classes of ``zennit.composites``) by name: the ``composite=`` option of ``lrp``.
+COMPOSITES: dict[str, str] = {
+    "epsilon_plus_flat": "EpsilonPlusFlat",
+    "epsilon_plus": "EpsilonPlus",
+    "epsilon_alpha2_beta1_flat": "EpsilonAlpha2Beta1Flat",
+    "epsilon_alpha2_beta1": "EpsilonAlpha2Beta1",
+    "epsilon_gamma_box": "EpsilonGammaBox",
 }
 
 
@@ -64,7 +66,9 @@ class LRP(Attributor):
     def _composite(self, x: Tensor) -> Composite:
         if not isinstance(self.composite, str):
             return self.composite
-        factory = COMPOSITES[self.composite]
+        from zennit import composites
+
+        factory = getattr(composites, COMPOSITES[self.composite])
         if self.composite == "epsilon_gamma_box":
             return factory(low=float(x.min()), high=float(x.max()), canonizers=self.canonizers)
         return factory(canonizers=self.canonizers)

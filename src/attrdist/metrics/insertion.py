@@ -30,16 +30,17 @@ import io
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
-from scipy import interpolate
-from scipy.spatial import Delaunay
-from threadpoolctl import ThreadpoolController
 
 from ..smoothing import smooth
 from .base import register_metric
+
+if TYPE_CHECKING:
+    from threadpoolctl import ThreadpoolController
 
 __all__ = [
     "PIC_THRESHOLDS",
@@ -103,7 +104,10 @@ def random_mask(height: int, width: int, fraction: float = 0.01, seed: int = 0) 
 
 @functools.cache
 def _blas_controller() -> ThreadpoolController:
-    return ThreadpoolController()  # after scipy.spatial's import: its OpenBLAS is loaded
+    import scipy.spatial  # noqa: F401  (scipy is imported where it is used; its OpenBLAS must be loaded first)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 @contextmanager
@@ -143,6 +147,9 @@ def _blur(image: np.ndarray, keep: np.ndarray) -> np.ndarray:
     known = np.argwhere(keep)
     unknown = np.argwhere(~keep)
     values = img[keep].astype(np.float64)
+    from scipy import interpolate
+    from scipy.spatial import Delaunay
+
     interp = interpolate.LinearNDInterpolator(Delaunay(known), values, fill_value=np.nan)
     filled = interp(unknown)
     outside = np.isnan(filled)
@@ -196,6 +203,8 @@ def pic_from_predictions(
         pairs.append((ne, best if keep_monotonous else npred))
     pairs += [(0.0, 0.0), (1.0, 1.0)]
     xs, ys = zip(*pairs, strict=True)
+    from scipy import interpolate
+
     f = interpolate.interp1d(x=xs, y=ys)
     x = np.linspace(0.0, 1.0, num=points, endpoint=False)
     y = np.asarray([f(v) for v in x])

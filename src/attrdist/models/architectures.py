@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from torch import nn
-from zennit.canonizers import Canonizer, NamedMergeBatchNorm, SequentialMergeBatchNorm
-from zennit.torchvision import ResNetCanonizer, VGGCanonizer
 
 from ..registry import Registry
+
+if TYPE_CHECKING:  # zennit (and with it torchvision's models) is imported when LRP needs a canonizer
+    from zennit.canonizers import Canonizer
 
 __all__ = ["BLOCK_KINDS", "FAMILIES", "Family", "default_cam_layer", "family_of", "generic_blocks", "holds_weights",
            "register_family"]
@@ -169,19 +171,30 @@ def _is(cls_path: str) -> Callable[[nn.Module], bool]:
     return match
 
 
+def _canonizers(module: str, name: str, *args: object) -> Callable[[], list[Canonizer]]:
+    """A factory of one zennit canonizer, imported when it is built (zennit imports torchvision's models)."""
+
+    def build() -> list[Canonizer]:
+        import importlib
+
+        return [getattr(importlib.import_module(module), name)(*args)]
+
+    return build
+
+
 def _efficientnet_lite_canonizers() -> list[Canonizer]:
-    from .efficientnet import EfficientNetLiteCanonizer
+    from .efficientnet_lrp import EfficientNetLiteCanonizer
 
     return [EfficientNetLiteCanonizer()]
 
 
 register_family(Family(
-    "resnet", _is("torchvision.models.resnet.ResNet"), "layer4", lambda: [ResNetCanonizer()],
+    "resnet", _is("torchvision.models.resnet.ResNet"), "layer4", _canonizers("zennit.torchvision", "ResNetCanonizer"),
     "torchvision ResNet / Wide-ResNet; CAM: layer4; LRP: BN merged, residual Sum",
 ))
 register_family(Family(
     "densenet", _is("torchvision.models.densenet.DenseNet"), "features",
-    lambda: [NamedMergeBatchNorm([(("features.conv0",), "features.norm0")])],
+    _canonizers("zennit.canonizers", "NamedMergeBatchNorm", [(("features.conv0",), "features.norm0")]),
     "torchvision DenseNet; CAM: features (norm5); LRP: stem BN merged (pre-activation BNs pass gradients)",
 ))
 register_family(Family(
@@ -189,7 +202,8 @@ register_family(Family(
     "torchvision ConvNeXt; CAM: last stage (features.7); LRP: no canonizer (LayerNorm passes gradient)",
 ))
 register_family(Family(
-    "vgg", _is("torchvision.models.vgg.VGG"), _last_of(nn.ReLU, "features"), lambda: [VGGCanonizer()],
+    "vgg", _is("torchvision.models.vgg.VGG"), _last_of(nn.ReLU, "features"),
+    _canonizers("zennit.torchvision", "VGGCanonizer"),
     "torchvision VGG; CAM: last ReLU of features; LRP: BN merged",
 ))
 register_family(Family(
@@ -219,6 +233,6 @@ register_family(Family(
     "timm ViT; CAM: last block's norm1 (tokens on the patch grid)", _timm_vit_blocks,
 ))
 register_family(Family(
-    "generic", lambda model: True, _last_of(nn.Conv2d), lambda: [SequentialMergeBatchNorm()],
+    "generic", lambda model: True, _last_of(nn.Conv2d), _canonizers("zennit.canonizers", "SequentialMergeBatchNorm"),
     "any other CNN; CAM: last Conv2d; LRP: BN merged where it follows a conv in a Sequential",
 ))
