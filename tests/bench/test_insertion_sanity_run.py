@@ -51,6 +51,13 @@ def test_sanity_sample(tmp_path):
     written = write_report(out)
     assert written["sanity"].stat().st_size > 0
     assert "spearman_abs (vanilla, lower is better)" in written["markdown"].read_text()
+    # a run folder is data: a sanity.png linked elsewhere is replaced, never written through
+    outside = tmp_path / "outside.png"
+    outside.write_text("keep")
+    written["sanity"].unlink()
+    written["sanity"].symlink_to(outside)
+    written = write_report(out)
+    assert outside.read_text() == "keep" and not written["sanity"].is_symlink()
 
 
 # tau 0.9 > 1 - 1/K: VAR keeps no pixel, so every refined map is all zero

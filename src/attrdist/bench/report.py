@@ -392,7 +392,7 @@ def sanity_plot(store: ResultStore, table: Table, run: Path) -> dict[str, Path]:
     fig.tight_layout(rect=(0, (0.2 + 0.22 * legend_rows) / fig.get_figheight(), 1, 1))
     from ..viz import save_figure
 
-    return {"sanity": save_figure(fig, run / "sanity.png")[0]}
+    return {"sanity": save_figure(fig, _fresh(run / "sanity.png"))[0]}
 
 
 def bar_plots(store: ResultStore, t: Table, run: Path) -> dict[str, Path]:
