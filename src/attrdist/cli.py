@@ -72,12 +72,14 @@ def _method_opt(text: str) -> tuple[str, str, object]:
     """``METHOD.OPTION=VALUE`` (the value read as YAML: numbers, booleans, lists)."""
     import yaml
 
+    from .options import read_yaml
+
     key, sep, value = text.partition("=")
     method, dot, option = key.partition(".")
     if not (sep and dot and method and option):
         raise argparse.ArgumentTypeError(f"expected METHOD.OPTION=VALUE (e.g. gradcam.layer=layer3), got {text!r}")
     try:
-        parsed = yaml.safe_load(value)
+        parsed = read_yaml(value)
     except yaml.YAMLError:
         parsed = value
     return method.strip(), option.strip().replace("-", "_"), parsed

@@ -9,7 +9,31 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["ModelOptions", "opt"]
+__all__ = ["ModelOptions", "opt", "read_yaml"]
+
+
+def read_yaml(text: str) -> object:
+    """Parse YAML that comes from a file or a command line, refusing anchors and aliases.
+
+    A configuration never needs them, and aliases let a few hundred bytes expand to gigabytes (the "billion
+    laughs" attack) before anything is validated.
+
+    Raises:
+        yaml.YAMLError: On malformed YAML, or on an anchor or alias.
+
+    Example:
+        >>> read_yaml("a: [1, 2]")
+        {'a': [1, 2]}
+    """
+    import yaml
+
+    class _NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent: object, index: object) -> object:
+            if self.check_event(yaml.events.AliasEvent) or getattr(self.peek_event(), "anchor", None):
+                raise yaml.YAMLError(f"anchors and aliases are not allowed ({self.peek_event().start_mark})")
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=_NoAliases)  # noqa: S506 (a SafeLoader)
 
 
 def opt(text: str, choices: Sequence[str] | Callable[[], Sequence[str]] | None = None, **extra: object) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from ..methods.base import BENCHMARK_METHODS
-from ..options import ModelOptions, opt
+from ..options import ModelOptions, opt, read_yaml
 from ..var import DEFAULT_PRESET, VARConfig, variant_config
 
 __all__ = ["DEFAULT_VARIANTS", "RunConfig", "opt", "open_run"]
@@ -96,7 +96,7 @@ class RunConfig(ModelOptions):
                 shared file's: pass ``--trust-checkpoint``).
         """
         try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
+            data = read_yaml(Path(path).read_text()) or {}
         except yaml.YAMLError as err:
             raise ValueError(f"{path}: not valid YAML ({err})") from None
         if not isinstance(data, dict):
