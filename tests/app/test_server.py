@@ -338,3 +338,43 @@ def test_explorer_errors():
         ex.explain(None, {"sample": "moon", "methods": "gradcam"})
     with pytest.raises(ValueError, match="at least one model"):
         AppConfig(models=())
+
+
+def _strict_json(body):
+    """Parse JSON as a browser does: NaN and Infinity are not JSON."""
+    def refuse(token):
+        raise ValueError(f"{token} is not JSON")
+
+    return json.loads(body, parse_constant=refuse)
+
+
+def test_hardening_round_two(server):
+    """Issue 22, items 10, 11, 13, 14: each answered with a clear 4xx or a refusal, never cut, never NaN."""
+    base, explorer = server
+    # 13: a class spec is refused when too long, never cut (a cut spec would explain other classes)
+    status, body, _ = call(f"{base}/api/explain?sample=coffee&classes={'%20' * 1994}281,285", data=b"")
+    assert status == 400 and "at most 2000" in json.loads(body)["error"]
+    # 11: no response carries NaN or Infinity, even for temperatures that underflow
+    status, body, _ = call(f"{base}/api/explain?sample=coffee&methods=gradcam", data=b"")
+    key = json.loads(body)["key"]
+    status, body, _ = call(f"{base}/api/var?key={key}&temperatures=1e-320&preset=paper")
+    assert status in (200, 400) and _strict_json(body) is not None
+    # 14: a Content-Length that int() would read with underscores, and two Content-Lengths, are refused
+    host, port = base.removeprefix("http://").split(":")
+    for headers in ([("Content-Length", "1_0")], [("Content-Length", "10"), ("Content-Length", "3")]):
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.putrequest("POST", "/api/explain?sample=coffee")
+        for k, v in headers:
+            conn.putheader(k, v)
+        conn.endheaders()
+        conn.send(b"0123456789")
+        r = conn.getresponse()
+        assert r.status == 400 and "invalid Content-Length" in json.loads(r.read())["error"], headers
+        conn.close()
+
+
+@pytest.mark.parametrize("field", ["max_upload_mb", "max_megapixels"])
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 0.0])
+def test_operator_limits_must_be_finite(field, value):
+    with pytest.raises(ValueError, match=f"{field} must be a positive, finite number"):
+        AppConfig(**{field: value})

@@ -102,10 +102,21 @@ class AppConfig:
         if not self.models:
             raise ValueError("the explorer needs at least one model")
         for name in ("max_upload_mb", "max_megapixels"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive")
+            if not 0 < getattr(self, name) < float("inf"):
+                raise ValueError(f"{name} must be a positive, finite number, got {getattr(self, name)}")
         if self.cache_size < 1 or self.workers < 1 or self.queue < 0:
             raise ValueError("cache_size and workers must be >= 1 and queue >= 0")
+
+
+def _finite(obj: object) -> object:
+    """``obj`` with every NaN or infinite float replaced by ``None`` (JSON has no NaN: the page could not parse it)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _png(array: np.ndarray) -> str:
@@ -259,8 +270,10 @@ class Explorer:
         if not methods or bad or len(methods) > len(applicable):
             raise UserError(f"unknown or inapplicable method(s) {bad}; for {name} choose from {', '.join(applicable)}")
         classes = params.get("classes") or DEFAULT_CLASSES
+        if len(classes) > 2000:  # refused, never cut: a cut spec would explain other classes
+            raise UserError(f"the class set is {len(classes)} characters long; at most 2000")
         try:
-            rule = parse_class_set(classes[:2000])
+            rule = parse_class_set(classes)
         except ValueError as err:
             raise UserError(str(err)) from None
         n_out = len(lm.class_names)
@@ -418,7 +431,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, status: int, obj: object, extra: dict | None = None) -> None:
-        self._send(status, json.dumps(obj).encode(), "application/json", extra)
+        self._send(status, json.dumps(_finite(obj), allow_nan=False).encode(), "application/json", extra)
 
     def _params(self) -> tuple[str, dict[str, str]]:
         url = urlparse(self.path)
@@ -478,11 +491,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise UserError("send the image with a Content-Length (chunked uploads are not accepted)",
                             HTTPStatus.LENGTH_REQUIRED)
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            self.close_connection = True
-            raise UserError("invalid Content-Length") from None
+        values = self.headers.get_all("Content-Length") or []
+        if len(values) > 1 or not all(v.strip().isascii() and v.strip().isdigit() for v in values):
+            self.close_connection = True  # int() would read "1_4_7" as 147, and two lengths are ambiguous
+            raise UserError("invalid Content-Length: one decimal number")
+        length = int(values[0]) if values else 0
         if length < 0:
             self.close_connection = True
             raise UserError("invalid Content-Length")
