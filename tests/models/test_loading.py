@@ -36,6 +36,9 @@ def test_checkpoint_path(tmp_path):
     torch.jit.save(torch.jit.script(model), tmp_path / "m.pt")
     lm = load_model(str(tmp_path / "m.pt"))
     assert len(lm.class_names) == 7 and lm.class_names[0] == "class 0"
+    for weights in ("random", str(tmp_path / "m.pt"), "IMAGENET1K_V1"):  # a model file holds its own weights
+        with pytest.raises(ValueError, match="does not apply to m.pt: a model file holds its own weights"):
+            load_model(str(tmp_path / "m.pt"), weights=weights)
     torch.save(model.state_dict(), tmp_path / "sd.pt")
     with pytest.raises(ValueError, match="name the architecture"):
         load_model(str(tmp_path / "sd.pt"))

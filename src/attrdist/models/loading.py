@@ -322,8 +322,11 @@ class UntrustedCheckpointError(ValueError):
     """The checkpoint holds pickled code, which only loads with ``trust_checkpoint=True``."""
 
 
-def _checkpoint(path: Path, trust: bool = False) -> tuple[nn.Module, Preprocess, str]:
+def _checkpoint(path: Path, trust: bool = False, weights: str | None = None) -> tuple[nn.Module, Preprocess, str]:
     """A TorchScript file, or a whole pickled model (only when trusted: unpickling can run any code)."""
+    if weights is not None:  # the file holds its weights: a --weights would be silently ignored
+        raise ValueError(f"--weights {weights!r} does not apply to {path.name}: a model file holds its own weights; "
+                         "pass --weights with a model name (torchvision:NAME, timm:NAME, efficientnet_lite0)")
     try:
         model = torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError):
@@ -359,7 +362,7 @@ register_model_source(ModelSource(
     lambda spec: spec.startswith("timm:"), lambda spec, weights, trust: _timm(spec.split(":", 1)[1], weights)))
 register_model_source(ModelSource(
     "checkpoint", "PATH", "a TorchScript file, or a pickled model with --trust-checkpoint",
-    lambda spec: Path(spec).is_file(), lambda spec, weights, trust: _checkpoint(Path(spec), trust)))
+    lambda spec: Path(spec).is_file(), lambda spec, weights, trust: _checkpoint(Path(spec), trust, weights)))
 
 
 def load_model(name: str = "efficientnet_lite0", weights: str | None = None, *,
