@@ -161,3 +161,17 @@ def test_figures_for_a_paper(tmp_path):
     assert "<svg" in svg and "<path" in svg and "<!-- Input x Gradient + VAR -->" in svg  # display names
     rec = json.loads((tmp_path / "sample_grid.json").read_text())
     assert rec["settings"]["sign"] == "positive" and rec["settings"]["dpi"] == 150
+
+
+def test_inputs_with_the_same_name_keep_their_paths(tmp_path):
+    """a/photo.jpg and b/photo.jpg wrote one photo.png twice; now each keeps its relative path."""
+    for folder, name in (("a", "chelsea"), ("b", "coffee")):
+        (tmp_path / folder).mkdir()
+        sample_image(name).save(tmp_path / folder / "photo.jpg")
+    out = tmp_path / "out"
+    proc = run("explain", str(tmp_path / "a" / "photo.jpg"), str(tmp_path / "b" / "photo.jpg"), "--methods",
+               "gradcam", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = {f: json.loads((out / f / "photo.json").read_text()) for f in ("a", "b")}
+    assert records["a"]["source"].endswith("a/photo.jpg") and records["b"]["source"].endswith("b/photo.jpg")
+    assert not (out / "photo.png").exists()

@@ -292,6 +292,35 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output_places(images: Sequence[str]) -> dict[str, tuple[Path, str]]:
+    """Where each input's files go: ``(sub-folder of --out, stem)``; inputs whose names collide keep their path.
+
+    ``a/photo.jpg`` and ``b/photo.jpg`` become ``a/photo.*`` and ``b/photo.*`` (relative to the folder the
+    colliding inputs share), never one ``photo.*`` written twice.
+
+    Example:
+        >>> {k: (str(f), s) for k, (f, s) in _output_places(["x/a/p.jpg", "x/b/p.png", "q.jpg"]).items()}
+        {'x/a/p.jpg': ('a', 'p'), 'x/b/p.png': ('b', 'p'), 'q.jpg': ('.', 'q')}
+    """
+    import os
+
+    by_stem: dict[str, list[str]] = {}
+    for image in dict.fromkeys(images):
+        by_stem.setdefault(Path(image).stem, []).append(image)
+    places: dict[str, tuple[Path, str]] = {}
+    for stem, same in by_stem.items():
+        if len(same) == 1:
+            places[same[0]] = (Path(), stem)
+            continue
+        resolved = [Path(p).resolve() for p in same]
+        common = Path(os.path.commonpath([p.parent for p in resolved]))
+        for image, path in zip(same, resolved, strict=True):
+            rel = path.relative_to(common)
+            # the same stem in one folder (photo.jpg, photo.png): the suffix tells them apart
+            places[image] = (rel.parent, stem if sum(q.parent == path.parent for q in resolved) == 1 else path.name)
+    return places
+
+
 def _cmd_explain(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
@@ -316,6 +345,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     except (WeightsUnavailableError, ValueError, ImportError) as err:
         return _error(err)
     jobs = [(p, "file") for p in args.images] or [("sample_grid", "grid")]
+    places = _output_places(args.images)
     failures = 0
     settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("out",)}
     for source, kind in tqdm(jobs, desc="explain", unit="image", file=sys.stderr, disable=len(jobs) < 2):
@@ -329,12 +359,13 @@ def _cmd_explain(args: argparse.Namespace) -> int:
                 stem, crop = "sample_grid", False
             else:
                 image = read_image(source)
-                classes, stem, crop = cfg.classes or "top3+worst", Path(source).stem, True
+                classes, crop = cfg.classes or "top3+worst", True
             exp = explain_image(lm, image, methods=cfg.methods, classes=classes, target=cfg.target, preset=cfg.preset,
                                 device=cfg.device, crop=crop,
                                 method_options={m: cfg.method_kwargs(m) for m in cfg.methods}, **overrides)
             exp.source, exp.settings = source, {**settings, "var_overrides": overrides}
-            written = exp.save(cfg.out, stem, cfg.format, dpi=cfg.dpi, sign=cfg.sign,
+            folder, stem = places.get(source, (Path(), "sample_grid"))
+            written = exp.save(Path(cfg.out) / folder, stem, cfg.format, dpi=cfg.dpi, sign=cfg.sign,
                                multiply_input=cfg.multiply_input)
             listing = ", ".join(f"{c} {n} ({p:.3f}){' *' if c == exp.target else ''}"
                                 for c, n, p in zip(exp.classes, exp.class_names, exp.probabilities, strict=True))
