@@ -111,7 +111,7 @@ def test_json_and_npz_match_direct_library_calls(explained, images, lite0):
 
 
 def test_default_sample_grid(tmp_path):
-    proc = run("explain", "--out", str(tmp_path / "o"), "--methods", "gradcam")
+    proc = run("explain", "--out", str(tmp_path / "o"), "--method", "gradcam")  # --method is --methods
     assert proc.returncode == 0, proc.stderr
     rec = json.loads((tmp_path / "o" / "sample_grid.json").read_text())
     names = [c["name"] for c in rec["classes"]]

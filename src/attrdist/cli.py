@@ -165,7 +165,8 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, *, optiona
             kwargs.update(type=kind if kind in (int, float) else str, default=None if optional_defaults else default)
             if choices:
                 kwargs["choices"] = choices
-        parser.add_argument(flag, **kwargs)
+        # --method is --methods (argparse read it as an ambiguous abbreviation of --methods and --method-opt)
+        parser.add_argument(flag, *(["--method"] if f.name == "methods" else []), **kwargs)
 
 
 def _given(args: argparse.Namespace, cls: type) -> dict:
