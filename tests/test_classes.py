@@ -63,3 +63,31 @@ def test_validate_classes():
         validate_classes(torch.tensor([[1.0, 2.0]]))
     with pytest.raises(ValueError, match=r"\[B, K\]"):
         validate_classes(torch.tensor([1, 2]))
+
+
+def test_class_names_resolve_case_insensitively_with_did_you_mean():
+    from attrdist.classes import class_id, named_class_set
+    from attrdist.labels import imagenet_class_names
+
+    names = imagenet_class_names()[0]
+    assert class_id("motor scooter", names) == 670 and class_id("MOTOR Scooter", names) == 670
+    assert class_id("285", names) == 285
+    with pytest.raises(ValueError, match="did you mean 'motor scooter'"):
+        class_id("motor scoter", names)
+    with pytest.raises(ValueError, match=r"names 2 classes: 264 \(Cardigan\), 474 \(cardigan\); give the id"):
+        class_id("cardigan", names)
+    with pytest.raises(ValueError, match="outside the model's 1000 classes"):
+        class_id("1000", names)
+    assert named_class_set("tabby, tiger cat,285", names) == "281,282,285"
+    assert named_class_set("top3+worst", names) == "top3+worst"
+
+
+def test_classes_command_and_names_on_the_command_line(capsys, tmp_path):
+    from attrdist.cli import main
+
+    assert main(["classes", "scooter"]) == 0
+    assert "670  motor scooter" in capsys.readouterr().out
+    assert main(["classes", "motor scoter"]) == 2
+    assert "did you mean 'motor scooter'" in capsys.readouterr().err
+    assert main(["explain", "--target", "no such class", "--out", str(tmp_path)]) == 2
+    assert "no class named 'no such class'" in capsys.readouterr().err

@@ -175,3 +175,12 @@ def test_inputs_with_the_same_name_keep_their_paths(tmp_path):
     records = {f: json.loads((out / f / "photo.json").read_text()) for f in ("a", "b")}
     assert records["a"]["source"].endswith("a/photo.jpg") and records["b"]["source"].endswith("b/photo.jpg")
     assert not (out / "photo.png").exists()
+
+
+def test_classes_by_name(tmp_path):
+    sample_image("chelsea").save(tmp_path / "cat.png")
+    proc = run("explain", str(tmp_path / "cat.png"), "--target", "egyptian cat", "--classes",
+               "tabby,tiger cat,Egyptian cat", "--method", "gradcam", "--out", str(tmp_path / "o"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rec = json.loads((tmp_path / "o" / "cat.json").read_text())
+    assert [c["index"] for c in rec["classes"]] == [281, 282, 285] and rec["target"]["index"] == 285

@@ -25,7 +25,9 @@ __all__ = [
     "DEFAULT_CLASSES",
     "ClassSet",
     "ClassesLike",
+    "class_id",
     "class_rule",
+    "named_class_set",
     "most_probable",
     "parse_class_set",
     "resolve_classes",
@@ -278,3 +280,59 @@ def _fixed(idx: tuple[int, ...], spec: str) -> ClassSet:
     if len(set(idx)) != len(idx):
         raise ValueError(f"class set {spec!r} has duplicate classes")
     return ClassSet(spec=spec, fixed=idx)
+
+
+def class_id(query: str | int, names: Sequence[str]) -> int:
+    """A class id from an id (``"285"``) or a class name (``"Egyptian cat"``, case-insensitive).
+
+    Args:
+        query: An id or a name of the model's label set.
+        names: The model's class names, in id order.
+
+    Returns:
+        The class id.
+
+    Raises:
+        ValueError: On an unknown name (with the closest names: "did you mean"), a name shared by several
+            classes (naming their ids), or an id outside the label set.
+
+    Example:
+        >>> class_id("Tiger Cat", ["tabby", "tiger cat", "tiger"]), class_id("2", ["tabby", "tiger cat", "tiger"])
+        (1, 2)
+    """
+    text = str(query).strip()
+    if text.lstrip("-").isdigit():
+        i = int(text)
+        if not 0 <= i < len(names):
+            raise ValueError(f"class id {i} is outside the model's {len(names)} classes (0..{len(names) - 1})")
+        return i
+    folded = text.casefold()
+    hits = [i for i, n in enumerate(names) if n.casefold() == folded]
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        raise ValueError(f"class name {text!r} names {len(hits)} classes: "
+                         + ", ".join(f"{i} ({names[i]})" for i in hits) + "; give the id")
+    import difflib
+
+    lower = {n.casefold(): i for i, n in enumerate(names)}
+    close = difflib.get_close_matches(folded, list(lower), n=3, cutoff=0.6)
+    close += [n for n in lower if folded in n and n not in close][: 5 - len(close)]
+    hint = f"; did you mean {', '.join(repr(names[lower[c]]) for c in close)}?" if close else ""
+    raise ValueError(f"no class named {text!r}{hint} (attrdist classes QUERY searches the label set)")
+
+
+def named_class_set(spec: str, names: Sequence[str]) -> str:
+    """A class-set spec whose listed classes may be names: ``"tiger cat, espresso"`` -> ``"282,967"``.
+
+    Ranked specs (``top3+worst``, ``best-vs-worst``) are returned as they are.
+
+    Example:
+        >>> named_class_set("Tiger cat,0", ["tabby", "tiger cat"]), named_class_set("top3", ["a"])
+        ('1,0', 'top3')
+    """
+    text = spec.strip()
+    if text == "best-vs-worst" or _TOP.match(text):
+        return text
+    return ",".join(str(class_id(part, names)) for part in text.split(",") if part.strip())
+

@@ -25,6 +25,7 @@ COMMANDS = {
     "serve": "the web explorer (local by default)",
     "methods": "list the attribution methods (--model NAME: those that apply to it)",
     "models": "list the model sources and architecture families",
+    "classes": "list or search a model's class names and ids (what --target and --classes accept)",
 }
 
 EXAMPLES = {
@@ -42,6 +43,10 @@ EXAMPLES = {
     "methods": """examples:
   attrdist methods
   attrdist methods --model timm:vit_base_patch16_224""",
+    "classes": """examples:
+  attrdist classes                 # the 1000 ImageNet classes of the default model
+  attrdist classes cat             # the classes whose name contains "cat"
+  attrdist explain cat.jpg --target "tiger cat" --classes "tabby,tiger cat,Egyptian cat\"""",
 }
 
 
@@ -245,9 +250,15 @@ def _methods_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="list only the methods that apply to this model")
 
 
+def _classes_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("query", nargs="?", default="", help="part of a class name, or an id (default: list all)")
+    p.add_argument("--model", default="efficientnet_lite0", help="the model whose label set is listed")
+    p.add_argument("--weights", default=None, help="its weights (a checkpoint's labels come with the model)")
+
+
 BUILDERS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "explain": _explain_parser, "bench": _bench_parser, "report": _report_parser, "serve": _serve_parser,
-    "methods": _methods_parser, "models": lambda p: None,
+    "methods": _methods_parser, "models": lambda p: None, "classes": _classes_parser,
 }
 
 
@@ -290,6 +301,28 @@ def _cmd_models(args: argparse.Namespace) -> int:
     print("Architecture families (default CAM layer, LRP canonizers):")
     for name, fam in FAMILIES.items():
         print(f"  {name:<24} {fam.note}")
+    return 0
+
+
+def _cmd_classes(args: argparse.Namespace) -> int:
+    from .models import WeightsUnavailableError, load_model
+
+    try:
+        weights = args.weights or ("random" if ":" in args.model else None)  # names need no weights file
+        names = load_model(args.model, weights=weights).class_names
+    except (WeightsUnavailableError, ValueError, ImportError) as err:
+        return _error(err)
+    query = args.query.strip().casefold()
+    hits = [(i, n) for i, n in enumerate(names) if not query or query in n.casefold() or query == str(i)]
+    if not hits:
+        from .classes import class_id
+
+        try:
+            class_id(args.query, names)
+        except ValueError as err:
+            return _error(err)
+    for i, n in hits:
+        print(f"{i:>5}  {n}")
     return 0
 
 
@@ -345,6 +378,13 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         lm = load_model(cfg.model, weights=cfg.weights, trust_checkpoint=cfg.trust_checkpoint)
     except (WeightsUnavailableError, ValueError, ImportError) as err:
         return _error(err)
+    from .classes import class_id, named_class_set
+
+    try:  # class names (case-insensitive) or ids, against the model's own label set
+        target = None if cfg.target is None else class_id(cfg.target, lm.class_names)
+        named = None if cfg.classes is None else named_class_set(cfg.classes, lm.class_names)
+    except ValueError as err:
+        return _error(err)
     jobs = [(p, "file") for p in args.images] or [("sample_grid", "grid")]
     places = _output_places(args.images)
     failures = 0
@@ -356,12 +396,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
                 # CNNs see the grid at full resolution (one model input per cell); ViTs need their input size
                 cell = lm.input_size[0] // 2 if lm.input_size else lm.preprocess.crop
                 image = sample_grid(names, cell=cell)
-                classes = cfg.classes or grid_classes(lm, [sample_view(n, squared=True) for n in names], cfg.device)
+                classes = named or grid_classes(lm, [sample_view(n, squared=True) for n in names], cfg.device)
                 stem, crop = "sample_grid", False
             else:
                 image = read_image(source)
-                classes, crop = cfg.classes or "top3+worst", True
-            exp = explain_image(lm, image, methods=cfg.methods, classes=classes, target=cfg.target, preset=cfg.preset,
+                classes, crop = named or "top3+worst", True
+            exp = explain_image(lm, image, methods=cfg.methods, classes=classes, target=target, preset=cfg.preset,
                                 device=cfg.device, crop=crop,
                                 method_options={m: cfg.method_kwargs(m) for m in cfg.methods}, **overrides)
             exp.source, exp.settings = source, {**settings, "var_overrides": overrides}
@@ -425,7 +465,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 COMMAND_RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "explain": _cmd_explain, "bench": _cmd_bench, "report": _cmd_report, "serve": _cmd_serve,
-    "methods": _cmd_methods, "models": _cmd_models,
+    "methods": _cmd_methods, "models": _cmd_models, "classes": _cmd_classes,
 }
 
 
@@ -441,7 +481,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command if command in COMMANDS else "").parse_args(argv)
-    return COMMAND_RUNNERS[args.command](args)
+    try:
+        return COMMAND_RUNNERS[args.command](args)
+    except BrokenPipeError:  # `attrdist classes | head`: the reader has what it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -32,10 +32,11 @@ class ExplainConfig(ModelOptions):
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS), metadata=opt(
         "comma-separated methods (attrdist methods --model NAME lists those that apply)"))
     classes: str | None = field(default=None, metadata=opt(
-        f"class set: topN, topN+worst, best-vs-worst or a list like 281,285,287 (default {DEFAULT_CLASSES}; "
-        "for the sample grid: the classes of its four photos)"))
-    target: int | None = field(default=None, metadata=opt(
-        "explained class id (default: the predicted class; for a list, its most probable class)"))
+        f"class set: topN, topN+worst, best-vs-worst or a list of class ids or names like 281,285,287 or "
+        f"'tabby,tiger cat' (default {DEFAULT_CLASSES}; for the sample grid: the classes of its four photos)"))
+    target: str | None = field(default=None, metadata=opt(
+        "explained class, an id or a name such as 'tiger cat' (default: the predicted class; for a list, its most "
+        "probable class; attrdist classes QUERY searches the names)"))
     preset: str = field(default=DEFAULT_PRESET, metadata=opt("VAR preset", tuple(PRESETS)))
     format: list[str] = field(default_factory=lambda: ["png"], metadata=opt(
         "figure formats, comma-separated (pdf and svg are vector graphics)", FORMATS))
