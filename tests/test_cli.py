@@ -184,3 +184,34 @@ def test_classes_by_name(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     rec = json.loads((tmp_path / "o" / "cat.json").read_text())
     assert [c["index"] for c in rec["classes"]] == [281, 282, 285] and rec["target"]["index"] == 285
+
+
+def test_zeroed_maps_are_marked_and_warned(tmp_path):
+    sample_image("chelsea").save(tmp_path / "cat.png")
+    proc = run("explain", str(tmp_path / "cat.png"), "--method", "gradcam", "--preset", "paper", "--tau", "0.3",
+               "--out", str(tmp_path / "o"))
+    assert proc.returncode == 0 and "warning: VAR kept no pixel of the target's map for gradcam" in proc.stderr
+
+
+def test_zeroed_panels_say_so():
+    import matplotlib.figure
+    import torch
+
+    from attrdist.viz import explanation_figure
+
+    class Result:  # the fields the figure reads
+        maps = torch.rand(1, 2, 8, 8)
+        refined = torch.zeros(1, 2, 8, 8)
+        q = torch.full((1, 2, 8, 8), 0.5, dtype=torch.float64)
+
+    class Exp:
+        image = Image.new("RGB", (8, 8))
+        classes, target, class_names, probabilities = [1, 2], 1, ["a", "b"], [0.6, 0.4]
+        results, display_names = {"gradient": Result()}, {}
+
+        def caption(self):
+            return ""
+
+    fig = explanation_figure(Exp(), caption=False)
+    assert isinstance(fig, matplotlib.figure.Figure)
+    assert sum("zeroed by VAR" in t.get_text() for ax in fig.axes for t in ax.texts) == 2

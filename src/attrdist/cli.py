@@ -411,6 +411,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             listing = ", ".join(f"{c} {n} ({p:.3f}){' *' if c == exp.target else ''}"
                                 for c, n, p in zip(exp.classes, exp.class_names, exp.probabilities, strict=True))
             tqdm.write(f"{source}: class set {listing}\n  wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+            zeroed = [m for m, r in exp.results.items() if not r.refined_target.any()]
+            if zeroed:
+                tqdm.write(f"  warning: VAR kept no pixel of the target's map for {', '.join(zeroed)} (the class "
+                           "dominates nowhere under these parameters; the figure marks the panel)", file=sys.stderr)
         except (ImageReadError, MethodNotApplicableError, ValueError) as err:
             failures += 1
             if isinstance(err, MethodNotApplicableError):

@@ -248,6 +248,10 @@ def explanation_figure(exp: Explanation, *, cell: float = 2.2, sign: str = "auto
                 for spine in ax.spines.values():
                     spine.set_edgecolor(color)
                     spine.set_linewidth(2)
+                if r == 1 and not refined[c].any():  # a blank panel says why it is blank
+                    ax.text(0.5, 0.5, "zeroed by VAR\n(no pixel where this\nclass dominates)", ha="center",
+                            va="center", fontsize=8, color="#222222", transform=ax.transAxes,
+                            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "#999999", "pad": 3})
             if colorbar:
                 _colorbar(fig, ax, lo, hi, cmap, cax=fig.add_subplot(grid[row, -1]))
         first, second = fig.add_subplot(grid[2 * m, 0]), fig.add_subplot(grid[2 * m + 1, 0])
