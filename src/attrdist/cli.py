@@ -485,6 +485,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command if command in COMMANDS else "").parse_args(argv)
+    import warnings
+
+    # warnings in one line, without the source line that raised them (a user reads the message, not our code)
+    warnings.formatwarning = lambda message, category, *_: f"warning: {message}\n"
     try:
         return COMMAND_RUNNERS[args.command](args)
     except BrokenPipeError:  # `attrdist classes | head`: the reader has what it wanted

@@ -378,3 +378,17 @@ def test_hardening_round_two(server):
 def test_operator_limits_must_be_finite(field, value):
     with pytest.raises(ValueError, match=f"{field} must be a positive, finite number"):
         AppConfig(**{field: value})
+
+
+def test_port_in_use_is_one_line(capsys):
+    import socket
+
+    from attrdist.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err and err.count("\n") == 1

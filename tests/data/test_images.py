@@ -44,3 +44,10 @@ def test_a_thin_strip_is_refused_before_any_resize(tmp_path):
         read_image(tmp_path / "strip.png")
     Image.new("RGB", (4, 400)).save(tmp_path / "ok.png")
     assert read_image(tmp_path / "ok.png").size == (4, 400)
+
+
+def test_a_folder_is_named_as_a_folder(tmp_path):
+    from attrdist.data import ImageReadError, read_image
+
+    with pytest.raises(ImageReadError, match="a folder, not an image"):
+        read_image(tmp_path)

@@ -546,7 +546,12 @@ def serve(config: AppConfig = AppConfig()) -> int:  # noqa: B008
     except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    server = make_server(config, explorer)
+    try:
+        server = make_server(config, explorer)
+    except OSError as err:  # port in use, an address this machine does not have, a privileged port
+        print(f"error: cannot listen on {config.host}:{config.port}: {err.strerror or err} (choose another "
+              "--port or --host)", file=sys.stderr)
+        return 2
     host, port = server.server_address[:2]
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: the explorer is reachable from other machines at {host}:{port}; anyone who can reach "

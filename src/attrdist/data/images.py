@@ -81,6 +81,8 @@ def read_image(path: str | Path) -> Image.Image:
         ImageReadError: If the file is missing, empty, not an image, truncated or too large.
     """
     p = Path(path)
+    if p.is_dir():
+        raise ImageReadError(f"{p}: a folder, not an image (give the image files, e.g. {p}/*.jpg)")
     if not p.is_file():
         raise ImageReadError(f"{p}: no such file")
     if p.stat().st_size == 0:
