@@ -280,10 +280,6 @@ class LocalizationBenchmark:
             return Skip(f"{len(classes)} category with probability >= {self.config.min_prob}; VAR needs 2")
         return _Prepared(prep.image, classes, units)
 
-    def score(self, item: str, methods: dict[str, Attributor]) -> list[tuple] | Skip:
-        """All result rows of one item: vanilla and every variant from the same raw maps."""
-        return self.score_batch([(item, self.prepare(item))], methods)[0]
-
     def score_batch(self, batch: list[tuple[str, _Prepared | Skip]],
                     methods: dict[str, Attributor]) -> list[list[tuple] | Skip]:
         """The rows of several items whose inputs and class sets have one shape, from one attribution per method.
