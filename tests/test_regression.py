@@ -4,7 +4,9 @@ recorded with commit a72ea56 by the same commands, one thread; the redesign repr
 re-recorded once since, on purpose: model inputs became contiguous tensors (so that one image and a batch take
 the same float32 kernels), which moved the integrated-gradients rows by at most 4.5e-4 relative and no other row;
 and when VAR lost its absolute tolerance on ``q - 1/K`` (the excess is computed without cancellation), which moved
-the rows of LRP under the ``paper`` variant (maps of ~1e-9) and no other row.
+the rows of LRP under the ``paper`` variant (maps of ~1e-9) and no other row; and when the default preset became
+``smoothed-positive`` (the second variant study), which moved the rows and curves of the default variant ``var`` of
+insertion and sanity and no other row.
 The sanity check's default blocks no longer count normalisation-only modules; ``--blocks all`` randomises the
 blocks of the recording.
 
