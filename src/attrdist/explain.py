@@ -71,7 +71,7 @@ def explain_image(
         methods: Registered method names (each must apply to the model's architecture).
         classes: Class-set spec, :class:`~attrdist.classes.ClassSet` or list of class ids.
         target: The explained class id (must be in a predefined set); default: the predicted class.
-        preset: VAR preset or config (default ``normalized``).
+        preset: VAR preset or config (default: :data:`~attrdist.var.DEFAULT_PRESET`, ``smoothed-positive``).
         device: Torch device (``"cpu"``, ``"cuda"``).
         crop: Apply the model's resize and centre crop; ``False`` feeds the image at its own size (resized
             to the model's input size where the model has a fixed one, as ViTs do).
