@@ -14,6 +14,7 @@ from PIL import Image
 from attrdist import get_method
 from attrdist import refine as var
 from attrdist.data import read_image, sample_image
+from attrdist.var import DEFAULT_PRESET, PRESETS
 
 pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` leaves it out
 
@@ -99,7 +100,7 @@ def test_json_and_npz_match_direct_library_calls(explained, images, lite0):
     np.testing.assert_allclose([c["probability"] for c in rec["classes"]], probs[classes].numpy(), rtol=1e-5)
     assert [c["name"] for c in rec["classes"]] == [lite0.class_names[c] for c in classes]
     assert rec["target"]["index"] == order[0]
-    assert rec["preset"]["temperatures"] == [1.0, 5.0, 100.0] and rec["model"]["name"] == "efficientnet_lite0"
+    assert rec["preset"] == PRESETS[DEFAULT_PRESET].to_dict() and rec["model"]["name"] == "efficientnet_lite0"
     arrays = np.load(out / "cat.npz")
     cls = torch.tensor([classes])
     for name in ("gradcam", "input_x_gradient"):
