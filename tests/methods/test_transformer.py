@@ -199,6 +199,17 @@ def tlrp_reference(model, x, c, start_layer=0, row_normalize=True):
     return joint[0, 1:].view(4, 4)
 
 
+def ig_last_block_weights(model, x, c, steps):
+    """Bi-attn's and T-attn's W: the head mean of the positive part of the last block's attention gradient,
+    integrated over ``steps`` points of ``linspace(0, 1)`` from the all-zero input."""
+    total = 0
+    for alpha in torch.linspace(0, 1, steps, dtype=x.dtype):
+        xs = (x.detach() * alpha).requires_grad_(True)
+        lg, at = manual_forward(model, xs)
+        total = total + torch.autograd.grad(lg[0, c], at[-1])[0][0]
+    return (total / steps).clamp(min=0).mean(0)
+
+
 def reference(name, model, x, c, opts):
     """The map of one class for one sample, from the spec, with plain loops."""
     if name == "tlrp":
@@ -263,12 +274,7 @@ def reference(name, model, x, c, opts):
             r = (m / m.sum(-1, keepdim=True)) @ r
     else:
         steps, start = opts["steps"], opts["start_layer"]
-        total = 0
-        for alpha in torch.linspace(0, 1, steps, dtype=x.dtype):
-            xs = (x.detach() * alpha).requires_grad_(True)
-            lg, at = manual_forward(model, xs)
-            total = total + torch.autograd.grad(lg[0, c], at[-1])[0][0]
-        w = (total / steps).clamp(min=0).mean(0)
+        w = ig_last_block_weights(model, x, c, steps)
         if name == "bi_attn":
             r = eye.clone()
             for i, (a, g) in enumerate(zip(A, G, strict=True)):
@@ -487,13 +493,7 @@ def bi_attn_blocks_reference(model, x, c, blocks, steps):
         total = sum(ih)
         a_tilde = sum((ih[h] / total) * a[h] for h in range(a.shape[0]))
         r = r + a_tilde @ r
-    w = 0
-    for alpha in torch.linspace(0, 1, steps, dtype=x.dtype):
-        xs = (x.detach() * alpha).requires_grad_(True)
-        lg, at = manual_forward(model, xs)
-        w = w + torch.autograd.grad(lg[0, c], at[-1])[0][0]
-    w = (w / steps).clamp(min=0).mean(0)
-    return (w * r)[0, 1:].view(4, 4)
+    return (ig_last_block_weights(model, x, c, steps) * r)[0, 1:].view(4, 4)
 
 
 @pytest.mark.parametrize("name", ["bi_attn", "t_attn"])
