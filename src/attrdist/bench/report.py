@@ -124,16 +124,17 @@ def summarize(store: ResultStore, unit: str | None = None, bootstrap: int = 2000
         The :class:`Table`.
     """
     rows = [r for r in store.rows() if (unit is None or r[1] == unit) and r[4] != "fraction"]
-    medians = _median_curve_rows(store)
-    agg = aggregate(rows + medians, bootstrap=bootstrap)
+    agg = aggregate(rows, bootstrap=bootstrap)
+    # one AUC per median curve, no items to resample: its change gets no interval (not a zero-width one)
+    medians = aggregate(_median_curve_rows(store), bootstrap=0)
     cfg = store.config()
     cfg_methods, cfg_variants = cfg.get("methods", []), list(cfg.get("variants", {}))
     methods = [m for m in cfg_methods if m in agg.methods] + [m for m in agg.methods if m not in cfg_methods]
     variants = ["vanilla"] + [v for v in cfg_variants if v in agg.variants] + [
         v for v in agg.variants if v != "vanilla" and v not in cfg_variants]
     count_metrics = list(dict.fromkeys(k[2] for k in agg.counts))
-    metrics = sorted(agg.metrics + count_metrics, key=_metric_key)
-    return Table(methods, variants, metrics, agg.cells, agg.counts, agg.items - bool(medians),
+    metrics = sorted(agg.metrics + medians.metrics + count_metrics, key=_metric_key)
+    return Table(methods, variants, metrics, {**agg.cells, **medians.cells}, agg.counts, agg.items,
                  store.skipped())
 
 
