@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Literal, get_args
 
@@ -486,6 +487,29 @@ class VARResult:
                      warn_identical=warn_identical)
         refined = out.refined.sum(2) if per_channel else out.refined
         return replace(self, refined=refined, q=out.q, keep=out.keep, config=cfg)
+
+    def variants(self, configs: Mapping[str, VARConfig], *, target: bool = False) -> dict[str, Tensor]:
+        """Vanilla and each configuration's refined maps, all from these raw maps (no model call).
+
+        Args:
+            configs: Variant name -> VAR configuration (``"vanilla"`` is reserved for the raw maps).
+            target: Return the target's map ``[B, H, W]`` instead of every class's ``[B, K, H, W]``.
+
+        Returns:
+            ``{"vanilla": raw maps, name: refined maps, ...}`` in the order of ``configs``.
+
+        Example:
+            >>> result.variants({"var": get_preset(), "paper": get_preset("paper")}, target=True)  # doctest: +SKIP
+        """
+        out = {"vanilla": self.maps}
+        for name, cfg in configs.items():
+            if name == "vanilla":
+                raise ValueError("'vanilla' names the raw maps; choose another variant name")
+            out[name] = self.refined if cfg == self.config else self.refine(cfg).refined
+        if target:
+            rows = torch.arange(self.maps.shape[0], device=self.maps.device)
+            return {name: maps[rows, self.target_index] for name, maps in out.items()}
+        return out
 
     @property
     def zeroed(self) -> Tensor:

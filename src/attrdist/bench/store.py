@@ -110,6 +110,20 @@ class ResultStore:
             raise FileNotFoundError(f"{self.path}: no run configuration stored")
         return json.loads(row[0])
 
+    def set_info(self, **info: object) -> None:
+        """Record facts about the run (merged into what is recorded): what a report's header shows.
+
+        The benchmark base records ``attrdist`` (the version), ``started`` (ISO date of the first start),
+        ``dataset_size`` (items the dataset offers) and ``items`` (items the run scores).
+        """
+        with self.lock:
+            self.cache_put("run_info", {**self.info(), **info})
+
+    def info(self) -> dict:
+        """What :meth:`set_info` recorded (empty for runs made before it existed)."""
+        value = self.cache_get("run_info")
+        return dict(value) if isinstance(value, dict) else {}
+
     def done(self) -> set[str]:
         """Items fully stored (or recorded as skipped)."""
         return {r[0] for r in self._query("SELECT item FROM done UNION SELECT item FROM skipped")}
