@@ -92,7 +92,7 @@ def _method_opt(text: str) -> tuple[str, str, object]:
 
 def _variants(text: str) -> dict[str, dict]:
     """``all`` or ``name=preset[+normalisation],...``."""
-    from .bench.localization import ALL_VARIANTS
+    from .bench.config import ALL_VARIANTS
     from .var import DEFAULT_PRESET, NORMALIZATIONS, PRESETS
 
     if text == "all":
@@ -124,8 +124,9 @@ def _unwrap(annotation: object) -> tuple[object, tuple]:
     return typing.get_origin(annotation) or annotation, typing.get_args(annotation)
 
 
-def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, *, optional_defaults: bool = False,
-                          skip: Sequence[str] = (), default_note: str | None = None) -> None:
+def add_dataclass_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, *,
+                          optional_defaults: bool = False, skip: Sequence[str] = (),
+                          default_note: str | None = None) -> None:
     """One option per field of a dataclass, typed, with the help and choices of its metadata.
 
     Args:
@@ -140,7 +141,8 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, *, optiona
         if f.name in skip or not f.init:
             continue
         meta = f.metadata
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        factory = f.default_factory
+        default = f.default if f.default is not dataclasses.MISSING else factory()
         choices = meta.get("choices")
         choices = tuple(choices()) if callable(choices) else choices  # registries: read when the parser is built
         shown = ",".join(map(str, default)) if isinstance(default, list | tuple) else default
@@ -217,7 +219,7 @@ def _explain_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="*", help="image files; none: a 2x2 grid of the sample photos (scikit-image)")
     add_dataclass_options(p, ExplainConfig)
     group = p.add_argument_group("VAR parameters (override the preset's)")
-    add_dataclass_options(group, VARConfig, optional_defaults=True, default_note="the preset's")  # type: ignore[arg-type]
+    add_dataclass_options(group, VARConfig, optional_defaults=True, default_note="the preset's")
 
 
 def _bench_parser(p: argparse.ArgumentParser) -> None:
@@ -430,8 +432,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     import os
 
     from .bench import BENCHMARKS
-    from .bench.report import markdown, summarize
-    from .bench.store import ConfigMismatchError
+    from .bench.store import ConfigMismatchError, ResultStore
     from .data.datasets import DatasetLayoutError
     from .models import WeightsUnavailableError
 
@@ -439,13 +440,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     try:
         cfg = bench.config.load(args.config) if args.config else bench.config()
         cfg = dataclasses.replace(cfg, **_given(args, bench.config))
-        store = bench.run(cfg, args.out)
+        result = bench.run(cfg, args.out)
     except (ConfigMismatchError, DatasetLayoutError, WeightsUnavailableError, FileNotFoundError, ValueError,
             KeyError) as err:
         return _error(err.args[0] if isinstance(err, KeyError) and err.args else err)
     if int(os.environ.get("RANK", 0)) == 0:
-        print(markdown(summarize(store, unit=bench.report_unit(store))))
-    store.close()
+        print(bench.result_text(result))
+    if isinstance(result, ResultStore):
+        result.close()
     return 0
 
 

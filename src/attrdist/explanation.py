@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ from PIL import Image
 
 from . import __version__
 from .var import VARConfig, VARResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["Explanation"]
 
@@ -130,14 +134,14 @@ class Explanation:
             arrays[f"refined_{name}"] = r.refined[0].numpy()
         return arrays
 
-    def figure(self, **options: object) -> object:
+    def figure(self, **options: Any) -> Figure:
         """The paper-style figure (:func:`attrdist.viz.explanation_figure`; ``options``: ``sign``, ...)."""
         from .viz import explanation_figure
 
-        return explanation_figure(self, **options)  # type: ignore[arg-type]
+        return explanation_figure(self, **options)
 
     def save(self, out_dir: str | Path, stem: str, formats: Sequence[str] = ("png",), *, dpi: int = 200,
-             **figure_options: object) -> list[Path]:
+             **figure_options: Any) -> list[Path]:
         """Write ``<stem>.<format>`` (the figure), ``<stem>.json`` and ``<stem>.npz`` into ``out_dir``.
 
         Args:

@@ -26,9 +26,9 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Literal, cast, get_args
 
 import torch
 from torch import Tensor
@@ -268,7 +268,7 @@ def get_preset(name: str | VARConfig | None = None, **overrides: object) -> VARC
         raise ValueError(f"unknown VAR parameter(s) {unknown}; the parameters are {', '.join(sorted(known))}")
     changes = {k: v for k, v in overrides.items() if v is not None}
     if "temperatures" in changes:
-        changes["temperatures"] = tuple(changes["temperatures"])  # type: ignore[arg-type]
+        changes["temperatures"] = tuple(cast(Iterable[float], changes["temperatures"]))
     return replace(base, **changes) if changes else base
 
 
@@ -563,7 +563,7 @@ class VAR:
                 "wrap a callable with attrdist.methods.CallableAdapter(model, fn)"
             )
         self.method = method
-        self.classes = classes if isinstance(classes, Tensor) else parse_class_set(classes)  # type: ignore[arg-type]
+        self.classes = classes if isinstance(classes, Tensor) else parse_class_set(classes)
         self.config = get_preset(preset, **overrides)
         self.ranked = (isinstance(self.classes, ClassSet) and not self.classes.fixed) if ranked is None else ranked
         if method.class_agnostic:

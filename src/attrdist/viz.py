@@ -16,13 +16,13 @@ Sign modes (``sign=``), for methods whose maps are signed (gradients, IxG, IG, L
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, cast
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, FigureBase
 from matplotlib.patches import Patch
 from torch import Tensor
 
@@ -39,6 +39,20 @@ __all__ = [
     "save_figure",
     "show",
 ]
+
+
+class _ClassMaps(Protocol):
+    """What :func:`show` reads from a result: a :class:`~attrdist.var.VARResult` or an ``Attribution``."""
+
+    @property
+    def maps(self) -> Tensor: ...
+
+    @property
+    def classes(self) -> Tensor: ...
+
+    @property
+    def target(self) -> Tensor: ...
+
 
 #: Colours of the classes of a set, in order (colour-blind-safe Okabe-Ito palette).
 CLASS_COLORS = ["#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#F0E442", "#000000"]
@@ -112,7 +126,7 @@ def overlay(image: np.ndarray | None, heat: np.ndarray, vmin: float, vmax: float
     return (1 - alpha) * grey + alpha * coloured
 
 
-def _colorbar(fig: Figure, ax: Axes, vmin: float, vmax: float, cmap: str, cax: Axes | None = None) -> None:
+def _colorbar(fig: FigureBase, ax: Axes, vmin: float, vmax: float, cmap: str, cax: Axes | None = None) -> None:
     mappable = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(vmin, vmax), cmap)
     bar = fig.colorbar(mappable, ax=None if cax is not None else ax, cax=cax, fraction=0.046, pad=0.02)
     bar.ax.tick_params(labelsize=7)
@@ -171,10 +185,11 @@ def show(result: object, image: object = None, *, ax: Axes | None = None, which:
     else:
         if which not in ("refined", "raw"):
             raise ValueError(f"which must be 'refined' or 'raw', got {which!r}")
-        maps = getattr(result, "refined", None) if which == "refined" else None
-        maps = result.maps if maps is None else maps  # type: ignore[attr-defined]
-        classes = result.classes[sample].tolist()  # type: ignore[attr-defined]
-        cid = int(result.target[sample]) if class_id is None else class_id  # type: ignore[attr-defined]
+        res = cast(_ClassMaps, result)
+        maps = getattr(res, "refined", None) if which == "refined" else None
+        maps = res.maps if maps is None else maps
+        classes = res.classes[sample].tolist()
+        cid = int(res.target[sample]) if class_id is None else class_id
         if cid not in classes:
             raise ValueError(f"class {cid} is not in the result's class set {classes}")
         m = maps[sample, classes.index(cid)].detach().cpu().double().numpy()
@@ -190,7 +205,7 @@ def show(result: object, image: object = None, *, ax: Axes | None = None, which:
     ax.set_yticks([])
     ax.set_title(title if title is not None else name.strip(), fontsize=9)
     if colorbar:
-        _colorbar(ax.figure, ax, lo, hi, cmap)  # type: ignore[arg-type]
+        _colorbar(ax.figure, ax, lo, hi, cmap)
     return ax
 
 

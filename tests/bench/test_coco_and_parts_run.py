@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attrdist.bench import LocalizationBenchmark, LocalizationConfig, ResultStore, run_localization
+from attrdist.bench import CocoConfig, CocoLocalization, Localization, LocalizationConfig, ResultStore, run_localization
 from attrdist.data.grids import Candidate
 from attrdist.data.imagenet import imagenet_class_names
 from attrdist.data.samples import sample_image
@@ -41,8 +41,8 @@ def test_coco_run(tmp_path, lite0):
     cats = [{"id": 17, "name": "cat"}, {"id": 47, "name": "cup"}]
     (tmp_path / "annotations" / "instances_val2017.json").write_text(
         json.dumps({"images": images, "annotations": anns, "categories": cats}))
-    cfg = LocalizationConfig(dataset=f"coco:{tmp_path}", methods=["gradcam"])
-    store = run_localization(cfg, tmp_path / "run", lm=lite0)
+    cfg = CocoConfig(dataset=f"coco:{tmp_path}", methods=["gradcam"])
+    store = CocoLocalization.run(cfg, tmp_path / "run", lm=lite0)
     rows = store.rows()
     assert {r[1] for r in rows} == {"obj1:cat", "obj2:cup"}
     ra = {(r[1], r[3]): r[5] for r in rows if r[4] == "region_attribution"}
@@ -69,7 +69,7 @@ def test_part_quad_run(tmp_path, lite0):
     assert {r[1] for r in rows} == {"cell0", "cell1", "cell2", "cell3"}
     assert np.isfinite([r[5] for r in rows]).all()
     # the region of a cell is the object's mask inside it (the central quarter), not the whole cell
-    bench = LocalizationBenchmark(cfg, lite0)
+    bench = Localization.build(cfg, lite0)
     prep = bench.prepare(bench.items()[0])
     for k, unit in enumerate(prep.units):
         rows_, cols = np.nonzero(unit.mask)
@@ -104,7 +104,7 @@ def test_coco_at_the_model_input_size_on_a_vit(tmp_path):
 
     pytest.importorskip("timm")
     _tiny_coco(tmp_path / "coco")
-    proc = subprocess.run([sys.executable, "-m", "attrdist", "bench", "localization", "--dataset",
+    proc = subprocess.run([sys.executable, "-m", "attrdist", "bench", "coco", "--dataset",
                            f"coco:{tmp_path / 'coco'}", "--model", "timm:vit_tiny_patch16_224", "--weights", "random",
                            "--methods", "gradcam,gae", "--min-prob", "0", "--out", str(tmp_path / "run")],
                           capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=600)
@@ -116,9 +116,9 @@ def test_coco_at_the_model_input_size_on_a_vit(tmp_path):
 
 def test_coco_masks_follow_the_resize(tmp_path, lite0):
     _tiny_coco(tmp_path / "coco")
-    cfg = LocalizationConfig(dataset=f"coco:{tmp_path / 'coco'}", methods=["gradcam"], min_prob=0.0)
-    prep = LocalizationBenchmark(cfg, lite0).prepare("9")
-    assert tuple(prep.image.shape[-2:]) == (224, 224)  # 640x480 squashed to the model's 224x224
+    cfg = CocoConfig(dataset=f"coco:{tmp_path / 'coco'}", methods=["gradcam"], min_prob=0.0)
+    prep = CocoLocalization.build(cfg, lite0).prepare("9")
+    assert tuple(prep.x.shape[-2:]) == (224, 224)  # 640x480 squashed to the model's 224x224
     left, right = prep.objects[0][2], prep.objects[1][2]
     assert left.shape == (224, 224) and left[:, :112].all() and not left[:, 112:].any() and right[:, 112:].all()
 
@@ -134,7 +134,7 @@ def test_rao_filter_classifies_the_cell_it_will_show(tmp_path, lite0):
         (folder / str(cls)).mkdir(parents=True)
         sample_image(name).save(folder / str(cls) / f"{name}.png")
     cfg = LocalizationConfig(dataset=f"folder:{folder}", selection="rao", confidence=0.0, cell=112, methods=["gradcam"])
-    bench = LocalizationBenchmark(cfg, lite0)
+    bench = Localization.build(cfg, lite0)
     cands = bench._with_predictions([Candidate("282/chelsea.png", 282)])
     cell = fit(lite0.preprocess.crop_image(sample_image("chelsea")), 112)
     with torch.no_grad():

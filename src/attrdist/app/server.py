@@ -30,10 +30,12 @@ import math
 import re
 import sys
 import threading
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from typing import TypeVar
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -55,6 +57,7 @@ __all__ = ["AppConfig", "Explorer", "UserError", "make_server", "serve"]
 #: The most classes one request may explain.
 MAX_CLASSES = 32
 _KEY = re.compile(r"^[0-9a-f]{24}$")
+_T = TypeVar("_T")
 
 
 class UserError(ValueError):
@@ -144,11 +147,11 @@ class _Jobs:
         self._inflight: dict[str, threading.Event] = {}
         self.running = 0
 
-    def run(self, key: str, compute: object, lookup: object) -> object:
+    def run(self, key: str, compute: Callable[[], _T], lookup: Callable[[], _T | None]) -> _T:
         """``lookup()`` if cached, else wait for an identical job in flight, else ``compute()`` in a slot."""
         while True:
             with self._lock:
-                found = lookup()  # type: ignore[operator]
+                found = lookup()
                 if found is not None:
                     return found
                 event = self._inflight.get(key)
@@ -170,7 +173,7 @@ class _Jobs:
                         self._waiting -= 1
                         self.running += 1
                     try:
-                        return compute()  # type: ignore[operator]
+                        return compute()
                     finally:
                         with self._lock:
                             self.running -= 1
@@ -199,10 +202,10 @@ def _number(params: dict[str, str], name: str, kind: type = float, lo: float = -
     return value
 
 
-def _choice(params: dict[str, str], name: str, choices: object) -> str | None:
+def _choice(params: dict[str, str], name: str, choices: Collection[str]) -> str | None:
     value = params.get(name, "").strip()
-    if value and value not in choices:  # type: ignore[operator]
-        raise UserError(f"unknown {name} {value[:40]!r}; choose one of {', '.join(choices)}")  # type: ignore[arg-type]
+    if value and value not in choices:
+        raise UserError(f"unknown {name} {value[:40]!r}; choose one of {', '.join(choices)}")
     return value or None
 
 
@@ -307,10 +310,10 @@ class Explorer:
             return exp
 
         exp = self.jobs.run(key, compute, lambda: self.cache.get(key))
-        return {"key": key, "model": name, "target": exp.target,  # type: ignore[attr-defined]
+        return {"key": key, "model": name, "target": exp.target,
                 "classes": [{"index": c, "name": n, "probability": p} for c, n, p in
-                            zip(exp.classes, exp.class_names, exp.probabilities, strict=True)],  # type: ignore[attr-defined]
-                "methods": [{"name": m, "display": exp.display_names.get(m, m)} for m in exp.results]}  # type: ignore[attr-defined]
+                            zip(exp.classes, exp.class_names, exp.probabilities, strict=True)],
+                "methods": [{"name": m, "display": exp.display_names.get(m, m)} for m in exp.results]}
 
     def refined(self, params: dict[str, str]) -> Explanation:
         """The cached explanation with VAR re-applied under the request's parameters (no model call)."""

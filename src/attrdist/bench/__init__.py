@@ -1,34 +1,49 @@
 """Benchmarks on a resumable, sharded runner with an SQLite store, and their reports.
 
-Every module of this package that registers a benchmark is imported here (:data:`BENCHMARKS`): a new
-benchmark is one new file with its configuration, its run function and its report hooks.
+A benchmark is a :class:`Benchmark` subclass in one module of this package (the base owns the pipeline:
+dataset, run folder, model, methods, one VAR call per method, the variants, the runner); every module here is
+imported, so a new file registers itself. :data:`BENCHMARKS` lists them in the order below, then any other module
+in alphabetical order.
 """
 
 import importlib
 import pkgutil
 
-from .config import RunConfig
-from .insertion import InsertionConfig, run_insertion
-from .localization import LocalizationBenchmark, LocalizationConfig, run_localization  # noqa: I001 (registration order)
-from .registry import BENCHMARKS, Benchmark, register_benchmark
-from .report import summarize, write_report
-from .runner import Shard, Skip, current_shard, run_items
-from .sanity import SanityConfig, run_sanity
-from .store import ConfigMismatchError, ResultStore
-
 # the built-in benchmarks in the order the help lists them, then any other module of this package
-for _name in ("localization", "insertion", "sanity", *(m.name for m in pkgutil.iter_modules(__path__))):
+for _name in ("localization", "insertion", "sanity", "study",
+              *sorted(m.name for m in pkgutil.iter_modules(__path__))):
     importlib.import_module(f"{__name__}.{_name}")
 
+from .base import Benchmark  # noqa: E402
+from .config import ALL_VARIANTS, RunConfig  # noqa: E402
+from .insertion import Insertion, InsertionConfig, run_insertion  # noqa: E402
+from .localization import (  # noqa: E402
+    CocoConfig,
+    CocoLocalization,
+    Localization,
+    LocalizationConfig,
+    run_localization,
+)
+from .registry import BENCHMARKS, register_benchmark  # noqa: E402
+from .report import summarize, write_report  # noqa: E402
+from .runner import Shard, Skip, current_shard, run_items  # noqa: E402
+from .sanity import Sanity, SanityConfig, run_sanity  # noqa: E402
+from .store import ConfigMismatchError, ResultStore  # noqa: E402
+
 __all__ = [
+    "ALL_VARIANTS",
     "BENCHMARKS",
     "Benchmark",
+    "CocoConfig",
+    "CocoLocalization",
     "ConfigMismatchError",
+    "Insertion",
     "InsertionConfig",
-    "LocalizationBenchmark",
+    "Localization",
     "LocalizationConfig",
     "ResultStore",
     "RunConfig",
+    "Sanity",
     "SanityConfig",
     "Shard",
     "Skip",

@@ -16,12 +16,25 @@ import yaml
 
 from ..methods.base import BENCHMARK_METHODS
 from ..options import ModelOptions, opt, read_yaml
-from ..var import DEFAULT_PRESET, VARConfig, variant_config
+from ..var import DEFAULT_PRESET, NORMALIZATIONS, VARConfig, variant_config
 
-__all__ = ["DEFAULT_VARIANTS", "RunConfig", "opt", "open_run"]
+if typing.TYPE_CHECKING:
+    from ..methods import Attributor
+    from .runner import Shard
+    from .store import ResultStore
+
+__all__ = ["ALL_VARIANTS", "DEFAULT_VARIANTS", "RunConfig", "opt", "open_run"]
 
 #: The VAR variants computed by default beside vanilla (name -> preset and overrides).
 DEFAULT_VARIANTS: dict[str, dict] = {"var": {"preset": DEFAULT_PRESET}}
+
+#: ``--variants all``: the named presets of the paper and its authors' code, and each normalisation with the
+#: paper's temperatures.
+ALL_VARIANTS: dict[str, dict] = {
+    "paper": {"preset": "paper"},
+    "authors-code": {"preset": "authors-code"},
+    **{f"paper+{n}": {"preset": "paper", "normalize": n} for n in NORMALIZATIONS if n != "none"},
+}
 
 C = typing.TypeVar("C", bound="RunConfig")
 
@@ -57,8 +70,9 @@ class RunConfig(ModelOptions):
     workers: int = field(default=0, metadata=opt(
         "processes that decode and compose items while the model works (0: none)"))
 
-    #: Name stored with the results (``localization``, ``insertion``, ``sanity``).
-    benchmark = "benchmark"
+    #: Name stored with the results: set by :func:`~attrdist.bench.registry.register_benchmark` to the name of
+    #: the benchmark this configuration belongs to.
+    benchmark: typing.ClassVar[str] = "benchmark"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.workers < 0 or self.first_item < 0:
@@ -131,9 +145,9 @@ class RunConfig(ModelOptions):
         return items[self.first_item:end]
 
 
-def shareable(config: object) -> dict:
+def shareable(config: ModelOptions) -> dict:
     """A configuration dataclass as plain values for a file, without ``trust_checkpoint``."""
-    d = dataclasses.asdict(config)  # type: ignore[call-overload]
+    d = dataclasses.asdict(config)
     d.pop("trust_checkpoint", None)
     return d
 
@@ -157,7 +171,8 @@ def _fits(value: object, hint: object) -> bool:
     return isinstance(value, base) if isinstance(base, type) else True
 
 
-def open_run(config: C, out_dir: str | Path, shard: object, methods: dict | None = None) -> tuple[object, C]:
+def open_run(config: C, out_dir: str | Path, shard: Shard,
+             methods: dict[str, Attributor] | None = None) -> tuple[ResultStore, C]:
     """Open (or resume) a run folder: the store bound to the configuration, and the config on this rank's device.
 
     Args:
@@ -177,6 +192,6 @@ def open_run(config: C, out_dir: str | Path, shard: object, methods: dict | None
     settings = {"method_settings": {n: m.settings() for n, m in methods.items()}} if methods else {}
     store = ResultStore(out / "results.sqlite")
     store.bind_config({**config.to_dict(), **settings})
-    if shard.rank == 0:  # type: ignore[attr-defined]
+    if shard.rank == 0:
         (out / "config.yaml").write_text(yaml.safe_dump({**shareable(config), **settings}, sort_keys=False))
-    return store, dataclasses.replace(config, device=shard.device(config.device))  # type: ignore[attr-defined]
+    return store, dataclasses.replace(config, device=shard.device(config.device))

@@ -1,10 +1,10 @@
 """Insertion benchmark: PIC (SIC, AIC) or RISE insertion/deletion of vanilla and VAR maps.
 
-Per image: :class:`~attrdist.var.VAR` computes the raw maps of the class set (top-k most probable + least
-probable) once per method; the target (top-1) map, vanilla and refined by each VAR variant
-(:meth:`~attrdist.var.VARResult.refine`), gives the curves. The image's random mask is fixed per image
-(seeded by the image id) and shared by all methods and variants; an image the PIC rules skip is recorded
-with its reason, and so is a map that orders no pixel (all zero after VAR, or constant).
+Per image: one :class:`~attrdist.var.VAR` call per method gives the raw maps of the class set (top-k most
+probable + least probable); the target (top-1) map, vanilla and refined by each VAR variant, gives the curves. The
+image's random mask is fixed per image (seeded by the image id) and shared by all methods and variants; an image
+the PIC rules skip is recorded with its reason, and so is a map that orders no pixel (all zero after VAR, or
+constant).
 """
 
 from __future__ import annotations
@@ -14,23 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..data.kinds import open_dataset
-from ..data.prepare import model_input
-from ..methods import get_method
-from ..metrics.checks import degenerate
-from ..metrics.insertion import PIC_THRESHOLDS, PicBase, PicSkip, pic_curves, random_mask, rise_curves
-from ..models import LoadedModel, load_model
 from ..options import opt
-from ..var import VAR
-from .config import RunConfig, open_run
-from .registry import Benchmark, register_benchmark
-from .report import curve_plots
-from .runner import ItemResult, Shard, current_shard, run_items
-from .store import ResultStore
+from .base import Benchmark, ImageInput
+from .config import RunConfig
+from .registry import register_benchmark
+from .runner import ItemResult
 
-__all__ = ["InsertionConfig", "run_insertion"]
+__all__ = ["Insertion", "InsertionConfig", "run_insertion"]
 
 
 @dataclass(kw_only=True)
@@ -56,77 +47,69 @@ class InsertionConfig(RunConfig):
     mask_fraction: float = field(default=0.01, metadata=opt("PIC: fraction of random pixels always kept"))
     rise_step: int = field(default=224, metadata=opt("RISE: pixels inserted or deleted per step"))
 
-    benchmark = "insertion"
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.curve not in ("pic", "rise") or self.saliency not in ("abs", "signed"):
+            raise ValueError("curve must be 'pic' or 'rise' and saliency 'abs' or 'signed'")
 
 
-def run_insertion(config: InsertionConfig, out_dir: str | Path, shard: Shard | None = None,
-                  lm: LoadedModel | None = None) -> ResultStore:
-    """Run (or resume) an insertion benchmark into ``out_dir``.
+@register_benchmark
+class Insertion(Benchmark):
+    """Insertion curves of each method's target map, vanilla and every VAR variant."""
 
-    Returns:
-        The open store.
+    name = "insertion"
+    config = InsertionConfig
+    summary = "insertion curves: PIC (SIC, AIC) or RISE insertion/deletion"
+    examples = ("attrdist bench insertion --dataset sample --out runs/pic",
+                "attrdist bench insertion --dataset imagenet:/data/imagenet/val --max-items 1000 --out runs/pic",
+                "attrdist bench insertion --curve rise --out runs/rise")
+    cfg: InsertionConfig
 
-    Raises:
-        ValueError: On an unknown curve or saliency order.
-    """
-    if config.curve not in ("pic", "rise") or config.saliency not in ("abs", "signed"):
-        raise ValueError("curve must be 'pic' or 'rise' and saliency 'abs' or 'signed'")
-    images = open_dataset(config.dataset, needs="images").images()
-    shard = shard or current_shard()
-    lm = lm or load_model(config.model, config.weights, trust_checkpoint=config.trust_checkpoint)
-    methods = {m: get_method(m, lm, **config.method_kwargs(m)) for m in config.methods}  # checked before storing
-    store, cfg = open_run(config, out_dir, shard, methods)
-    model = lm.model.to(cfg.device)
-    items = {it.id: it for it in cfg.take(images)}
-    (first, first_cfg), *others = cfg.variant_configs().items()
-    pre = lm.preprocess
+    def predict(self, batch: object) -> object:
+        """Softmax of the model on ``uint8`` images ``[N, H, W, 3]`` (what the PIC curves call)."""
+        import torch
 
-    def predict(batch: np.ndarray) -> np.ndarray:
-        x = pre.normalize(torch.from_numpy(batch).permute(0, 3, 1, 2).float().div(255.0)).to(cfg.device)
+        x = self.lm.preprocess.normalize(torch.from_numpy(batch).permute(0, 3, 1, 2).float().div(255.0))
         with torch.inference_mode():
-            return model(x).softmax(1).double().cpu().numpy()
+            return self.lm.model(x.to(self.cfg.device)).softmax(1).double().cpu().numpy()
 
-    def compute(item: str) -> ItemResult:
-        shown, x = model_input(items[item].load(), pre)
-        x = x.to(cfg.device)
-        image = np.asarray(shown, dtype=np.uint8)
-        seed = zlib.crc32(item.encode()) ^ cfg.seed
-        base = PicBase.of(image, random_mask(*image.shape[:2], cfg.mask_fraction, seed), predict) \
-            if cfg.curve == "pic" else None
+    def score(self, item: str, prepared: ImageInput) -> ItemResult:
+        """The insertion curves (or RISE areas) of each method's target map, vanilla and every variant."""
+        from ..metrics.insertion import PIC_THRESHOLDS, PicBase, PicSkip, pic_curves, random_mask, rise_curves
+
+        c = self.cfg
+        x = prepared.x.to(c.device)
+        image = np.asarray(prepared.shown, dtype=np.uint8)
+        seed = zlib.crc32(item.encode()) ^ c.seed
+        base = PicBase.of(image, random_mask(*image.shape[:2], c.mask_fraction, seed), self.predict) \
+            if c.curve == "pic" else None
         rows, curves = [], []
-        for name, method in methods.items():
-            result = VAR(method, classes=f"top{cfg.top_k}+worst", preset=first_cfg).attribute(x)
-            target = {"vanilla": result.raw_target[0], first: result.refined_target[0],
-                      **{v: result.refine(vc).refined_target[0] for v, vc in others}}
-            for variant, m in target.items():
-                sal = (m.abs() if cfg.saliency == "abs" else m).double().cpu()
-                why = degenerate(sal)  # an all-zero map would keep every pixel at every threshold
-                rows.append(("image", name, variant, "zeroed", float(why is not None)))
-                if why:
-                    store.skip_item(f"{item}/{name}/{variant}", why)
+        for name, result in self.attribute(x, self.class_set(prepared)):
+            for variant, m in result.variants(self.variants, target=True).items():
+                sal = (m[0].abs() if c.saliency == "abs" else m[0]).double().cpu()
+                row, ok = self.scorable(f"{item}/{name}/{variant}", "image", name, variant, sal)
+                rows.append(row)  # an all-zero map would keep every pixel at every threshold
+                if not ok:
                     continue
-                if cfg.curve == "rise":
-                    for kind, auc in rise_curves(model, x, sal.to(x.device), int(result.target[0]),
-                                                 cfg.rise_step).items():
-                        rows.append(("image", name, variant, f"{kind}_auc", auc))
+                if c.curve == "rise":
+                    aucs = rise_curves(self.lm.model, x, sal.to(x.device), int(result.target[0]), c.rise_step)
+                    rows += [("image", name, variant, f"{kind}_auc", auc) for kind, auc in aucs.items()]
                     continue
-                for kind, res in pic_curves(base, sal.numpy(), predict, PIC_THRESHOLDS, cfg.min_pred).items():
+                for kind, res in pic_curves(base, sal.numpy(), self.predict, PIC_THRESHOLDS, c.min_pred).items():
                     if isinstance(res, PicSkip):
-                        store.skip_item(f"{item}/{kind}", res.reason)
+                        self.store.skip_item(f"{item}/{kind}", res.reason)
                         continue
                     rows.append(("image", name, variant, f"{kind}_auc", res.auc))
                     curves.append(("image", name, variant, kind, res.y.tolist()))
         return ItemResult(rows, curves)
 
-    run_items(store, list(items), compute, shard, desc="insertion")
-    return store
+    @staticmethod
+    def plots(store: object, table: object, run_dir: Path) -> dict[str, Path]:
+        """The mean insertion curves."""
+        from .report import curve_plots
+
+        return curve_plots(store, table, run_dir)
 
 
-register_benchmark(Benchmark(
-    name="insertion", config=InsertionConfig, run=run_insertion, needs="images",
-    summary="insertion curves: PIC (SIC, AIC) or RISE insertion/deletion",
-    examples=("attrdist bench insertion --dataset sample --out runs/pic",
-              "attrdist bench insertion --dataset imagenet:/data/imagenet/val --max-items 1000 --out runs/pic",
-              "attrdist bench insertion --curve rise --out runs/rise"),
-    plots=curve_plots,
-))
+#: Run (or resume) an insertion benchmark into a folder: ``run_insertion(config, out_dir, shard=None, lm=None)``.
+run_insertion = Insertion.run

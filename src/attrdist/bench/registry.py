@@ -1,53 +1,32 @@
-"""The benchmark registry: each benchmark is its configuration class, its run function and its report hooks."""
+"""The benchmark registry: every benchmark is a :class:`~attrdist.bench.base.Benchmark` subclass registered by name."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TypeVar
 
 from ..registry import Registry
+from .base import Benchmark
 
 __all__ = ["BENCHMARKS", "Benchmark", "register_benchmark"]
 
-
-def _no_unit(store: object) -> str | None:
-    return None
-
-
-def _no_plots(store: object, table: object, run_dir: Path) -> dict[str, Path]:
-    return {}
-
-
-@dataclass(frozen=True)
-class Benchmark:
-    """A registered benchmark.
-
-    Attributes:
-        name: The name (``attrdist bench NAME``), also stored with every run.
-        config: Its run-configuration dataclass (a :class:`~attrdist.bench.config.RunConfig`).
-        run: ``(config, out_dir) -> ResultStore``: run or resume into a folder.
-        summary: One line for ``attrdist bench --help``.
-        needs: The dataset capability it reads (``images``, ``labels``, ``grids``, ``objects``).
-        examples: Example command lines for its ``--help``.
-        report_unit: ``store -> unit``: the unit the report's table summarises (``None``: every unit).
-        plots: ``(store, table, run_dir) -> {name: path}``: its figures (``attrdist report``).
-    """
-
-    name: str
-    config: type
-    run: Callable
-    summary: str
-    needs: str = "images"
-    examples: tuple[str, ...] = ()
-    report_unit: Callable[[object], str | None] = field(default=_no_unit)
-    plots: Callable[[object, object, Path], dict[str, Path]] = field(default=_no_plots)
-
+B = TypeVar("B", bound=type[Benchmark])
 
 #: The benchmarks, the single list behind ``attrdist bench``, ``attrdist report`` and the docs.
-BENCHMARKS: Registry[Benchmark] = Registry("benchmark")
+BENCHMARKS: Registry[type[Benchmark]] = Registry("benchmark")
 
 
-def register_benchmark(benchmark: Benchmark) -> Benchmark:
-    """Add a benchmark to :data:`BENCHMARKS` (returns it)."""
-    return BENCHMARKS.register(benchmark.name)(benchmark)
+def register_benchmark(cls: B) -> B:
+    """Register a benchmark class under its :attr:`~attrdist.bench.base.Benchmark.name` (a class decorator).
+
+    Raises:
+        TypeError: If it is not a :class:`~attrdist.bench.base.Benchmark` with a name and a configuration.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Benchmark) and getattr(cls, "name", None)
+            and getattr(cls, "config", None)):
+        raise TypeError("register_benchmark takes a Benchmark subclass that declares `name` and `config`")
+    owner = cls.config.__dict__.get("benchmark")
+    if owner not in (None, cls.name):
+        raise TypeError(f"{cls.config.__name__} is the configuration of the {owner} benchmark; subclass it")
+    BENCHMARKS.register(cls.name)(cls)
+    cls.config.benchmark = cls.name  # stored with every run (the name is written once: in the benchmark)
+    return cls

@@ -11,26 +11,26 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..data.kinds import open_dataset
-from ..data.prepare import model_input
-from ..methods import get_method
 from ..metrics.base import metrics_for, metrics_of
-from ..metrics.checks import degenerate
-from ..metrics.similarity import DEFAULT_SIMILARITIES, similarities
-from ..models import LoadedModel, load_model
-from ..models.randomize import randomization_blocks, randomized_copy
 from ..options import opt
-from ..var import VAR
-from .config import RunConfig, open_run
-from .registry import Benchmark, register_benchmark
-from .report import sanity_plot
-from .runner import Shard, current_shard, run_items
-from .store import ResultStore
+from .base import Benchmark, ImageInput
+from .config import RunConfig
+from .registry import register_benchmark
 
-__all__ = ["SanityConfig", "depths_of", "run_sanity"]
+if TYPE_CHECKING:
+    from ..data.kinds import Dataset
+    from ..models import LoadedModel
+    from .store import ResultStore
+
+__all__ = ["Sanity", "SanityConfig", "depths_of", "run_sanity"]
+
+
+def _default_similarities() -> list[str]:
+    from ..metrics.similarity import DEFAULT_SIMILARITIES
+
+    return list(DEFAULT_SIMILARITIES)
 
 
 @dataclass(kw_only=True)
@@ -58,14 +58,12 @@ class SanityConfig(RunConfig):
 
     top_k: int = field(default=3, metadata=opt("class set: the top_k most probable classes and the least probable"))
     depths: int | None = field(default=6, metadata=opt("randomisation depths, evenly spaced (0 or unset: every one)"))
-    similarities: list[str] = field(default_factory=lambda: list(DEFAULT_SIMILARITIES), metadata=opt(
+    similarities: list[str] = field(default_factory=_default_similarities, metadata=opt(
         "similarity measures, comma-separated", lambda: metrics_of("similarity")))
     blocks: str | list[str] = field(default="weights", metadata=opt(
         "blocks randomised top-down: 'weights' (those with a conv/linear/attention weight: logits first, then each "
         "block towards the input, as Adebayo et al.), 'all' (also normalisation-only modules such as ResNet's bn1) "
         "or comma-separated dotted module names; the run's stored config lists the names used"))
-
-    benchmark = "sanity"
 
 
 def depths_of(n_blocks: int, count: int | None) -> list[int]:
@@ -75,69 +73,67 @@ def depths_of(n_blocks: int, count: int | None) -> list[int]:
     return sorted({round(i * n_blocks / (count - 1)) for i in range(count)}) if count > 1 else [0]
 
 
-def run_sanity(config: SanityConfig, out_dir: str | Path, shard: Shard | None = None,
-               lm: LoadedModel | None = None) -> ResultStore:
-    """Run (or resume) the cascading-randomisation benchmark into ``out_dir``.
+@register_benchmark
+class Sanity(Benchmark):
+    """The similarity of each method's target map to the original model's, block by block randomised."""
 
-    Returns:
-        The open store.
-    """
-    images = open_dataset(config.dataset, needs="images").images()
-    metrics_for("similarity", config.similarities)  # unknown measures fail before the run starts
-    shard = shard or current_shard()
-    lm = lm or load_model(config.model, config.weights, trust_checkpoint=config.trust_checkpoint)
-    blocks = randomization_blocks(lm.model, config.blocks)  # stored with the run: which layers were randomised
-    built = {m: get_method(m, lm, **config.method_kwargs(m)) for m in config.methods}  # checked before storing
-    store, cfg = open_run(dataclasses.replace(config, blocks=blocks), out_dir, shard, built)
-    model = lm.model.to(cfg.device)
-    depths = depths_of(len(blocks), cfg.depths)
-    items = {it.id: it for it in cfg.take(images)}
-    (first, first_cfg), *others = cfg.variant_configs().items()
+    name = "sanity"
+    config = SanityConfig
+    summary = "cascading model randomisation (Adebayo et al.): similarity to the original map per depth"
+    examples = ("attrdist bench sanity --dataset sample --out runs/sanity",
+                "attrdist bench sanity --dataset imagenet:/data/imagenet/val --max-items 200 --out runs/sanity")
+    cfg: SanityConfig
 
-    def target_maps(net: object, x: object) -> dict[tuple[str, str], np.ndarray]:
-        out = {}
-        for name in cfg.methods:
-            method = get_method(name, dataclasses.replace(lm, model=net), **cfg.method_kwargs(name))
-            result = VAR(method, classes=f"top{cfg.top_k}+worst", preset=first_cfg).attribute(x)  # type: ignore[arg-type]
-            out[(name, "vanilla")] = result.raw_target[0].double().cpu().numpy()
-            out[(name, first)] = result.refined_target[0].double().cpu().numpy()
-            for v, vc in others:
-                out[(name, v)] = result.refine(vc).refined_target[0].double().cpu().numpy()
-        return out
+    @classmethod
+    def check(cls, config: SanityConfig, dataset: Dataset) -> None:
+        """Unknown similarity measures fail before the model loads."""
+        metrics_for("similarity", config.similarities)
 
-    def compute(item: str) -> list[tuple]:
-        x = model_input(items[item].load(), lm.preprocess)[1].to(cfg.device)
-        original = target_maps(model, x)
-        rows = []
-        for d in depths:
-            maps = original if d == 0 else target_maps(randomized_copy(model, d, cfg.seed, blocks), x)
+    @classmethod
+    def resolve(cls, config: SanityConfig, lm: LoadedModel) -> SanityConfig:
+        """The block names randomised, from the output towards the input (stored with the run)."""
+        from ..models.randomize import randomization_blocks
+
+        return dataclasses.replace(config, blocks=randomization_blocks(lm.model, config.blocks))
+
+    def score(self, item: str, prepared: ImageInput) -> list[tuple]:
+        """The similarity of each target map to the original model's, per randomisation depth."""
+        from ..metrics.similarity import similarities
+        from ..models.randomize import randomized_copy
+
+        c, blocks = self.cfg, list(self.cfg.blocks)
+        x = prepared.x.to(c.device)
+        classes = self.class_set(prepared)
+        original = {k: m.double().cpu() for k, m in self.target_maps(x, classes).items()}
+        rows: list[tuple] = []
+        for d in depths_of(len(blocks), c.depths):
+            model = None if d == 0 else randomized_copy(self.lm.model, d, c.seed, blocks)
+            maps = original if model is None else {k: m.double().cpu()
+                                                   for k, m in self.target_maps(x, classes, model).items()}
+            unit = f"depth{d:03d}"
             for (name, variant), m in maps.items():
-                unit = f"depth{d:03d}"
                 rows.append((unit, name, variant, "fraction", d / len(blocks)))
-                why = degenerate(original[(name, variant)])
-                why = f"original {why}" if why else degenerate(m)
-                rows.append((unit, name, variant, "zeroed", float(why is not None)))
-                if why:
-                    store.skip_item(f"{item}/{unit}/{name}/{variant}", why)
-                    continue
-                rows += [(unit, name, variant, k, v)
-                         for k, v in similarities(original[(name, variant)], m, cfg.similarities).items()]
+                row, ok = self.scorable(f"{item}/{unit}/{name}/{variant}", unit, name, variant, m,
+                                        original=original[(name, variant)])
+                rows.append(row)
+                if ok:
+                    rows += [(unit, name, variant, k, v) for k, v in
+                             similarities(original[(name, variant)].numpy(), m.numpy(), c.similarities).items()]
         return rows
 
-    run_items(store, list(items), compute, shard, desc="sanity")
-    return store
+    @staticmethod
+    def report_unit(store: ResultStore) -> str | None:
+        """The report's table shows the similarity once every block is randomised."""
+        depths = sorted({r[1] for r in store.rows()})
+        return depths[-1] if depths else None
+
+    @staticmethod
+    def plots(store: object, table: object, run_dir: Path) -> dict[str, Path]:
+        """The similarity against the fraction of blocks randomised."""
+        from .report import sanity_plot
+
+        return sanity_plot(store, table, run_dir)
 
 
-def _last_depth(store: ResultStore) -> str | None:
-    """The report's table shows the similarity once every block is randomised."""
-    depths = sorted({r[1] for r in store.rows()})
-    return depths[-1] if depths else None
-
-
-register_benchmark(Benchmark(
-    name="sanity", config=SanityConfig, run=run_sanity, needs="images",
-    summary="cascading model randomisation (Adebayo et al.): similarity to the original map per depth",
-    examples=("attrdist bench sanity --dataset sample --out runs/sanity",
-              "attrdist bench sanity --dataset imagenet:/data/imagenet/val --max-items 200 --out runs/sanity"),
-    report_unit=_last_depth, plots=sanity_plot,
-))
+#: Run (or resume) the sanity check into a folder: ``run_sanity(config, out_dir, shard=None, lm=None)``.
+run_sanity = Sanity.run

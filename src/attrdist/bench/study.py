@@ -1,8 +1,9 @@
 """The VAR variant study: every candidate refinement on localisation, insertion and the sanity check at once.
 
-One call runs the three benchmarks with the same methods and the same VAR variants (each a resumable run
-folder under the study's folder), then puts their results side by side per method and variant, so that a
-variant cannot look good on one axis while failing another, measured as the paper measures:
+``attrdist bench study --out runs/study`` runs the three benchmarks with the same methods and the same VAR
+variants (each a resumable run folder under the study's folder, on the same runner), then puts their results side
+by side per method and variant, so that a variant cannot look good on one axis while failing another, measured as
+the paper measures:
 
 * localisation on 2x2 grids: region attribution (RA), IoU and F1;
 * insertion (PIC): AIC and SIC of the target map;
@@ -11,33 +12,39 @@ variant cannot look good on one axis while failing another, measured as the pape
 
 Every comparison goes through the one aggregation (:mod:`attrdist.bench.results`): paired over the maps both
 vanilla and the candidate could score, with bootstrap intervals over items, Bonferroni-corrected for the number
-of tests per candidate. The default VAR is chosen by :func:`choose_default`, a rule committed before the second
-study's results (README, "The default VAR").
+of tests per candidate; each metric's direction is the metric registry's. The default VAR is chosen by
+:func:`choose_default`, a rule committed before the second study's results (README, "The default VAR").
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..models import LoadedModel, load_model
-from ..options import ModelOptions, opt
-from .config import shareable
-from .insertion import InsertionConfig
-from .localization import LocalizationConfig
-from .registry import BENCHMARKS
+from ..metrics.base import METRICS
+from ..options import opt
+from .base import Benchmark
+from .config import RunConfig, shareable
+from .insertion import Insertion, InsertionConfig
+from .localization import Localization, LocalizationConfig
+from .registry import register_benchmark
 from .results import Cell, aggregate
-from .runner import current_shard
-from .sanity import SanityConfig
+from .sanity import Sanity, SanityConfig
 from .store import ResultStore
 
-__all__ = ["CANDIDATES", "PAPER_RA_GAIN", "SECOND_STUDY", "StudyConfig", "analyse", "choose_default", "markdown",
-           "run_study"]
+if TYPE_CHECKING:
+    from ..models import LoadedModel
+    from .runner import Shard
+
+__all__ = ["CANDIDATES", "PAPER_RA_GAIN", "SECOND_STUDY", "Study", "StudyConfig", "analyse", "choose_default",
+           "markdown", "run_study"]
 
 #: Relative RA gains of VAR in the paper's Table 1 (ResNet-50, Quad-ImageNet), in percent.
 PAPER_RA_GAIN: dict[str, float] = {"gradcam": 25.0, "guided_backprop": 144.0, "input_x_gradient": 37.0,
@@ -95,70 +102,110 @@ SANITY = ("spearman_abs", "spearman")
 UNSCORABLE_SHARE = 0.01
 
 
+def _candidates(names: tuple[str, ...] = ()) -> dict[str, dict]:
+    return {v: CANDIDATES[v] for v in names}
+
+
 @dataclass(kw_only=True)
-class StudyConfig(ModelOptions):
+class StudyConfig(RunConfig):
     """What the study runs (saved as ``study.yaml`` beside its results).
 
+    The fields of :class:`~attrdist.bench.config.RunConfig` (``variants``: the candidates, any preset or
+    ``name=preset+overrides``; :data:`CANDIDATES` names the studied ones; ``max_items``, when set, caps each
+    benchmark's items; ``first_item``: images skipped before insertion and sanity take theirs, the first study
+    used the first 8 photos), and:
+
     Attributes:
-        dataset: Dataset with grids and single images (default: the package photos, ``photos``).
-        methods: Methods compared.
-        variants: The VAR candidates, name -> ``{"preset": ..., overrides}``.
         grids: Number of 2x2 grids for localisation.
         insertion_images: Number of images for insertion.
         sanity_images: Number of images for the sanity check.
-        first_image: Images of the dataset's order skipped before insertion and sanity take theirs (the first
-            study used the first 8 photos).
         depths: Randomisation depths of the sanity check, evenly spaced, 0 (the original) included.
         bootstrap: Bootstrap resamples of the intervals.
-        seed: Seed of the grids, the randomisation and the bootstrap (the first study used 0).
     """
 
     dataset: str = field(default="photos", metadata=opt("dataset with grids and images (KIND[:ARG])"))
     methods: list[str] = field(default_factory=lambda: [*PAPER_RA_GAIN, *EXTRA_METHODS],
-                               metadata=opt("comma-separated methods"))
-    variants: dict[str, dict] = field(default_factory=lambda: {v: CANDIDATES[v] for v in SECOND_STUDY},
-                                      metadata=opt("VAR candidates, name=preset,..."))
+                               metadata=opt("comma-separated methods (default: the paper's six and three more)"))
+    variants: dict[str, dict] = field(default_factory=lambda: _candidates(SECOND_STUDY), metadata=opt(
+        "VAR candidates: name=preset[+normalisation],... (the second study's seven by default)"))
+    seed: int = field(default=1, metadata=opt("seed of grids, randomisation and bootstrap"))
+    first_item: int = field(default=16, metadata=opt("images skipped before insertion and sanity take theirs"))
     grids: int = field(default=48, metadata=opt("2x2 grids for localisation"))
     insertion_images: int = field(default=32, metadata=opt("images for insertion (PIC)"))
     sanity_images: int = field(default=32, metadata=opt("images for the sanity check"))
-    first_image: int = field(default=16, metadata=opt("images skipped before insertion and sanity take theirs"))
     depths: int = field(default=4, metadata=opt("randomisation depths of the sanity check, 0 included"))
     bootstrap: int = field(default=20000, metadata=opt("bootstrap resamples"))
-    seed: int = field(default=1, metadata=opt("seed of grids, randomisation and bootstrap"))
 
-    def runs(self) -> dict[str, object]:
-        """The configuration of each benchmark of the study, by run folder name."""
-        common = dict(dataset=self.dataset, methods=list(self.methods), variants=dict(self.variants),
-                      seed=self.seed, model=self.model, weights=self.weights, method_options=self.method_options,
-                      device=self.device, dtype=self.dtype, trust_checkpoint=self.trust_checkpoint)
+    def runs(self) -> dict[type[Benchmark], RunConfig]:
+        """The configuration of each benchmark of the study (its run folder is the benchmark's name)."""
+        common = {f.name: getattr(self, f.name) for f in dataclasses.fields(RunConfig)
+                  if f.name not in ("max_items", "first_item")}
+
+        def cap(n: int) -> int:
+            return min(n, self.limit) if self.limit else n
+
         return {
-            "localization": LocalizationConfig(**common, max_items=self.grids, selection="random"),
-            "insertion": InsertionConfig(**common, max_items=self.insertion_images, first_item=self.first_image),
-            "sanity": SanityConfig(**common, max_items=self.sanity_images, first_item=self.first_image,
-                                   depths=self.depths, similarities=list(SANITY)),
+            Localization: LocalizationConfig(**common, max_items=cap(self.grids), selection="random"),
+            Insertion: InsertionConfig(**common, max_items=cap(self.insertion_images), first_item=self.first_item),
+            Sanity: SanityConfig(**common, max_items=cap(self.sanity_images), first_item=self.first_item,
+                                 depths=self.depths, similarities=list(SANITY)),
         }
 
 
-def run_study(config: StudyConfig, out_dir: str | Path, lm: LoadedModel | None = None) -> dict:
-    """Run (or resume) the three benchmarks of the study into ``out_dir`` and analyse them.
+@register_benchmark
+class Study(Benchmark):
+    """The variant study: localisation, insertion and the sanity check of the same candidates, analysed together."""
 
-    Returns:
-        What :func:`analyse` returns (also written as ``study.json``, ``study.md``).
-    """
-    import yaml
+    name = "study"
+    config = StudyConfig
+    summary = "the VAR variant study: every candidate on localisation, insertion and sanity, and the default rule"
+    examples = ("attrdist bench study --out runs/study",
+                "attrdist bench study --dataset photos:/data/photos --variants paper,normalized --out runs/study",
+                "torchrun --nproc_per_node 2 -m attrdist bench study --out runs/study")
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "study.yaml").write_text(yaml.safe_dump(shareable(config), sort_keys=False))
-    lm = lm or load_model(config.model, config.weights, trust_checkpoint=config.trust_checkpoint)
-    for name, cfg in config.runs().items():
-        BENCHMARKS.get(name).run(cfg, out / name, lm=lm).close()
-    if current_shard().rank != 0:  # under torchrun, the first process writes the analysis
-        return {}
-    result = analyse(out, bootstrap=config.bootstrap, seed=config.seed)
-    (out / "study.json").write_text(json.dumps(result, indent=1))
-    (out / "study.md").write_text(markdown(result))
-    return result
+    @classmethod
+    def run(cls, config: RunConfig, out_dir: str | Path, shard: Shard | None = None,  # noqa: D417
+            lm: LoadedModel | None = None, on_item: object = None) -> dict:
+        """Run (or resume) the three benchmarks of the study into ``out_dir`` and analyse them.
+
+        Returns:
+            What :func:`analyse` returns (also written as ``study.json``, ``study.md`` and ``frontier.png``);
+            empty in every torchrun process but the first.
+        """
+        import yaml
+
+        from ..models import load_model
+        from .runner import current_shard
+
+        if not isinstance(config, StudyConfig):
+            raise TypeError(f"the study takes a StudyConfig, got {type(config).__name__}")
+        runs = config.runs()  # every configuration is checked before anything runs
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "study.yaml").write_text(yaml.safe_dump(shareable(config), sort_keys=False))
+        lm = lm or load_model(config.model, config.weights, trust_checkpoint=config.trust_checkpoint)
+        for bench, cfg in runs.items():
+            bench.run(cfg, out / bench.name, shard, lm=lm).close()
+        if (shard or current_shard()).rank != 0:  # under torchrun, the first process writes the analysis
+            return {}
+        result = analyse(out, bootstrap=config.bootstrap, seed=config.seed)
+        (out / "study.json").write_text(json.dumps(result, indent=1))
+        (out / "study.md").write_text(markdown(result))
+        frontier_plot(result, out / "frontier.png")
+        return result
+
+    @classmethod
+    def result_text(cls, result: object) -> str:
+        """The study's tables and the rule's choice."""
+        if not isinstance(result, dict) or not result:
+            return ""
+        d = result["default"]
+        verdict = "eligible" if d["eligible"] else "none eligible: the fewest harms"
+        return f"{markdown(result)}\nchosen: {d['chosen']} ({verdict})"
+
+
+#: Run (or resume) the study: ``run_study(config, out_dir, shard=None, lm=None)``.
+run_study = Study.run
 
 
 # -- analysis -----------------------------------------------------------------------------------------------
@@ -195,7 +242,7 @@ def analyse(study_dir: str | Path, bootstrap: int = 20000, seed: int = 0, alpha:
     """
     root = Path(study_dir)
     data: dict[str, tuple[list, dict]] = {}
-    for bench in ("localization", "insertion", "sanity"):
+    for bench in (Localization.name, Insertion.name, Sanity.name):
         db = root / bench / "results.sqlite"
         if db.exists():
             with ResultStore(db) as store:
@@ -215,7 +262,7 @@ def analyse(study_dir: str | Path, bootstrap: int = 20000, seed: int = 0, alpha:
     unscorable: dict[str, dict[str, list[int]]] = defaultdict(dict)
     for bench, (rows, _cfg) in data.items():
         parts = [(rows, "")]
-        if bench == "sanity":  # one comparison per randomised depth (depth 0 compares a map with itself)
+        if bench == Sanity.name:  # one comparison per randomised depth (depth 0 compares a map with itself)
             frac = {r[1]: r[5] for r in rows if r[4] == "fraction"}
             parts = [([r for r in rows if r[1] == unit and r[4] != "fraction"], f"@{f:.2f}")
                      for unit, f in sorted(frac.items(), key=lambda u: u[1]) if f > 0]
@@ -253,9 +300,9 @@ class Verdict:
 
 
 def _metrics_of(result: dict) -> list[tuple[str, bool]]:
-    """``(metric, higher is better)`` of every metric the rule reads."""
-    return ([(x, True) for x in (*LOCALIZATION, *INSERTION)]
-            + [(f"{x}@{f:.2f}", False) for x in SANITY for f in result["depths"]])
+    """``(metric, higher is better)`` of every metric the rule reads (the direction: the metric registry's)."""
+    return ([(x, METRICS.get(x).higher_is_better) for x in (*LOCALIZATION, *INSERTION)]
+            + [(f"{x}@{f:.2f}", METRICS.get(x).higher_is_better) for x in SANITY for f in result["depths"]])
 
 
 def judge(result: dict, variant: str) -> Verdict:

@@ -92,7 +92,7 @@ def select_grids(
     if selection == "rao":
         if any(c.confidence is None or c.correct is None for c in candidates):
             raise ValueError("the 'rao' selection needs each candidate's confidence and correctness")
-        pool = [c for c in candidates if c.correct and c.confidence >= confidence]  # type: ignore[operator]
+        pool = [c for c in candidates if c.correct and c.confidence is not None and c.confidence >= confidence]
     elif selection == "random":
         pool = list(candidates)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -90,9 +91,9 @@ def read_image(path: str | Path) -> Image.Image:
     return _decode(p, str(p))
 
 
-def _decode(source: object, p: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def _decode(source: Path | IO[bytes], p: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
     try:
-        with Image.open(source) as im:  # type: ignore[arg-type]
+        with Image.open(source) as im:
             if im.width * im.height > max_pixels:
                 raise ImageReadError(f"{p}: {im.width}x{im.height} pixels is larger than the limit of "
                                      f"{max_pixels / 1e6:g} megapixels")

@@ -7,7 +7,9 @@ the same contract as the built-in methods, not their one-forward-pass speed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Protocol, cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -16,6 +18,33 @@ from ..classes import ClassSet
 from .base import Attributor
 
 __all__ = ["CallableAdapter", "CaptumAdapter", "GradCamAdapter"]
+
+
+class _CaptumAttribution(Protocol):
+    """What :class:`CaptumAdapter` calls on a Captum ``Attribution`` object."""
+
+    def attribute(self, inputs: Tensor, *args: Any, **kwargs: Any) -> Tensor: ...
+
+
+class _ActivationsAndGradients(Protocol):
+    """pytorch-grad-cam's ``ActivationsAndGradients``: runs the model and keeps the target layers' tensors."""
+
+    activations: list[Tensor]
+    gradients: list[Tensor]
+
+    def __call__(self, x: Tensor) -> Tensor: ...
+
+
+class _RawCAM(Protocol):
+    """What :class:`GradCamAdapter` reads from a pytorch-grad-cam ``BaseCAM`` object."""
+
+    model: nn.Module
+    uses_gradients: bool
+    target_layers: list[nn.Module]
+    activations_and_grads: _ActivationsAndGradients
+
+    def get_cam_image(self, input_tensor: Tensor, target_layer: nn.Module, targets: list[Any], activations: Any,
+                      grads: Any, eigen_smooth: bool) -> np.ndarray: ...
 
 
 class CallableAdapter(Attributor):
@@ -34,10 +63,10 @@ class CallableAdapter(Attributor):
     summary = "any callable (x, class) -> map, one call per class"
 
     def __init__(self, model: nn.Module, fn: Callable[[Tensor, Tensor], Tensor], name: str = "callable",
-                 **kwargs: object) -> None:
-        super().__init__(model, **kwargs)  # type: ignore[arg-type]
+                 **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
         self.fn = fn
-        self.name = name  # type: ignore[misc]
+        self.name = name
 
     def _per_class(self, x: Tensor, cls: Tensor) -> Tensor:
         """One map ``[B, H, W]`` for class ``cls`` ``[B]``."""
@@ -77,11 +106,11 @@ class CaptumAdapter(CallableAdapter):
 
     def __init__(self, model: nn.Module, attribution: object, **attribute_kwargs: object) -> None:
         super().__init__(model, self._call, name=f"captum:{type(attribution).__name__}")
-        self.attribution = attribution
+        self.attribution = cast(_CaptumAttribution, attribution)
         self.attribute_kwargs = attribute_kwargs
 
     def _call(self, x: Tensor, cls: Tensor) -> Tensor:
-        return self.attribution.attribute(x, target=cls, **self.attribute_kwargs)  # type: ignore[attr-defined]
+        return self.attribution.attribute(x, target=cls, **self.attribute_kwargs)
 
 
 class GradCamAdapter(CallableAdapter):
@@ -100,27 +129,27 @@ class GradCamAdapter(CallableAdapter):
 
     def __init__(self, model: nn.Module, cam: object) -> None:
         super().__init__(model, self._call, name=f"pytorch-grad-cam:{type(cam).__name__}")
-        self.cam = cam
+        self.cam = cast(_RawCAM, cam)
 
     def _call(self, x: Tensor, cls: Tensor) -> Tensor:
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
         cam = self.cam
         targets = [ClassifierOutputTarget(int(c)) for c in cls]
-        outputs = cam.activations_and_grads(x)  # type: ignore[attr-defined]
+        outputs = cam.activations_and_grads(x)
         try:
-            if cam.uses_gradients:  # type: ignore[attr-defined]
-                cam.model.zero_grad()  # type: ignore[attr-defined]
+            if cam.uses_gradients:
+                cam.model.zero_grad()
                 loss = sum(t(o) for t, o in zip(targets, outputs, strict=True))
-                loss.backward(retain_graph=True)  # type: ignore[union-attr]
-            acts = [a.cpu().numpy() for a in cam.activations_and_grads.activations]  # type: ignore[attr-defined]
-            grads = [g.cpu().numpy() for g in cam.activations_and_grads.gradients]  # type: ignore[attr-defined]
+                loss.backward(retain_graph=True)
+            acts = [a.cpu().numpy() for a in cam.activations_and_grads.activations]
+            grads = [g.cpu().numpy() for g in cam.activations_and_grads.gradients]
             layers = []
-            for i, layer in enumerate(cam.target_layers):  # type: ignore[attr-defined]
-                raw = cam.get_cam_image(x, layer, targets, acts[i], grads[i], False)  # type: ignore[attr-defined]
+            for i, layer in enumerate(cam.target_layers):
+                raw = cam.get_cam_image(x, layer, targets, acts[i], grads[i], False)
                 m = torch.as_tensor(raw, dtype=x.dtype, device=x.device).clamp(min=0)[:, None]
                 layers.append(F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0])
         finally:
-            cam.activations_and_grads.gradients = []  # type: ignore[attr-defined]
-            cam.activations_and_grads.activations = []  # type: ignore[attr-defined]
+            cam.activations_and_grads.gradients = []
+            cam.activations_and_grads.activations = []
         return torch.stack(layers).mean(0)

@@ -15,7 +15,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,9 @@ from ..classes import ClassesLike, ClassSet, class_rule, resolve_classes
 from ..models.vit import architecture_of
 from ..registry import Registry
 from .hooks import model_scope
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
 __all__ = [
     "BENCHMARK_METHODS",
@@ -42,6 +45,8 @@ __all__ = [
 ]
 
 VJPMode = Literal["auto", "batched", "sequential"]
+#: How :func:`class_gradients` computes the K VJPs (``"auto"`` picks one of these).
+_GradMode = Literal["batched", "sequential"]
 
 #: The single list of attribution methods.
 METHODS: Registry[type[Attributor]] = Registry("method")
@@ -84,7 +89,7 @@ def list_methods(architecture: str | None = None) -> list[str]:
     return [n for n, cls in METHODS.items() if architecture is None or architecture in cls.applies_to]
 
 
-def get_method(name: str, model: nn.Module, **options: object) -> Attributor:
+def get_method(name: str, model: nn.Module | LoadedModel, **options: object) -> Attributor:
     """Build a registered method for ``model``.
 
     Args:
@@ -106,7 +111,7 @@ def get_method(name: str, model: nn.Module, **options: object) -> Attributor:
     if not isinstance(model, nn.Module) and preprocess is not None:  # a LoadedModel
         if cls.uses_normalization:
             options.setdefault("normalization", (tuple(preprocess.mean), tuple(preprocess.std)))
-        model = model.model  # type: ignore[attr-defined]
+        model = model.model
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module or a LoadedModel, got {type(model).__name__}")
     arch = architecture_of(model)
@@ -145,7 +150,7 @@ class Attribution:
 
 
 # (method, model class, device type, dtype, input shape, K) -> the mode measured fastest
-_VJP_CHOICE: dict[tuple, str] = {}
+_VJP_CHOICE: dict[tuple, _GradMode] = {}
 
 
 @dataclass
@@ -216,7 +221,8 @@ class Attributor(abc.ABC):
             ``benchmarks/gpu_throughput.py`` measures). Maps and logits come back in float32.
     """
 
-    name: ClassVar[str] = ""
+    #: The registered name (set by :func:`register_method`); an adapter names each instance.
+    name: str = ""
     #: The name figures and reports show ("Guided Backprop"); default: :attr:`name`.
     display_name: ClassVar[str] = ""
     #: One-line description shown by ``attrdist methods``.
@@ -242,13 +248,13 @@ class Attributor(abc.ABC):
         self.autocast = None if autocast == "float32" else autocast
 
     @classmethod
-    def create(cls, model: nn.Module, **options: object) -> Attributor:
+    def create(cls, model: nn.Module, **options: Any) -> Attributor:
         """Build the method for ``model``.
 
         :func:`get_method` calls this; a method may pick an implementation per architecture, as ``gradcam``
         does for ViTs.
         """
-        return cls(model, **options)  # type: ignore[arg-type]
+        return cls(model, **options)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={type(self.model).__name__}, vjp={self.vjp!r})"
@@ -367,13 +373,14 @@ class Attributor(abc.ABC):
                 type(self).__name__, type(self.model).__name__, outputs.device.type, outputs.dtype,
                 tuple(inputs[0].shape), classes.shape[1],
             )
-            mode = _VJP_CHOICE.get(key, "")
-            if not mode:
-                grads, mode = _measure(key, outputs, classes, inputs, retain_graph)
-                _record(mode)
+            cached = _VJP_CHOICE.get(key)
+            if cached is None:
+                grads, measured = _measure(key, outputs, classes, inputs, retain_graph)
+                _record(measured)
                 return grads
+            mode = cached
         try:
-            grads = class_gradients(outputs, classes, inputs, mode, retain_graph)  # type: ignore[arg-type]
+            grads = class_gradients(outputs, classes, inputs, mode, retain_graph)
         except RuntimeError as err:
             if mode != "batched":
                 raise
@@ -419,7 +426,7 @@ def _record(mode: str) -> None:
 
 def _measure(
     key: tuple, outputs: Tensor, classes: Tensor, inputs: Sequence[Tensor], retain_graph: bool
-) -> tuple[list[Tensor], str]:
+) -> tuple[list[Tensor], _GradMode]:
     """Time sequential and batched VJPs for this key; cache the faster and return its result.
 
     Each mode runs twice, interleaved: the first pass of each also pays one-time costs (kernel selection, memory
@@ -428,15 +435,16 @@ def _measure(
     """
     if classes.shape[1] < 2:
         return class_gradients(outputs, classes, inputs, "sequential", retain_graph), "sequential"
-    timings: dict[str, float] = {}
-    results: dict[str, list[Tensor]] = {}
-    for mode in ("sequential", "batched", "sequential", "batched"):
+    timings: dict[_GradMode, float] = {}
+    results: dict[_GradMode, list[Tensor]] = {}
+    order: tuple[_GradMode, ...] = ("sequential", "batched", "sequential", "batched")
+    for mode in order:
         if timings.get(mode) == float("inf"):
             continue  # it failed once
         _sync(outputs.device)
         start = time.perf_counter()
         try:
-            results[mode] = class_gradients(outputs, classes, inputs, mode, retain_graph=True)  # type: ignore[arg-type]
+            results[mode] = class_gradients(outputs, classes, inputs, mode, retain_graph=True)
         except RuntimeError:
             timings[mode] = float("inf")
             continue

@@ -6,7 +6,7 @@ K short backward passes.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -33,9 +33,10 @@ class _CAM(Attributor):
 
     def __init__(
         self, model: nn.Module, *, layer: str | nn.Module | None = None, relu: bool = True,
-        resolution: Literal["input", "native"] = "input", upsample: str = "bilinear", **kwargs: object,
+        resolution: Literal["input", "native"] = "input", upsample: str = "bilinear",
+        **kwargs: Any,
     ) -> None:
-        super().__init__(model, **kwargs)  # type: ignore[arg-type]
+        super().__init__(model, **kwargs)
         if layer is None:
             from ..models.architectures import default_cam_layer
 
@@ -102,7 +103,7 @@ class GradCAM(_CAM):
     reference = "Selvaraju et al. Grad-CAM: Visual Explanations from Deep Networks. ICCV 2017"
 
     @classmethod
-    def create(cls, model: nn.Module, **options: object) -> Attributor:
+    def create(cls, model: nn.Module, **options: Any) -> Attributor:
         """Grad-CAM for ``model``: the attention Grad-CAM on a ViT unless a ``layer`` is named."""
         from ..models.vit import is_vit
 
@@ -111,7 +112,7 @@ class GradCAM(_CAM):
 
             options.pop("layer", None)
             return AttentionGradCAM(model, **options)
-        return cls(model, **options)  # type: ignore[arg-type]
+        return cls(model, **options)
 
     def _cam(self, acts: Tensor, grads: Tensor) -> Tensor:
         """Channel weights are the spatial mean of the gradients."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -157,8 +157,8 @@ class _SampledGradient(Attributor):
     """
 
     def __init__(self, model: nn.Module, *, chunk_size: int = 16, max_memory: float | str | None = None,
-                 **kwargs: object) -> None:
-        super().__init__(model, **kwargs)  # type: ignore[arg-type]
+                 **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         self.chunk_size, self.max_memory = chunk_size, parse_memory(max_memory)
@@ -270,8 +270,9 @@ class IntegratedGradients(_SampledGradient):
         if self.baseline == "zero":
             return torch.zeros_like(x)
         if self.baseline == "black":
+            assert self.normalization is not None, "__init__ refuses baseline='black' without normalization"
             mean, std = (torch.as_tensor(v, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-                         for v in self.normalization)  # type: ignore[union-attr]
+                         for v in self.normalization)
             return ((0.0 - mean) / std).expand_as(x)
         if self.baseline == "blur":
             return _gaussian_blur(x, self.blur_sigma)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -139,6 +140,16 @@ class GuidedState:
     guided: bool = True
 
 
+class _GuidedContext(Protocol):
+    """The autograd context of :class:`_GuidedGrad`: its saved tensor and the two values it stores on it."""
+
+    saved_tensors: tuple[Tensor, ...]
+    deriv_fn: Callable[[Tensor], Tensor] | None
+    state: GuidedState
+
+    def save_for_backward(self, *tensors: Tensor | None) -> None: ...
+
+
 class _GuidedGrad(torch.autograd.Function):
     """Identity on the activation's output (no copy); backward passes ``g * f'(x)`` to its input.
 
@@ -151,17 +162,17 @@ class _GuidedGrad(torch.autograd.Function):
         return y.view_as(y)
 
     @staticmethod
-    def setup_context(ctx: object, inputs: tuple, output: Tensor) -> None:
+    def setup_context(ctx: _GuidedContext, inputs: tuple, output: Tensor) -> None:
         _, saved, _, deriv_fn, state = inputs
-        ctx.save_for_backward(saved)  # type: ignore[attr-defined]
-        ctx.deriv_fn, ctx.state = deriv_fn, state  # type: ignore[attr-defined]
+        ctx.save_for_backward(saved)
+        ctx.deriv_fn, ctx.state = deriv_fn, state
 
     @staticmethod
-    def backward(ctx: object, grad: Tensor) -> tuple:
-        (saved,) = ctx.saved_tensors  # type: ignore[attr-defined]
-        deriv_fn = ctx.deriv_fn  # type: ignore[attr-defined]
+    def backward(ctx: _GuidedContext, grad: Tensor) -> tuple:
+        (saved,) = ctx.saved_tensors
+        deriv_fn = ctx.deriv_fn
         gx = grad * (saved if deriv_fn is None else deriv_fn(saved))
-        if ctx.state.guided:  # type: ignore[attr-defined]
+        if ctx.state.guided:
             gx = gx.clamp(min=0)
         return gx, None, None, None, None
 

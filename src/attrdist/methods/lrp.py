@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -51,9 +51,9 @@ class LRP(Attributor):
 
     def __init__(
         self, model: nn.Module, *, composite: str | Composite = "epsilon_plus_flat",
-        canonizers: Sequence[Canonizer] | None = None, **kwargs: object,
+        canonizers: Sequence[Canonizer] | None = None, **kwargs: Any,
     ) -> None:
-        super().__init__(model, **kwargs)  # type: ignore[arg-type]
+        super().__init__(model, **kwargs)
         if canonizers is None:
             from ..models.architectures import family_of
 

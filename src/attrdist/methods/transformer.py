@@ -13,7 +13,7 @@ the batch into the heads).
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -39,8 +39,8 @@ class _AttentionMethod(Attributor):
     applies_to = frozenset({"vit"})
 
     def __init__(self, model: nn.Module, *, resolution: Literal["input", "native"] = "input",
-                 **kwargs: object) -> None:
-        super().__init__(model, **kwargs)  # type: ignore[arg-type]
+                 **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
         self.info = vit_info(model)
         self.resolution = resolution
 

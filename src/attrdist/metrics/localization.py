@@ -6,7 +6,8 @@ returns one value per map. Only the positive part of a map counts as evidence fo
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, cast
 
 import torch
 from torch import Tensor
@@ -32,6 +33,11 @@ __all__ = [
 
 #: Below this total positive attribution a map counts as empty (its region attribution is 0).
 EMPTY_MAP = 1e-7
+
+_Smoothing = Literal["gaussian", "box", "none"]
+_Border = Literal["reflect", "zeros"]
+#: A localisation metric's function: ``fn(maps, masks, binary) -> [N]`` (every registered one has one).
+_LocalizationFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
 #: The paper's smoothing (appendix B): an 11x11 Gaussian. Sigma and border follow the VAR authors' demo, which
@@ -198,6 +204,7 @@ def localization_scores(
         raise ValueError(f"maps {tuple(maps.shape)} and masks {tuple(masks.shape)} must have the same shape")
     masks = masks.bool()
     pos = (maps if maps.dtype in (torch.float32, torch.float64) else maps.float()).clamp(min=0)
-    s = smooth(pos, kernel, sigma, smoothing, border)  # type: ignore[arg-type]
+    s = smooth(pos, kernel, sigma, cast(_Smoothing, smoothing), cast(_Border, border))  # smooth() refuses others
     binary = binarize(s, masks, rule, value)
-    return {name: m.fn(s, masks, binary) for name, m in metrics_for("localization", metrics).items()}  # type: ignore[misc]
+    return {name: cast(_LocalizationFn, m.fn)(s, masks, binary)
+            for name, m in metrics_for("localization", metrics).items()}

@@ -15,6 +15,9 @@ notebook. All work on channel-summed maps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import cast
+
 import numpy as np
 from scipy.stats import rankdata
 from torch import Tensor
@@ -34,6 +37,9 @@ __all__ = [
     "ssim",
     "ssim_notebook",
 ]
+
+#: A similarity measure's function: ``fn(a, b) -> float`` for two maps ``[H, W]`` (every registered one has one).
+_SimilarityFn = Callable[[Tensor | np.ndarray, Tensor | np.ndarray], float]
 
 
 def _np(a: Tensor | np.ndarray) -> np.ndarray:
@@ -148,4 +154,4 @@ def similarities(a: Tensor | np.ndarray, b: Tensor | np.ndarray,
     Raises:
         ValueError: On an unknown measure.
     """
-    return {name: m.fn(a, b) for name, m in metrics_for("similarity", list(names)).items()}  # type: ignore[misc]
+    return {name: cast(_SimilarityFn, m.fn)(a, b) for name, m in metrics_for("similarity", list(names)).items()}

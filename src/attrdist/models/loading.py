@@ -203,7 +203,7 @@ def _torchvision(name: str, weights: str | None) -> tuple[nn.Module, Preprocess,
     if weights in (None, "DEFAULT") or weights in published:
         if table is None:
             raise WeightsUnavailableError(f"torchvision:{name} has no published weights; pass weights=PATH")
-        enum = table.DEFAULT if weights in (None, "DEFAULT") else table[weights]  # type: ignore[index]
+        enum = table.DEFAULT if weights in (None, "DEFAULT") else table[weights]
     ref = enum if enum is not None else (table.DEFAULT if table is not None else None)
     pre = Preprocess()
     if ref is not None:

@@ -17,12 +17,16 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from ...registry import Registry
 from ..datasets import CocoObject
+
+if TYPE_CHECKING:
+    from ..grids import Grid
 
 __all__ = [
     "DATASETS",
@@ -96,9 +100,10 @@ class Dataset:
         """Images with annotated objects of at least ``min_area`` of the image, in a deterministic order."""
         raise DatasetCapabilityError(f"dataset {self.spec!r} has no object annotations; {_having('objects')}")
 
-    def grids(self, n: int, count: int | None, seed: int, classify: Callable[[list[Image.Image]], list[int]]) -> list:
+    def grids(self, n: int, count: int | None, seed: int,
+              classify: Callable[[list[Image.Image]], list[int]]) -> list[Grid] | None:
         """Grids of its own (the sample photos) or ``None``: grids are then drawn from labelled :meth:`images`."""
-        return None  # type: ignore[return-value]
+        return None
 
 
 @dataclass(frozen=True)
@@ -138,12 +143,13 @@ def _having(capability: str) -> str:
     return f"kinds with {capability}: {', '.join(kinds) or 'none'}"
 
 
-def open_dataset(spec: str, needs: str | None = None) -> Dataset:
+def open_dataset(spec: str, needs: str | tuple[str, ...] | None = None) -> Dataset:
     """Open ``KIND[:ARG]``.
 
     Args:
         spec: The ``--dataset`` value.
-        needs: A capability the caller needs (``images``, ``labels``, ``objects``, ...), checked up front.
+        needs: A capability the caller needs (``images``, ``labels``, ``objects``, ...), or several of which any
+            one will do, checked up front.
 
     Returns:
         The dataset.
@@ -159,8 +165,10 @@ def open_dataset(spec: str, needs: str | None = None) -> Dataset:
     kind = DATASETS.get(name)
     if kind.needs_argument and not arg:
         raise ValueError(f"dataset {spec!r} needs a path: {kind.syntax} (e.g. {kind.example})")
-    if needs is not None and needs not in kind.provides:
-        raise DatasetCapabilityError(f"dataset kind {name!r} has no {needs}; {_having(needs)}")
+    wanted = (needs,) if isinstance(needs, str) else tuple(needs or ())
+    if wanted and not kind.provides & set(wanted):
+        raise DatasetCapabilityError(f"dataset kind {name!r} has no {' or '.join(wanted)}; "
+                                     + "; ".join(_having(n) for n in wanted))
     ds = kind.open(arg)
     ds.spec, ds.provides = spec, kind.provides
     return ds

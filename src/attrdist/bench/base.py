@@ -1,0 +1,293 @@
+"""The benchmark base: the pipeline every benchmark shares, and the hooks a benchmark overrides.
+
+:meth:`Benchmark.run` owns the pipeline: it opens the dataset (checking that it offers what the benchmark
+:attr:`~Benchmark.needs`), loads the model, builds the methods (an unknown method or option fails before any
+folder is made), opens the run folder (its configuration and every method's settings stored), records the facts a
+report's header shows, and hands the items to the resumable runner. Per item, :meth:`Benchmark.attribute` makes
+one :class:`~attrdist.var.VAR` call per method and derives vanilla and every VAR variant from the same raw maps
+(:meth:`~attrdist.var.VARResult.variants`); :meth:`Benchmark.scorable` applies the one definition of a map that
+cannot be scored (:func:`~attrdist.metrics.checks.unscorable`) and records it.
+
+A benchmark is a subclass that declares its :attr:`~Benchmark.name`, :attr:`~Benchmark.config` and
+:attr:`~Benchmark.needs` once, and overrides what differs: :meth:`~Benchmark.items`, :meth:`~Benchmark.prepare`,
+:meth:`~Benchmark.class_set` and :meth:`~Benchmark.score` (or :meth:`~Benchmark.compute` for batches). Register it
+with :func:`~attrdist.bench.registry.register_benchmark` (``docs/extending.md`` shows one in 40 lines).
+
+Heavy libraries (torch, the models and methods) are imported when a benchmark runs, not when this module is
+imported: the command line lists the benchmarks and their options without them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .config import RunConfig
+from .runner import ItemResult, Shard, Skip
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from ..classes import ClassesLike
+    from ..data.kinds import Dataset
+    from ..methods import Attributor
+    from ..models import LoadedModel
+    from ..var import VARResult
+    from .report import Table
+    from .store import ResultStore
+
+__all__ = ["Benchmark", "ImageInput", "Rows"]
+
+#: What a benchmark returns for one item: its rows ``(unit, method, variant, metric, value)``, rows and curves
+#: (:class:`~attrdist.bench.runner.ItemResult`), or why it is skipped (:class:`~attrdist.bench.runner.Skip`).
+Rows = list[tuple] | ItemResult | Skip
+
+
+@dataclass
+class ImageInput:
+    """A prepared image: what the model sees of it.
+
+    Attributes:
+        shown: The RGB image the model sees (after its resize and centre crop).
+        x: Its normalised tensor ``[1, 3, H, W]``.
+    """
+
+    shown: Any
+    x: Tensor
+
+
+class Benchmark:
+    """Base of every benchmark: the shared pipeline (:meth:`run`) and the hooks a benchmark overrides.
+
+    A subclass declares, once:
+
+    Attributes:
+        name: The name (``attrdist bench NAME``), stored with every run.
+        config: Its configuration dataclass (a :class:`~attrdist.bench.config.RunConfig`; every field's help is
+            its command-line option).
+        needs: Dataset capabilities, any one of which the benchmark can run on (``images``, ``labels``,
+            ``grids``, ``objects``): checked before the model loads, and the error names the kinds that have it.
+        summary: One line for ``attrdist bench --help``.
+        examples: Example command lines for its ``--help``.
+
+    and overrides what differs from scoring single images with the ``top_k + worst`` class set:
+    :meth:`items`, :meth:`prepare`, :meth:`class_set`, :meth:`score` (or :meth:`compute` to score a batch), and
+    the report hooks :meth:`report_unit` and :meth:`plots`.
+
+    An instance is one run: :attr:`cfg` (the configuration, on this process's device), :attr:`lm` (the
+    model), :attr:`methods` (built methods by name), :attr:`store`, :attr:`dataset` and :attr:`variants`
+    (VAR configurations by variant name).
+    """
+
+    name: ClassVar[str]
+    config: ClassVar[type[RunConfig]]
+    needs: ClassVar[tuple[str, ...]] = ("images",)
+    summary: ClassVar[str] = ""
+    examples: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, cfg: RunConfig, lm: LoadedModel, store: ResultStore | None, methods: dict[str, Attributor],
+                 dataset: Dataset) -> None:
+        self.cfg, self.lm, self.store, self.methods, self.dataset = cfg, lm, store, methods, dataset
+        self.variants = cfg.variant_configs()
+
+    # the pipeline ----------------------------------------------------------------------------------------
+
+    @classmethod
+    def run(cls, config: RunConfig, out_dir: str | Path, shard: Shard | None = None, lm: LoadedModel | None = None,
+            on_item: Callable[[str], None] | None = None) -> ResultStore:
+        """Run (or resume) the benchmark into ``out_dir``.
+
+        Args:
+            config: The configuration (an instance of :attr:`config`).
+            out_dir: The run folder (``results.sqlite``, ``config.yaml``).
+            shard: This process's shard (default: from torchrun's environment).
+            lm: A loaded model to reuse (default: loaded from the configuration).
+            on_item: Called after each item is computed (tests use it to simulate a crash).
+
+        Returns:
+            The open store.
+
+        Raises:
+            ValueError: On a dataset, method, option or configuration the benchmark cannot run (before the run
+                folder is made).
+            ConfigMismatchError: If the folder holds a run of another configuration.
+        """
+        from .. import __version__
+        from .config import open_run
+        from .runner import current_shard, run_batches
+
+        shard = shard or current_shard()
+        bench = cls.build(config, lm)  # everything is checked before the run folder is made
+        store, bench.cfg = open_run(cls.resolve(bench.cfg, bench.lm), out_dir, shard, bench.methods)
+        bench.store = store
+        bench.lm.model.to(bench.cfg.device)
+        cfg = bench.cfg
+        items = bench.items()
+        if shard.rank == 0:
+            started = store.info().get("started") or datetime.datetime.now(datetime.UTC).isoformat(
+                timespec="seconds")
+            store.set_info(attrdist=__version__, started=started, dataset_size=bench.dataset_size(),
+                           items=len(items))
+
+        def compute(batch: list[tuple[str, object]]) -> list[Rows]:
+            out = bench.compute(batch)
+            for item, _ in batch:
+                if on_item:
+                    on_item(item)
+            return out
+
+        run_batches(store, items, bench.prepare, compute, shard, desc=cls.name, batch_size=cfg.batch_size,
+                    workers=cfg.workers, batch_key=bench.batch_key)
+        return store
+
+    @classmethod
+    def build(cls, config: RunConfig, lm: LoadedModel | None = None) -> Benchmark:
+        """The benchmark of a configuration, without a run folder: its items and inputs can be inspected.
+
+        Opens the dataset (checking that it offers what the benchmark :attr:`needs`), checks the configuration,
+        loads the model (unless given) and builds the methods.
+
+        Raises:
+            TypeError: If the configuration is not the benchmark's.
+            ValueError: On a dataset, method, option or configuration the benchmark cannot run.
+        """
+        from ..data.kinds import open_dataset
+        from ..methods import get_method
+        from ..models import load_model
+
+        if not isinstance(config, cls.config):
+            raise TypeError(f"the {cls.name} benchmark takes a {cls.config.__name__}, got {type(config).__name__}")
+        dataset = open_dataset(config.dataset, needs=cls.needs)
+        cls.check(config, dataset)
+        lm = lm or load_model(config.model, config.weights, trust_checkpoint=config.trust_checkpoint)
+        methods = {m: get_method(m, lm, **config.method_kwargs(m)) for m in config.methods}
+        return cls(config, lm, None, methods, dataset)
+
+    @classmethod
+    def check(cls, config: RunConfig, dataset: Dataset) -> None:
+        """Refuse a configuration before the model loads (default: every option is checked by its dataclass)."""
+
+    @classmethod
+    def resolve(cls, config: RunConfig, lm: LoadedModel) -> RunConfig:
+        """The configuration stored with the run, with what depends on the model filled in (default: as given)."""
+        return config
+
+    # hooks -----------------------------------------------------------------------------------------------
+
+    def all_items(self) -> list[str]:
+        """Every item id the dataset offers, in a deterministic order (default: its single images)."""
+        self._images = {it.id: it for it in self.dataset.images()}
+        return list(self._images)
+
+    def items(self) -> list[str]:
+        """The items this run scores (default: ``max_items`` of :meth:`all_items` from ``first_item`` on)."""
+        self._all = self.all_items()
+        return self.cfg.take(self._all)
+
+    def dataset_size(self) -> int:
+        """How many items the dataset offers (a report's header shows it)."""
+        return len(self._all)
+
+    def prepare(self, item: str) -> object:
+        """The input of one item, made in a worker process while the model works (default: :class:`ImageInput`)."""
+        from ..data.prepare import model_input
+
+        shown, x = model_input(self._images[item].load(), self.lm.preprocess)
+        return ImageInput(shown, x)
+
+    def batch_key(self, prepared: object) -> object:
+        """Items go into one :meth:`compute` call only while this key is equal (default: the input's shape)."""
+        x = getattr(prepared, "x", None)
+        return None if x is None else tuple(x.shape)
+
+    def class_set(self, prepared: object) -> ClassesLike | Tensor:
+        """The class set of an item (default: the config's ``top_k`` most probable classes and the least probable)."""
+        return f"top{self.cfg.top_k}+worst"
+
+    def compute(self, batch: list[tuple[str, object]]) -> list[Rows]:
+        """The results of a batch of prepared items (default: :meth:`score` for each)."""
+        return [self.score(item, prepared) for item, prepared in batch]
+
+    def score(self, item: str, prepared: object) -> Rows:
+        """The rows of one item (every benchmark that does not override :meth:`compute` overrides this)."""
+        raise NotImplementedError(f"{type(self).__name__} overrides neither score() nor compute()")
+
+    # building blocks -------------------------------------------------------------------------------------
+
+    def attribute(self, x: Tensor, classes: ClassesLike | Tensor,
+                  model: object | None = None) -> Iterator[tuple[str, VARResult]]:
+        """One :class:`~attrdist.var.VAR` result per method, refined by the first variant.
+
+        The raw maps of the class set are computed once per method; every other variant comes from them through
+        :meth:`~attrdist.var.VARResult.variants`.
+
+        Args:
+            x: The input batch, on the run's device.
+            classes: The class set (a spec, a list or a ``[B, K]`` tensor).
+            model: Another model to explain with the same methods and options (the sanity check's randomised
+                copies); default: the run's model.
+        """
+        from ..methods import get_method
+        from ..var import VAR
+
+        preset = next(iter(self.variants.values()), None)
+        for name, method in self.methods.items():
+            if model is not None:
+                method = get_method(name, dataclasses.replace(self.lm, model=model), **self.cfg.method_kwargs(name))
+            yield name, VAR(method, classes=classes, preset=preset).attribute(x)
+
+    def target_maps(self, x: Tensor, classes: ClassesLike | Tensor,
+                    model: object | None = None) -> dict[tuple[str, str], Tensor]:
+        """The target's map of the first sample, vanilla and every variant: ``(method, variant) -> [H, W]``."""
+        return {(name, variant): m[0] for name, result in self.attribute(x, classes, model)
+                for variant, m in result.variants(self.variants, target=True).items()}
+
+    def scorable(self, skip_as: str, unit: str, method: str, variant: str, m: Tensor,
+                 original: Tensor | None = None) -> tuple[tuple, bool]:
+        """Whether a map can be scored (:func:`~attrdist.metrics.checks.unscorable`: the one definition).
+
+        Args:
+            skip_as: The key its reason is recorded under when it cannot be scored.
+            unit: The row's unit.
+            method: The row's method.
+            variant: The row's variant.
+            m: The map.
+            original: A map it is compared with (the sanity check's original): it must be scorable too.
+
+        Returns:
+            The ``zeroed`` row (1: cannot be scored) and whether to score the map. A map that cannot be scored is
+            recorded with its reason; ``attrdist report`` counts it and leaves it out of every mean.
+        """
+        from ..metrics.checks import degenerate
+
+        why = degenerate(original) if original is not None else None
+        why = f"original {why}" if why else degenerate(m)
+        if why is not None and self.store is not None:
+            self.store.skip_item(skip_as, why)
+        return (unit, method, variant, "zeroed", float(why is not None)), why is None
+
+    # report hooks ----------------------------------------------------------------------------------------
+
+    @classmethod
+    def result_text(cls, result: object) -> str:
+        """What ``attrdist bench`` prints when :meth:`run` returns ``result`` (default: the report's tables)."""
+        from .report import markdown, summarize
+        from .store import ResultStore
+
+        if not isinstance(result, ResultStore):
+            raise TypeError(f"{cls.name}: run() returned {type(result).__name__}, not a ResultStore")
+        return markdown(summarize(result, unit=cls.report_unit(result)))
+
+    @staticmethod
+    def report_unit(store: ResultStore) -> str | None:
+        """The unit the report's table summarises (default: every unit)."""
+        return None
+
+    @staticmethod
+    def plots(store: ResultStore, table: Table, run_dir: Path) -> dict[str, Path]:
+        """The benchmark's figures for ``attrdist report`` (default: none)."""
+        return {}
