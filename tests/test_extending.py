@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from attrdist.bench import BENCHMARKS, ResultStore
 from attrdist.cli import main
 from attrdist.data.kinds import DATASETS
 from attrdist.methods import METHODS
@@ -29,14 +30,16 @@ def extended(tmp_path_factory):
     modules = [importlib.import_module(Path(name).stem) for name in FILES]
     yield modules
     sys.path.remove(str(folder))
-    for registry, name in ((METHODS, "abs_gradient"), (METRICS, "peak_inside"), (DATASETS, "squares")):
+    for registry, name in ((METHODS, "abs_gradient"), (METRICS, "peak_inside"), (DATASETS, "squares"),
+                           (BENCHMARKS, "drop"), (METRICS, "prob_drop")):
         registry.remove(name)
     for name in FILES:
         sys.modules.pop(Path(name).stem, None)
 
 
 def test_the_guide_has_the_promised_files():
-    assert set(FILES) == {"my_method.py", "my_metric.py", "my_kind.py"} and len(RUNS) == 2
+    assert set(FILES) == {"my_method.py", "my_metric.py", "my_kind.py", "my_bench.py"} and len(RUNS) == 2
+    assert len(FILES["my_bench.py"].strip().splitlines()) <= 50  # a benchmark is one short file
 
 
 def test_run_blocks(extended):
@@ -62,3 +65,31 @@ def test_new_dataset_kind_end_to_end(extended, tmp_path, capsys):
     assert "2 items" in capsys.readouterr().out
     assert main(["bench", "localization", "--dataset", "squares:4", "--methods", "gradcam", "--cell", "32",
                  "--out", str(tmp_path / "loc")]) == 0  # labelled images: the authors' grids of 4
+
+
+def test_new_benchmark_runs_resumes_and_reports(extended, tmp_path, capsys, lite0):
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    assert "drop" in capsys.readouterr().out
+    bench = BENCHMARKS.get("drop")
+    cfg = bench.config(methods=["gradcam", "gradient"], max_items=3, fraction=0.2)
+
+    seen = []
+
+    def crash(item):
+        seen.append(item)
+        if len(seen) == 2:
+            raise KeyboardInterrupt  # killed while the second item is being computed
+
+    with pytest.raises(KeyboardInterrupt):
+        bench.run(cfg, tmp_path, lm=lite0, on_item=crash)
+    with ResultStore(tmp_path / "results.sqlite") as store:
+        assert store.done() == {seen[0]}
+    bench.run(cfg, tmp_path, lm=lite0).close()  # resumes: the other items, none twice
+    with ResultStore(tmp_path / "results.sqlite") as store:
+        rows = store.rows()
+        assert len(store.done()) == 3
+    drops = [r for r in rows if r[4] == "prob_drop"]
+    assert len({r[:4] for r in drops}) == len(drops) == 3 * 2 * 2 - sum(r[5] for r in rows if r[4] == "zeroed")
+    assert main(["report", str(tmp_path)]) == 0
+    assert "prob_drop" in capsys.readouterr().out

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from attrdist.bench import BENCHMARKS, Benchmark, register_benchmark
-from attrdist.bench.config import RunConfig, open_run
-from attrdist.bench.runner import current_shard, run_items
+from attrdist.bench.config import RunConfig
 from attrdist.cli import main
 from attrdist.metrics import METRICS, register_metric
 from attrdist.models import MODEL_SOURCES, ModelSource, Preprocess, register_model_source
@@ -36,36 +35,43 @@ class ToyConfig(RunConfig):
     """A benchmark that stores each image's mean raw gradient."""
 
     scale: float = field(default=1.0, metadata=opt("a factor"))
-    benchmark = "toybench"
 
 
-def run_toy(config, out_dir, shard=None):
-    from attrdist import get_method, load_model
-    from attrdist.data.kinds import open_dataset
+class ToyBench(Benchmark):
+    """Each image's mean absolute raw gradient, times a factor (only vanilla: no VAR call)."""
 
-    images = open_dataset(config.dataset, needs="images").images()[: config.limit]
-    shard = shard or current_shard()
-    store, cfg = open_run(config, out_dir, shard)
-    lm = load_model(cfg.model, cfg.weights)
-    items = {it.id: it for it in images}
+    name = "toybench"
+    config = ToyConfig
+    summary = "a toy benchmark (tests)"
 
-    def compute(item):
-        x = lm.preprocess(items[item].load())[None]
-        value = float(get_method("gradient", lm).attribute(x).maps.abs().mean()) * cfg.scale
+    def score(self, item, prepared):
+        from attrdist import get_method
+
+        value = float(get_method("gradient", self.lm).attribute(prepared.x).maps.abs().mean()) * self.cfg.scale
         return [("image", "gradient", "vanilla", "toy_mean", value)]
-
-    run_items(store, list(items), compute, shard)
-    return store
 
 
 @pytest.fixture
 def toy_bench():
-    register_benchmark(Benchmark(name="toybench", config=ToyConfig, run=run_toy, summary="a toy benchmark (tests)"))
+    register_benchmark(ToyBench)
     # a task of the benchmark's own ("count" is for counts of maps, reported as n/N)
     register_metric("toy_mean", task="toy", higher_is_better=False)(None)
     yield
     BENCHMARKS.remove("toybench")
     METRICS.remove("toy_mean")
+
+
+def test_a_benchmark_is_a_registered_subclass():
+    with pytest.raises(TypeError, match="Benchmark subclass"):
+        register_benchmark(ToyConfig)
+    with pytest.raises(TypeError, match="configuration of the toybench benchmark"):
+        register_benchmark(ToyBench)  # registered once: its config belongs to it
+        register_benchmark(type("Other", (ToyBench,), {"name": "other"}))
+    BENCHMARKS.remove("toybench")
+
+
+def test_builtin_benchmarks_in_the_order_the_help_lists():
+    assert BENCHMARKS.names()[:5] == ["localization", "coco", "insertion", "sanity", "study"]
 
 
 def test_benchmark_and_its_report(toy_bench, tmp_path, capsys):
