@@ -17,9 +17,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
-import torch
-from torch import Tensor
+from ._lazy import lazy
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy("torch")
 
 __all__ = [
     "DEFAULT_CLASSES",
@@ -103,7 +108,8 @@ class ClassSet:
         return torch.tensor(rows, dtype=torch.long, device=logits.device)
 
 
-ClassesLike = str | ClassSet | Sequence[int] | Tensor
+#: What a class set may be given as (a spec, a :class:`ClassSet`, class ids, or a ``[B, K]`` tensor).
+ClassesLike: TypeAlias = "str | ClassSet | Sequence[int] | Tensor"
 
 
 def class_rule(classes: ClassesLike | None, batch: int, device: torch.device | str) -> ClassSet | Tensor | None:
@@ -122,7 +128,7 @@ def class_rule(classes: ClassesLike | None, batch: int, device: torch.device | s
         return None
     if isinstance(classes, str | ClassSet):
         return parse_class_set(classes)
-    if isinstance(classes, Tensor):
+    if isinstance(classes, torch.Tensor):
         rule = validate_classes(classes.to(device))
         if rule.shape[0] != batch:
             raise ValueError(f"classes has {rule.shape[0]} rows for a batch of {batch}")
@@ -207,7 +213,7 @@ def validate_classes(classes: Tensor, num_classes: int | None = None) -> Tensor:
     Raises:
         ValueError: On a wrong shape, a non-integer dtype, an out-of-range index or a duplicate.
     """
-    if not isinstance(classes, Tensor):
+    if not isinstance(classes, torch.Tensor):
         classes = torch.as_tensor(classes)
     if classes.dim() != 2:
         raise ValueError(f"classes must have shape [B, K], got {tuple(classes.shape)}")

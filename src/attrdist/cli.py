@@ -201,7 +201,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s subparser is filled in (``None``: all of them, as the docs use)."""
     parser = argparse.ArgumentParser(prog="attrdist", description="Class-specific attribution maps with VAR.",
                                      formatter_class=_Formatter)
-    from . import __version__
+    from .version import __version__
 
     parser.add_argument("--version", action="version", version=f"attrdist {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

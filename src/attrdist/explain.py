@@ -8,19 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
 from PIL import Image
 
+from ._lazy import lazy
 from .classes import DEFAULT_CLASSES, ClassSet, class_rule, resolve_classes
 from .data.grids import grid_classes
 from .data.prepare import fit, model_input
 from .explanation import Explanation
-from .methods import DEFAULT_METHODS, get_method
-from .models import LoadedModel
-from .options import ModelOptions, opt
+from .options import DEFAULT_METHODS, ModelOptions, opt
 from .var import DEFAULT_PRESET, PRESETS, VAR, VARConfig, get_preset
 from .viz import FORMATS, SIGNS
+
+if TYPE_CHECKING:
+    from .models import LoadedModel
+
+torch = lazy("torch")
 
 __all__ = ["ExplainConfig", "explain_image", "grid_classes"]
 
@@ -85,6 +89,8 @@ def explain_image(
         MethodNotApplicableError: If a method does not apply to the model.
         ValueError: On an invalid class set or target.
     """
+    from .methods import get_method  # the methods import their autograd hooks: not on the help path
+
     cfg = get_preset(preset, **var_overrides)
     if not crop and lm.input_size is not None:
         image = fit(image, lm.input_size[::-1])

@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
 
-from . import __version__
+from ._lazy import lazy
 from .var import VARConfig, VARResult
+from .version import __version__
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+torch = lazy("torch")
 
 __all__ = ["Explanation"]
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["ModelOptions", "opt", "read_yaml"]
+__all__ = ["BENCHMARK_METHODS", "DEFAULT_METHODS", "ModelOptions", "opt", "read_yaml"]
+
+#: The methods ``attrdist explain`` and the web explorer show unless told otherwise.
+DEFAULT_METHODS: tuple[str, ...] = ("gradcam", "guided_backprop")
+#: The methods the benchmarks run unless told otherwise (the paper's CNN methods of Table 1).
+BENCHMARK_METHODS: tuple[str, ...] = ("gradcam", "guided_backprop", "input_x_gradient", "integrated_gradients")
 
 
 def read_yaml(text: str) -> object:

@@ -7,11 +7,15 @@ gradients all use :func:`smooth`; the module imports nothing of attrdist, so eve
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+from ._lazy import lazy
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy("torch")
+F = lazy("torch.nn.functional")
 
 __all__ = ["gaussian_radius", "smooth"]
 

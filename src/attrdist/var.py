@@ -30,15 +30,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Literal, cast, get_args
 
-import torch
-from torch import Tensor
-
+from ._lazy import lazy
 from .classes import DEFAULT_CLASSES, ClassesLike, ClassSet
 from .options import opt
 from .smoothing import smooth
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from .methods.base import Attributor
+
+torch = lazy("torch")
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -321,7 +323,7 @@ def refine(
         (torch.Size([2, 4, 7, 7]), 1.0)
     """
     cfg = get_preset(preset, **overrides)
-    if not isinstance(maps, Tensor):
+    if not isinstance(maps, torch.Tensor):
         raise TypeError(f"maps must be a torch.Tensor, got {type(maps).__name__}")
     if maps.dim() < 3:
         raise ValueError(f"maps must have shape [B, K, H, W] (at least 3 dims), got {tuple(maps.shape)}")
@@ -519,14 +521,14 @@ class VARResult:
     def to(self, device: str | torch.device) -> VARResult:
         """A copy with every tensor on ``device`` (e.g. ``"cpu"`` to keep results off the GPU)."""
         moved = {f.name: getattr(self, f.name).to(device) for f in fields(self)
-                 if isinstance(getattr(self, f.name), Tensor)}
+                 if isinstance(getattr(self, f.name), torch.Tensor)}
         return replace(self, **moved)
 
     def __getitem__(self, index: int | slice) -> VARResult:
         """The results of some samples of the batch (``result[0]`` keeps a batch dimension of 1)."""
         idx = slice(index, index + 1) if isinstance(index, int) else index
         part = {f.name: getattr(self, f.name)[idx] for f in fields(self)
-                if isinstance(getattr(self, f.name), Tensor)}
+                if isinstance(getattr(self, f.name), torch.Tensor)}
         return replace(self, **part)
 
 
@@ -563,7 +565,7 @@ class VAR:
                 "wrap a callable with attrdist.methods.CallableAdapter(model, fn)"
             )
         self.method = method
-        self.classes = classes if isinstance(classes, Tensor) else parse_class_set(classes)
+        self.classes = classes if isinstance(classes, torch.Tensor) else parse_class_set(classes)
         self.config = get_preset(preset, **overrides)
         self.ranked = (isinstance(self.classes, ClassSet) and not self.classes.fixed) if ranked is None else ranked
         if method.class_agnostic:

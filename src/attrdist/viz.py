@@ -18,16 +18,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
-import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure, FigureBase
-from matplotlib.patches import Patch
-from torch import Tensor
+
+from ._lazy import lazy
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, FigureBase
+    from torch import Tensor
+
     from .explanation import Explanation
+
+torch = lazy("torch")
+plt = lazy("matplotlib.pyplot")
+mcm = lazy("matplotlib.cm")
+mcolors = lazy("matplotlib.colors")
+mpatches = lazy("matplotlib.patches")
 
 __all__ = [
     "CLASS_COLORS",
@@ -84,7 +90,7 @@ def dominance_image(q: Tensor | np.ndarray, relative: bool = True) -> np.ndarray
     margin = q.max(0) - 1.0 / k
     peak = float(margin.max()) if relative else 1.0 - 1.0 / k
     strength = np.clip(margin / peak, 0.0, 1.0) if peak > 0 else np.zeros_like(margin)
-    colors = np.array([matplotlib.colors.to_rgb(CLASS_COLORS[i % len(CLASS_COLORS)]) for i in range(k)])
+    colors = np.array([mcolors.to_rgb(CLASS_COLORS[i % len(CLASS_COLORS)]) for i in range(k)])
     return 1.0 - strength[..., None] * (1.0 - colors[top])
 
 
@@ -127,7 +133,7 @@ def overlay(image: np.ndarray | None, heat: np.ndarray, vmin: float, vmax: float
 
 
 def _colorbar(fig: FigureBase, ax: Axes, vmin: float, vmax: float, cmap: str, cax: Axes | None = None) -> None:
-    mappable = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(vmin, vmax), cmap)
+    mappable = mcm.ScalarMappable(mcolors.Normalize(vmin, vmax), cmap)
     bar = fig.colorbar(mappable, ax=None if cax is not None else ax, cax=cax, fraction=0.046, pad=0.02)
     bar.ax.tick_params(labelsize=7)
     bar.formatter.set_powerlimits((-2, 3))
@@ -137,7 +143,7 @@ def _colorbar(fig: FigureBase, ax: Axes, vmin: float, vmax: float, cmap: str, ca
 def _as_image(image: object) -> np.ndarray | None:
     if image is None:
         return None
-    if isinstance(image, Tensor):
+    if isinstance(image, torch.Tensor):
         a = image.detach().cpu().numpy()
         a = a.transpose(1, 2, 0) if a.ndim == 3 and a.shape[0] in (1, 3) else a
         return (np.clip(a, 0, 1) * 255).astype(np.uint8) if a.dtype != np.uint8 else a
@@ -180,8 +186,8 @@ def show(result: object, image: object = None, *, ax: Axes | None = None, which:
     if callable(draw):  # an Explanation draws its own figure (viz does not import it: no import circle)
         return draw(sign=sign)
     name = ""
-    if isinstance(result, Tensor | np.ndarray):
-        m = np.asarray(result.detach().cpu() if isinstance(result, Tensor) else result, dtype=np.float64)
+    if isinstance(result, torch.Tensor | np.ndarray):
+        m = np.asarray(result.detach().cpu() if isinstance(result, torch.Tensor) else result, dtype=np.float64)
     else:
         if which not in ("refined", "raw"):
             raise ValueError(f"which must be 'refined' or 'raw', got {which!r}")
@@ -278,7 +284,7 @@ def explanation_figure(exp: Explanation, *, cell: float = 2.2, sign: str = "auto
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_ylabel(row_label, fontsize=10)
-    handles = [Patch(color=CLASS_COLORS[c % len(CLASS_COLORS)], label=exp.class_names[c]) for c in range(k)]
+    handles = [mpatches.Patch(color=CLASS_COLORS[c % len(CLASS_COLORS)], label=exp.class_names[c]) for c in range(k)]
     fig.legend(handles=handles, loc="lower center", ncol=min(k, 4), fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, (0.3 if caption else 0.0) / fig.get_figheight()))
     if caption:

@@ -31,7 +31,6 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -47,10 +46,10 @@ from ..explain import explain_image
 from ..explanation import Explanation
 from ..methods import DEFAULT_METHODS, METHODS, MethodNotApplicableError, list_methods
 from ..models import LoadedModel, load_model
-from ..options import opt
 from ..var import DEFAULT_PRESET, PRESETS, VARConfig
 from ..viz import FORMATS, SIGNS, dominance_image, overlay, row_scale
 from .cache import LRUCache
+from .config import AppConfig
 
 __all__ = ["AppConfig", "Explorer", "UserError", "make_server", "serve"]
 
@@ -67,48 +66,6 @@ class UserError(ValueError):
         super().__init__(message)
         self.status = status
         self.headers = headers or {}
-
-
-@dataclass(frozen=True, kw_only=True)
-class AppConfig:
-    """Settings of the web explorer (each field is an ``attrdist serve`` option; none comes from a request).
-
-    Attributes:
-        host: Address to bind (default: localhost only).
-        port: Port (0: any free port).
-        models: The models offered; requests choose among these names only.
-        device: Torch device.
-        max_upload_mb: Largest accepted upload.
-        max_megapixels: Largest accepted image, decoded (decompression bombs are refused before decoding).
-        cache_size: Explanations kept for the VAR controls.
-        workers: Attribution jobs run at once.
-        queue: Jobs that may wait for a worker; more get 503 with ``Retry-After``.
-        trust_checkpoint: Allow checkpoint files among ``models`` that hold pickled code (unpickling runs it).
-    """
-
-    host: str = field(default="127.0.0.1", metadata=opt("address to bind (127.0.0.1: this machine only)"))
-    port: int = field(default=7860, metadata=opt("port (0: any free port)"))
-    models: tuple[str, ...] = field(default=("efficientnet_lite0",), metadata=opt(
-        "comma-separated models offered; requests choose among these names only"))
-    device: str = field(default="cpu", metadata=opt("torch device"))
-    max_upload_mb: float = field(default=10.0, metadata=opt("largest accepted upload in MB"))
-    max_megapixels: float = field(default=50.0, metadata=opt("largest accepted image in megapixels"))
-    cache_size: int = field(default=16, metadata=opt("explanations kept for the instant VAR controls"))
-    workers: int = field(default=1, metadata=opt("attribution jobs run at once"))
-    queue: int = field(default=32, metadata=opt("jobs that may wait for a worker (more: 503 Retry-After)"))
-    trust_checkpoint: bool = field(default=False, metadata=opt(
-        "allow --models checkpoint files that hold pickled code (unpickling runs it: only files you trust)"))
-
-    def __post_init__(self) -> None:
-        if isinstance(self.models, str):
-            object.__setattr__(self, "models", tuple(m for m in self.models.split(",") if m))
-        if not self.models:
-            raise ValueError("the explorer needs at least one model")
-        for name in ("max_upload_mb", "max_megapixels"):
-            if not 0 < getattr(self, name) < float("inf"):
-                raise ValueError(f"{name} must be a positive, finite number, got {getattr(self, name)}")
-        if self.cache_size < 1 or self.workers < 1 or self.queue < 0:
-            raise ValueError("cache_size and workers must be >= 1 and queue >= 0")
 
 
 def _finite(obj: object) -> object:

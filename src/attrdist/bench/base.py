@@ -116,7 +116,7 @@ class Benchmark:
                 folder is made).
             ConfigMismatchError: If the folder holds a run of another configuration.
         """
-        from .. import __version__
+        from ..version import __version__
         from .config import open_run
         from .runner import current_shard, run_batches
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from ..methods.base import BENCHMARK_METHODS
-from ..options import ModelOptions, opt, read_yaml
+from ..options import BENCHMARK_METHODS, ModelOptions, opt, read_yaml
 from ..var import DEFAULT_PRESET, NORMALIZATIONS, VARConfig, variant_config
 
 if typing.TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""One aggregation of benchmark rows: paired means, bootstrap intervals of the change, counts of unscorable maps.
+"""One aggregation of benchmark rows: paired means, bootstrap intervals of means and changes, unscorable counts.
 
 Every report and the variant study read results through :func:`aggregate`. A result row is
 ``(item, unit, method, variant, metric, value)``. A map is *unscorable* when the benchmark recorded it as such
@@ -9,7 +9,8 @@ A variant is compared with vanilla on the same maps only: its mean, vanilla's me
 the (item, unit) pairs where both maps could be scored (the *paired* mean), so that a variant which zeroes the
 hard maps cannot look better by leaving them out. Vanilla's own column is its mean over all its scorable maps.
 The change is relative (percent) or a difference, as the metric declares (:attr:`Metric.relative`), and its
-95% interval is a percentile bootstrap over items (images or grids), resampling the same items for both sides.
+95% interval is a percentile bootstrap over items (images or grids), resampling the same items for both sides;
+the interval of each mean comes from the same resampled items.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class Cell:
         ci: Percentile-bootstrap interval of ``change`` (95% unless asked otherwise; nan without pairs or resamples).
         n: Maps averaged (pairs).
         items: Items (images, grids) they come from.
+        mean_ci: Percentile-bootstrap interval of ``mean``, over the same resampled items as ``ci`` (nan without
+            maps or resamples).
     """
 
     mean: float
@@ -58,6 +61,7 @@ class Cell:
     ci: tuple[float, float]
     n: int
     items: int
+    mean_ci: tuple[float, float] = (math.nan, math.nan)
 
 
 @dataclass
@@ -98,7 +102,7 @@ def _interval(samples: np.ndarray, level: float) -> tuple[float, float]:
 
 
 def aggregate(rows: Iterable[Sequence], *, bootstrap: int = 2000, seed: int = 0, level: float = 0.95) -> Aggregate:
-    """Paired means, bootstrap intervals and unscorable counts of result rows.
+    """Paired means, bootstrap intervals (of each mean and of each change) and unscorable counts of result rows.
 
     Args:
         rows: ``(item, unit, method, variant, metric, value)`` tuples (a store's rows, or any subset).
@@ -158,16 +162,19 @@ def aggregate(rows: Iterable[Sequence], *, bootstrap: int = 2000, seed: int = 0,
         rel = relative(metric)
         change = float(_change(a.mean(), b.mean(), rel))
         ci: tuple[float, float] = (math.nan, math.nan)
-        if variant != "vanilla" and len(weights):
+        mean_ci: tuple[float, float] = (math.nan, math.nan)
+        if len(weights):
             per_item = np.zeros((3, len(items)))
             np.add.at(per_item[0], idx, a)
             np.add.at(per_item[1], idx, b)
             np.add.at(per_item[2], idx, 1.0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 sums = weights @ per_item.T  # [bootstrap, 3]
-                ci = _interval(np.asarray(_change(sums[:, 0] / sums[:, 2], sums[:, 1] / sums[:, 2], rel)), level)
+                mean_ci = _interval(sums[:, 0] / sums[:, 2], level)
+                if variant != "vanilla":
+                    ci = _interval(np.asarray(_change(sums[:, 0] / sums[:, 2], sums[:, 1] / sums[:, 2], rel)), level)
         cells[(method, variant, metric)] = Cell(float(a.mean()), float(b.mean()), change, ci, len(pairs),
-                                                len(set(idx.tolist())))
+                                                len(set(idx.tolist())), mean_ci)
     counts = {k: (c[0], c[1]) for k, c in count_rows.items()}
     unscorable = {(m, v): n for (m, v, metric), n in counts.items() if metric == UNSCORABLE}
     return Aggregate(methods, variants, metrics, cells, unscorable, counts, len(items))

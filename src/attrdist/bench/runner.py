@@ -19,8 +19,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-import torch
-
 from .store import ResultStore
 
 __all__ = ["ItemResult", "Shard", "Skip", "current_shard", "run_batches", "run_items"]
@@ -63,6 +61,7 @@ def current_shard() -> Shard:
 def _barrier(shard: Shard) -> None:
     if shard.world < 2:
         return
+    import torch
     import torch.distributed as dist
 
     if not dist.is_initialized():
@@ -140,7 +139,9 @@ def run_items(
     return run_batches(store, items, lambda item: item, lambda batch: [compute(it) for it, _ in batch], shard, desc)
 
 
-class _Prepared(torch.utils.data.Dataset):
+class _Prepared:
+    """The items to prepare, as a map-style dataset for torch's ``DataLoader`` (worker processes)."""
+
     def __init__(self, items: list[str], prepare: Callable[[str], object]) -> None:
         self.items, self.prepare = items, prepare
 
@@ -154,8 +155,10 @@ class _Prepared(torch.utils.data.Dataset):
 def _prepared(todo: list[str], prepare: Callable[[str], object], workers: int) -> Iterator[tuple[str, object]]:
     if workers < 1:
         return ((it, prepare(it)) for it in todo)
-    loader = torch.utils.data.DataLoader(_Prepared(todo, prepare), batch_size=None, num_workers=workers,
-                                         prefetch_factor=4, persistent_workers=False)
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(_Prepared(todo, prepare), batch_size=None, num_workers=workers, prefetch_factor=4,
+                        persistent_workers=False)
     return iter(loader)
 
 

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
+from .._lazy import lazy
 from .prepare import model_input
 
 if TYPE_CHECKING:
     from ..models import LoadedModel
+
+torch = lazy("torch")
 
 __all__ = ["SELECTIONS", "Candidate", "Grid", "cell_boxes", "cell_masks", "grid_classes", "select_grids"]
 

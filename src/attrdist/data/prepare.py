@@ -18,11 +18,12 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from PIL import Image
-from torch import Tensor
 
 from .samples import SAMPLES, sample_image
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from ..models.loading import Preprocess
 
 __all__ = ["compose_grid", "fit", "model_input", "sample_cell", "sample_grid", "sample_view", "square"]

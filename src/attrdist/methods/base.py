@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ..classes import ClassesLike, ClassSet, class_rule, resolve_classes
 from ..models.vit import architecture_of
+from ..options import BENCHMARK_METHODS, DEFAULT_METHODS  # re-exported: attrdist.methods.DEFAULT_METHODS
 from ..registry import Registry
 from .hooks import model_scope
 
@@ -51,10 +52,6 @@ _GradMode = Literal["batched", "sequential"]
 #: The single list of attribution methods.
 METHODS: Registry[type[Attributor]] = Registry("method")
 
-#: The methods ``attrdist explain`` and the web explorer show unless told otherwise.
-DEFAULT_METHODS = ("gradcam", "guided_backprop")
-#: The methods the benchmarks run unless told otherwise (the paper's CNN methods of Table 1).
-BENCHMARK_METHODS = ("gradcam", "guided_backprop", "input_x_gradient", "integrated_gradients")
 
 
 class MethodNotApplicableError(ValueError):

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from .._lazy import lazy
 from .base import register_metric
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy("torch")
 
 __all__ = ["degenerate", "unscorable"]
 
@@ -51,7 +57,7 @@ def degenerate(m: Tensor | np.ndarray) -> str | None:
         >>> degenerate(torch.zeros(4, 4)), degenerate(torch.ones(4, 4)), degenerate(torch.eye(4))
         ('all-zero map', 'constant map', None)
     """
-    t = m.detach() if isinstance(m, Tensor) else torch.from_numpy(np.asarray(m, dtype=np.float64))
+    t = m.detach() if isinstance(m, torch.Tensor) else torch.from_numpy(np.asarray(m, dtype=np.float64))
     if not bool(unscorable(t.reshape(1, -1))):
         return None
     if not bool(torch.isfinite(t).all()):

@@ -33,11 +33,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
+from .._lazy import lazy
 from ..smoothing import smooth
 from .base import register_metric
+
+torch = lazy("torch")
 
 if TYPE_CHECKING:
     from threadpoolctl import ThreadpoolController

@@ -7,13 +7,16 @@ returns one value per map. Only the positive part of a map counts as evidence fo
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, cast
+from typing import TYPE_CHECKING, Literal, TypeAlias, cast
 
-import torch
-from torch import Tensor
-
+from .._lazy import lazy
 from ..smoothing import smooth as _smooth
 from .base import metrics_for, register_metric
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy("torch")
 
 __all__ = [
     "BINARIZATIONS",
@@ -37,7 +40,7 @@ EMPTY_MAP = 1e-7
 _Smoothing = Literal["gaussian", "box", "none"]
 _Border = Literal["reflect", "zeros"]
 #: A localisation metric's function: ``fn(maps, masks, binary) -> [N]`` (every registered one has one).
-_LocalizationFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+_LocalizationFn: TypeAlias = "Callable[[Tensor, Tensor, Tensor], Tensor]"
 
 
 #: The paper's smoothing (appendix B): an 11x11 Gaussian. Sigma and border follow the VAR authors' demo, which

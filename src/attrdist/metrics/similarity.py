@@ -16,13 +16,18 @@ notebook. All work on channel-summed maps.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, TypeAlias, cast
 
 import numpy as np
-from scipy.stats import rankdata
-from torch import Tensor
 
+from .._lazy import lazy
 from .base import metrics_for, register_metric
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+stats = lazy("scipy.stats")
+torch = lazy("torch")
 
 __all__ = [
     "DEFAULT_SIMILARITIES",
@@ -39,11 +44,11 @@ __all__ = [
 ]
 
 #: A similarity measure's function: ``fn(a, b) -> float`` for two maps ``[H, W]`` (every registered one has one).
-_SimilarityFn = Callable[[Tensor | np.ndarray, Tensor | np.ndarray], float]
+_SimilarityFn: TypeAlias = "Callable[[Tensor | np.ndarray, Tensor | np.ndarray], float]"
 
 
 def _np(a: Tensor | np.ndarray) -> np.ndarray:
-    return a.detach().cpu().double().numpy() if isinstance(a, Tensor) else np.asarray(a, dtype=np.float64)
+    return a.detach().cpu().double().numpy() if isinstance(a, torch.Tensor) else np.asarray(a, dtype=np.float64)
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -54,7 +59,7 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 
 def spearman(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
     """Spearman rank correlation of the signed maps (average ranks for ties; 0 for a constant map)."""
-    return _corr(rankdata(_np(a).ravel()), rankdata(_np(b).ravel()))
+    return _corr(stats.rankdata(_np(a).ravel()), stats.rankdata(_np(b).ravel()))
 
 
 def spearman_abs(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:

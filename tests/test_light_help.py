@@ -1,0 +1,33 @@
+"""``import attrdist`` and every subcommand's ``--help`` import no heavy library (torch alone takes ~1.5 s): the
+help answers at once. Checked by what is imported, not by timing (machines are noisy); measured times are in the
+README (``python -X importtime``)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "torchvision", "timm", "scipy", "matplotlib", "skimage", "zennit", "captum", "pycocotools")
+COMMANDS = [[], ["explain"], ["bench"], ["report"], ["serve"], ["methods"], ["models"], ["classes"],
+            *(["bench", name] for name in ("localization", "coco", "insertion", "sanity", "study"))]
+
+
+def _imported_after(code: str) -> list[str]:
+    probe = f"import sys\n{code}\nprint(__import__('json').dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return [m for m in json.loads(out.stdout.strip().splitlines()[-1]) if m in HEAVY]
+
+
+def test_import_attrdist_is_light():
+    assert _imported_after("import attrdist, attrdist.bench, attrdist.app, attrdist.explain") == []
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "attrdist")
+def test_help_imports_nothing_heavy(command):
+    code = ("import contextlib, io\nfrom attrdist.cli import main\n"
+            f"with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):\n"
+            f"    main({[*command, '--help']!r})\n"
+            "assert 'usage:' in out.getvalue()")
+    assert _imported_after(code) == []
