@@ -12,7 +12,7 @@ from attrdist.cli import main
 pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` leaves it out
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs" / "paper").glob("*.yaml"))
-BENCHMARK_OF = {"quad": "localization", "partquad": "localization", "coco": "localization", "pic": "insertion",
+BENCHMARK_OF = {"quad": "localization", "partquad": "localization", "coco": "coco", "pic": "insertion",
                 "sanity": "sanity"}
 
 
