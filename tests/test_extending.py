@@ -56,6 +56,7 @@ def test_new_method_and_metric_end_to_end(extended, tmp_path, capsys):
     assert "| abs_gradient |" in report and "peak_inside (vanilla)" in report
 
 
+@pytest.mark.slow  # 5-16 s: CI runs it, the fast subset leaves it out
 def test_new_dataset_kind_end_to_end(extended, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["bench", "insertion", "--help"])

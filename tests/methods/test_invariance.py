@@ -90,6 +90,7 @@ def test_smoothgrad_is_mean_gradient_over_its_noise(model, batch):
     close(sg(x, classes), SmoothGrad(model, samples=3, noise_level=0.2, seed=7)(x, classes))  # seeded
 
 
+@pytest.mark.slow  # 5-16 s: CI runs it, the fast subset leaves it out
 def test_integrated_gradients_completeness(model, batch):
     x, classes = batch
     ig = get_method("integrated_gradients", model, steps=64)

@@ -122,6 +122,7 @@ def test_triangle_transforms_take_one_blas_thread(monkeypatch):
     assert len(seen) >= 4 and set(seen) == {1}
 
 
+@pytest.mark.slow  # 5-16 s: CI runs it, the fast subset leaves it out
 @pytest.mark.parametrize("name", ["coffee", "chelsea"])
 def test_sic_and_aic_match_reference(pic, setup, name):
     probs, images = setup
