@@ -8,7 +8,8 @@ function; imports under ``TYPE_CHECKING`` are annotations only and do not count)
 2. ``methods``
 3. ``var``
 4. one explanation: ``viz``, ``explanation``, ``explain``
-5. ``bench``
+5. ``bench``, ``integrations`` (Quantus and Captum: they may import ``var``, ``methods``, ``models``, ``metrics``,
+   ``data``)
 6. ``app``
 7. ``cli``, ``__main__`` (and the package's lazy facade, ``attrdist/__init__.py``)
 """
@@ -23,7 +24,7 @@ FLOORS = {
     "registry": 0, "options": 0, "smoothing": 0, "labels": 0, "version": 0, "_lazy": 0,
     "classes": 1, "data": 1, "models": 1, "metrics": 1,
     "methods": 2, "var": 3, "viz": 4, "explanation": 4, "explain": 4,
-    "bench": 5, "app": 6, "cli": 7, "__main__": 7, "": 7,
+    "bench": 5, "integrations": 5, "app": 6, "cli": 7, "__main__": 7, "": 7,
 }
 
 

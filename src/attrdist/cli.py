@@ -20,7 +20,7 @@ __all__ = ["build_parser", "main"]
 #: The subcommands and their one-line help (static, so that ``attrdist --help`` is instant).
 COMMANDS = {
     "explain": "explain images: per-class vanilla and VAR maps of several methods, as a figure, JSON and npz",
-    "bench": "run (or resume) a benchmark into a run folder: localization, insertion, sanity",
+    "bench": "run (or resume) a benchmark into a run folder: localization, coco, insertion, sanity, study",
     "report": "tables (Markdown, LaTeX, CSV) and figures of a benchmark run folder",
     "serve": "the web explorer (local by default)",
     "methods": "list the attribution methods (--model NAME: those that apply to it)",
@@ -239,7 +239,7 @@ def _bench_parser(p: argparse.ArgumentParser) -> None:
 
 
 def _report_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", help="a run folder written by attrdist bench")
+    p.add_argument("run_dir", help="a run folder written by attrdist bench (a study's folder: a report of each run)")
 
 
 def _serve_parser(p: argparse.ArgumentParser) -> None:
@@ -454,12 +454,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .bench.report import write_report
 
-    try:
-        written = write_report(args.run_dir)
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        return _error(err.args[0] if isinstance(err, KeyError) and err.args else err)
-    print(written["markdown"].read_text())
-    print("wrote " + ", ".join(str(p) for p in written.values()), file=sys.stderr)
+    run = Path(args.run_dir)
+    # a suite's folder (attrdist bench study) holds one run folder per benchmark: a report for each
+    runs = [run] if (run / "results.sqlite").exists() or not run.is_dir() else sorted(
+        d for d in run.iterdir() if (d / "results.sqlite").exists()) or [run]
+    for folder in runs:
+        try:
+            written = write_report(folder)
+        except (FileNotFoundError, ValueError, KeyError) as err:
+            return _error(err.args[0] if isinstance(err, KeyError) and err.args else err)
+        print(written["markdown"].read_text())
+        print("wrote " + ", ".join(str(p) for p in written.values()), file=sys.stderr)
     return 0
 
 

@@ -126,5 +126,9 @@ def test_study_runs_end_to_end_on_the_sample_photos(tmp_path, lite0):
     assert "### gradcam" in (tmp_path / "study.md").read_text()
     assert (tmp_path / "frontier.png").stat().st_size > 0
     assert "chosen:" in BENCHMARKS.get("study").result_text(result)  # what `attrdist bench study` prints
+    from attrdist.cli import main
+
+    assert main(["report", str(tmp_path)]) == 0  # a report of each of its runs
+    assert all((tmp_path / b / "report.html").exists() for b in ("localization", "insertion", "sanity"))
     # resuming reads the stored rows: the same analysis
     assert run_study(cfg, tmp_path, lm=lite0)["cells"] == result["cells"]

@@ -107,3 +107,14 @@ def test_channel_maps_and_native_resolution(model, batch):
     torch.testing.assert_close(att.channel_maps.sum(2), att.maps, rtol=0, atol=0)
     assert get_method("gradcam", model).attribute(x, classes=classes).channel_maps is None
     assert get_method("gradcam", model, resolution="native")(x, classes).shape == (3, 4, 2, 2)
+
+
+@pytest.mark.parametrize("name", ["gradient", "input_x_gradient", "gradcam", "lrp"])
+def test_a_callers_no_grad_does_not_change_the_maps(name, model, batch):
+    """Captum's NoiseTunnel and evaluation loops call under ``torch.no_grad()``: the method still gets gradients."""
+    x, _ = batch
+    method = get_method(name, model)
+    expected = method.attribute(x, classes="top2")
+    with torch.no_grad():
+        got = method.attribute(x, classes="top2")
+    close(got.maps, expected.maps)

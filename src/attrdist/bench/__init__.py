@@ -28,7 +28,7 @@ from .registry import BENCHMARKS, register_benchmark  # noqa: E402
 from .report import summarize, write_report  # noqa: E402
 from .runner import Shard, Skip, current_shard, run_items  # noqa: E402
 from .sanity import Sanity, SanityConfig, run_sanity  # noqa: E402
-from .store import ConfigMismatchError, ResultStore  # noqa: E402
+from .store import ConfigMismatchError, ResultStore, Row  # noqa: E402
 
 __all__ = [
     "ALL_VARIANTS",
@@ -42,6 +42,7 @@ __all__ = [
     "Localization",
     "LocalizationConfig",
     "ResultStore",
+    "Row",
     "RunConfig",
     "Sanity",
     "SanityConfig",

@@ -1,7 +1,8 @@
 """One aggregation of benchmark rows: paired means, bootstrap intervals of means and changes, unscorable counts.
 
-Every report and the variant study read results through :func:`aggregate`. A result row is
-``(item, unit, method, variant, metric, value)``. A map is *unscorable* when the benchmark recorded it as such
+Every report and the variant study read results through :func:`aggregate`. A result row is a
+:class:`~attrdist.bench.store.Row` ``(item, unit, method, variant, metric, value)``. A map is *unscorable* when
+the benchmark recorded it as such
 (a ``zeroed`` row with value 1: all zero, constant or non-finite, :func:`~attrdist.metrics.checks.unscorable`)
 or its value is missing or not finite; unscorable maps are counted, never averaged.
 
@@ -23,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..metrics import METRICS
+from .store import Row
 
-__all__ = ["UNSCORABLE", "Aggregate", "Cell", "aggregate", "is_count", "relative"]
+__all__ = ["UNSCORABLE", "Aggregate", "Cell", "Row", "aggregate", "is_count", "relative"]
 
 #: The count metric under which every benchmark records whether a map could be scored (1) or not (0).
 UNSCORABLE = "zeroed"
@@ -101,7 +103,8 @@ def _interval(samples: np.ndarray, level: float) -> tuple[float, float]:
         math.nan, math.nan)
 
 
-def aggregate(rows: Iterable[Sequence], *, bootstrap: int = 2000, seed: int = 0, level: float = 0.95) -> Aggregate:
+def aggregate(rows: Iterable[Row | Sequence], *, bootstrap: int = 2000, seed: int = 0,
+              level: float = 0.95) -> Aggregate:
     """Paired means, bootstrap intervals (of each mean and of each change) and unscorable counts of result rows.
 
     Args:

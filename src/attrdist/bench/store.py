@@ -14,8 +14,23 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["ResultStore", "ConfigMismatchError"]
+__all__ = ["ConfigMismatchError", "ResultStore", "Row"]
+
+
+class Row(NamedTuple):
+    """One stored result: a metric's value for one unit (a cell, an object, an image, a depth) of an item.
+
+    ``value`` is ``None`` where the map could not be scored (its ``zeroed`` row says so).
+    """
+
+    item: str
+    unit: str
+    method: str
+    variant: str
+    metric: str
+    value: float | None
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -175,9 +190,9 @@ class ResultStore:
         with self.lock:
             self.db.execute("INSERT OR REPLACE INTO cache VALUES (?, ?)", (key, json.dumps(value)))
 
-    def rows(self) -> list[tuple]:
-        """All result rows ``(item, unit, method, variant, metric, value)``, sorted."""
-        return self._query("SELECT * FROM results ORDER BY item, unit, method, variant, metric")
+    def rows(self) -> list[Row]:
+        """All result rows, sorted."""
+        return [Row(*r) for r in self._query("SELECT * FROM results ORDER BY item, unit, method, variant, metric")]
 
     def curves(self, name: str) -> list[tuple[str, str, str, str, list[float]]]:
         """Stored curves called ``name``: ``(item, unit, method, variant, values)``, sorted."""

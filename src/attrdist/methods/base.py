@@ -311,7 +311,10 @@ class Attributor(abc.ABC):
         token = _CURRENT.set(call)
         low = getattr(torch, self.autocast) if self.autocast else None
         try:
-            with model_scope(self.model), torch.autocast(x.device.type, dtype=low, enabled=low is not None):
+            # gradients are the method's business: a caller's no_grad() (Captum's NoiseTunnel, an eval loop) does
+            # not turn them off
+            with model_scope(self.model), torch.enable_grad(), \
+                    torch.autocast(x.device.type, dtype=low, enabled=low is not None):
                 maps, cls, logits = self._attribute(x, rule, target)
         finally:
             _CURRENT.reset(token)
