@@ -49,8 +49,10 @@ def server(lite0):
 
 
 def call(url, data=None, method=None, headers=None):
+    """A request as the page sends it (uploads as application/octet-stream), with ``headers`` on top."""
+    upload = {"Content-Type": "application/octet-stream"} if data is not None else {}
     req = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"),
-                                 headers=headers or {})
+                                 headers={**upload, **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=300) as r:
             return r.status, r.read(), r.headers.get("Content-Type")
@@ -223,7 +225,8 @@ def test_full_queue_answers_503_with_retry_after(lite0):
             if explorer.jobs.running:
                 break
             time.sleep(0.05)
-        req = urllib.request.Request(f"{base}/api/explain?sample=coffee&methods=gradcam", data=b"", method="POST")
+        req = urllib.request.Request(f"{base}/api/explain?sample=coffee&methods=gradcam", data=b"", method="POST",
+                                     headers={"Content-Type": "application/octet-stream"})
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(req, timeout=60)
         assert err.value.code == 503 and err.value.headers["Retry-After"] == "5"
@@ -364,7 +367,7 @@ def test_hardening_round_two(server):
     for headers in ([("Content-Length", "1_0")], [("Content-Length", "10"), ("Content-Length", "3")]):
         conn = http.client.HTTPConnection(host, int(port), timeout=30)
         conn.putrequest("POST", "/api/explain?sample=coffee")
-        for k, v in headers:
+        for k, v in [("Content-Type", "application/octet-stream"), *headers]:
             conn.putheader(k, v)
         conn.endheaders()
         conn.send(b"0123456789")
@@ -392,3 +395,37 @@ def test_port_in_use_is_one_line(capsys):
         assert main(["serve", "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_other_sites_cannot_use_the_explorer(server):
+    """Issue 22, item 4: DNS rebinding (a foreign Host), cross-site POSTs (Origin, Sec-Fetch-Site, the content types
+    a form or a no-CORS fetch can send) are refused before any model call, and result keys cannot be guessed."""
+    base, explorer = server
+    port = base.rsplit(":", 1)[1]
+    url = f"{base}/api/explain?sample=coffee&methods=gradcam"
+    calls = explorer.model_calls
+    for headers in ({"Host": "evil.example"}, {"Host": f"evil.example:{port}"}):
+        status, body, _ = call(f"{base}/api/options", headers=headers)
+        assert status == 403 and "does not answer to host" in json.loads(body)["error"]
+        assert call(url, data=b"", headers=headers)[0] == 403
+    for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Content-Type": "application/x-www-form-urlencoded"}, {"Content-Type": "text/plain"},
+                    {"Content-Type": "multipart/form-data; boundary=x"}):
+        status, body, _ = call(url, data=png_bytes(), headers=headers)
+        assert status in (403, 415) and json.loads(body)["error"], headers
+    assert explorer.model_calls == calls  # nothing reached the model
+    for headers in ({"Host": f"localhost:{port}"}, {"Host": f"127.0.0.1:{port}"}, {"Origin": base},
+                    {"Sec-Fetch-Site": "same-origin"}, {"Content-Type": "image/png"}):
+        assert call(url, data=b"", headers=headers)[0] == 200, headers
+    # keys: a server's secret makes them unguessable (the same request on another server gets another key)
+    key = json.loads(call(url, data=b"")[1])["key"]
+    other = Explorer(AppConfig(port=0), models={"efficientnet_lite0": explorer.model("efficientnet_lite0")})
+    assert other.explain(None, {"sample": "coffee", "methods": "gradcam"})["key"] != key
+
+
+def test_allowed_hosts_option():
+    from attrdist.app.server import _local_or_ip
+
+    assert AppConfig(allowed_hosts="Lab.example, box").allowed_hosts == ("lab.example", "box")
+    assert all(_local_or_ip(h) for h in ("localhost", "127.0.0.1", "[::1]", "10.0.0.7", "app.localhost"))
+    assert not any(_local_or_ip(h) for h in ("evil.example", "localhost.evil.example", "127.0.0.1.nip.io"))

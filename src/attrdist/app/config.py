@@ -24,6 +24,8 @@ class AppConfig:
         workers: Attribution jobs run at once.
         queue: Jobs that may wait for a worker; more get 503 with ``Retry-After``.
         trust_checkpoint: Allow checkpoint files among ``models`` that hold pickled code (unpickling runs it).
+        allowed_hosts: Host names the server answers to besides ``localhost`` and IP addresses (a request whose
+            ``Host`` header names another host is refused: what a DNS-rebinding page would send); ``*``: any.
     """
 
     host: str = field(default="127.0.0.1", metadata=opt("address to bind (127.0.0.1: this machine only)"))
@@ -38,10 +40,16 @@ class AppConfig:
     queue: int = field(default=32, metadata=opt("jobs that may wait for a worker (more: 503 Retry-After)"))
     trust_checkpoint: bool = field(default=False, metadata=opt(
         "allow --models checkpoint files that hold pickled code (unpickling runs it: only files you trust)"))
+    allowed_hosts: tuple[str, ...] = field(default=(), metadata=opt(
+        "comma-separated host names served besides localhost and IP addresses (the names users type to reach "
+        "this machine); '*': any (no DNS-rebinding protection)"))
 
     def __post_init__(self) -> None:
-        if isinstance(self.models, str):
-            object.__setattr__(self, "models", tuple(m for m in self.models.split(",") if m))
+        for name in ("models", "allowed_hosts"):
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, tuple(m.strip().lower() for m in getattr(self, name).split(",")
+                                                     if m.strip()) if name == "allowed_hosts"
+                                   else tuple(m for m in getattr(self, name).split(",") if m))
         if not self.models:
             raise ValueError("the explorer needs at least one model")
         for name in ("max_upload_mb", "max_megapixels"):

@@ -23,11 +23,15 @@ queue answers 503 with ``Retry-After``. It binds to 127.0.0.1 unless told otherw
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import hmac
 import io
+import ipaddress
 import json
 import math
 import re
+import secrets
 import sys
 import threading
 from collections.abc import Callable, Collection
@@ -182,6 +186,7 @@ class Explorer:
         self._lock = threading.Lock()
         self.jobs = _Jobs(config.workers, config.queue)
         self.model_calls = 0
+        self._secret = secrets.token_bytes(32)  # result keys: unguessable, and new with every start
 
     def model(self, name: str) -> LoadedModel:
         """One of the configured models (loaded once).
@@ -253,7 +258,9 @@ class Explorer:
             image, digest = sample_image(sample), f"sample:{sample}"
         else:
             raise UserError("upload an image or choose a sample photo")
-        key = hashlib.sha256(json.dumps([digest, name, methods, rule.spec, target]).encode()).hexdigest()[:24]
+        # keyed with this server's secret: equal requests share a result, but no one can guess another's key
+        request = json.dumps([digest, name, methods, rule.spec, target]).encode()
+        key = hmac.new(self._secret, request, hashlib.sha256).hexdigest()[:24]
 
         def compute() -> Explanation:
             with self._model_locks[name]:  # attribution hooks are per model: one attribution at a time on it
@@ -357,6 +364,17 @@ _CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsaf
 _DRAIN_LIMIT = 64 * 2**20
 
 
+def _local_or_ip(name: str) -> bool:
+    """Whether a ``Host`` name is this machine's or an address (a DNS-rebinding page sends a domain name)."""
+    if name in ("localhost", "localhost.") or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 class _Handler(BaseHTTPRequestHandler):
     explorer: Explorer
     server_version = "attrdist"
@@ -393,6 +411,37 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, obj: object, extra: dict | None = None) -> None:
         self._send(status, json.dumps(_finite(obj), allow_nan=False).encode(), "application/json", extra)
 
+    def _check_origin(self) -> None:
+        """Refuse what a page on another site could make a browser send (DNS rebinding, cross-site POSTs).
+
+        The ``Host`` must be ``localhost``, an IP address or a name the operator allowed; a POST must come from
+        this origin (``Origin``, ``Sec-Fetch-Site``) and carry the image as ``application/octet-stream`` or
+        ``image/*``, types a cross-site form or a no-CORS fetch cannot send without the browser asking first.
+        """
+        allowed = self.explorer.config.allowed_hosts
+        host = (self.headers.get("Host") or "").strip().lower()
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") and "]:" in host else host
+        if "*" not in allowed and not _local_or_ip(name) and name not in allowed:
+            raise UserError(f"this server does not answer to host {host[:80]!r} (start it with --allowed-hosts "
+                            "NAME to allow a name)", HTTPStatus.FORBIDDEN)
+        if self.command != "POST":
+            return
+        origin = self.headers.get("Origin")
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        refusal = None
+        if origin is not None and urlparse(origin).netloc.lower() != host:
+            refusal = UserError("cross-origin requests are refused", HTTPStatus.FORBIDDEN)
+        elif (self.headers.get("Sec-Fetch-Site") or "same-origin").lower() not in ("same-origin", "none"):
+            refusal = UserError("cross-site requests are refused", HTTPStatus.FORBIDDEN)
+        elif ctype != "application/octet-stream" and not ctype.startswith("image/"):
+            refusal = UserError(f"send the image as application/octet-stream or image/*, not "
+                                f"{ctype[:60] or 'no type'!r}", HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
+        if refusal is not None:
+            with contextlib.suppress(UserError):
+                self._body()  # read and drop what was sent (never decoded), so that the client reads the answer
+            self.close_connection = True
+            raise refusal
+
     def _params(self) -> tuple[str, dict[str, str]]:
         url = urlparse(self.path)
         try:
@@ -403,6 +452,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _guard(self, fn) -> None:  # noqa: ANN001
         try:
+            self._check_origin()
             fn()
         except UserError as err:
             self._json(err.status, {"error": str(err)}, err.headers)
