@@ -429,3 +429,42 @@ def test_allowed_hosts_option():
     assert AppConfig(allowed_hosts="Lab.example, box").allowed_hosts == ("lab.example", "box")
     assert all(_local_or_ip(h) for h in ("localhost", "127.0.0.1", "[::1]", "10.0.0.7", "app.localhost"))
     assert not any(_local_or_ip(h) for h in ("evil.example", "localhost.evil.example", "127.0.0.1.nip.io"))
+
+
+def test_admission_before_decode_and_bounded_figures(lite0, monkeypatch):
+    """Issue 22, item 3: an upload answered 503 is never decoded; figures wait in the same queue as attributions
+    and are bounded in size."""
+    import attrdist.app.server as server_module
+
+    decoded = []
+    real = server_module.read_image_bytes
+    monkeypatch.setattr(server_module, "read_image_bytes", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    explorer = Explorer(AppConfig(port=0, workers=1, queue=0), models={"efficientnet_lite0": lite0})
+    srv, base = start(explorer)
+    key = json.loads(call(f"{base}/api/explain?sample=coffee&methods=gradcam", data=b"")[1])["key"]
+    lock = explorer._model_locks["efficientnet_lite0"]
+    lock.acquire()
+    try:
+        first = threading.Thread(target=call, args=(f"{base}/api/explain?sample=camera&methods=gradcam",),
+                                 kwargs={"data": b""})
+        first.start()
+        for _ in range(100):  # the first job holds the only worker
+            if explorer.jobs.running:
+                break
+            time.sleep(0.05)
+        status, _, _ = call(f"{base}/api/explain?methods=gradcam", data=png_bytes((300, 200)))
+        assert status == 503 and decoded == []  # refused before the upload was decoded
+        status, body, _ = call(f"{base}/api/figure?key={key}")
+        assert status == 503 and "busy" in json.loads(body)["error"]  # a figure waits like an attribution
+    finally:
+        lock.release()
+    first.join(120)
+    assert call(f"{base}/api/figure?key={key}")[0] == 200
+    assert call(f"{base}/api/explain?methods=gradcam", data=png_bytes((300, 200)))[0] == 200 and decoded == [1]
+    big = json.loads(call(f"{base}/api/explain?sample=coffee&methods=gradcam,gradient&classes=top30",
+                          data=b"")[1])["key"]
+    status, body, _ = call(f"{base}/api/figure?key={big}")
+    assert status == 400 and "at most 48" in json.loads(body)["error"]
+    assert call(f"{base}/api/maps?key={big}")[0] == 200  # the arrays are still there
+    srv.shutdown()
+    srv.server_close()

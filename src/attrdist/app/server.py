@@ -59,6 +59,8 @@ __all__ = ["AppConfig", "Explorer", "UserError", "make_server", "serve"]
 
 #: The most classes one request may explain.
 MAX_CLASSES = 32
+#: The most class maps (classes x methods) one figure draws (32 classes x 4 methods took two minutes).
+MAX_FIGURE_MAPS = 48
 _KEY = re.compile(r"^[0-9a-f]{24}$")
 _T = TypeVar("_T")
 
@@ -250,19 +252,20 @@ class Explorer:
         target = _number(params, "target", int, 0, n_out - 1)
         sample = params.get("sample")
         if data:
-            image = read_image_bytes(data, max_pixels=int(self.config.max_megapixels * 1e6))
             digest = hashlib.sha256(data).hexdigest()
         elif sample:
             if sample not in SAMPLES:
                 raise UserError(f"no sample {sample[:40]!r}; choose one of {', '.join(SAMPLES)}")
-            image, digest = sample_image(sample), f"sample:{sample}"
+            digest = f"sample:{sample}"
         else:
             raise UserError("upload an image or choose a sample photo")
         # keyed with this server's secret: equal requests share a result, but no one can guess another's key
         request = json.dumps([digest, name, methods, rule.spec, target]).encode()
         key = hmac.new(self._secret, request, hashlib.sha256).hexdigest()[:24]
 
-        def compute() -> Explanation:
+        def compute() -> Explanation:  # admitted by the job queue: only now is the upload decoded
+            image = read_image_bytes(data, max_pixels=int(self.config.max_megapixels * 1e6)) if data else \
+                sample_image(sample or "")
             with self._model_locks[name]:  # attribution hooks are per model: one attribution at a time on it
                 try:
                     exp = explain_image(lm, image, methods=methods, classes=rule, target=target,
@@ -338,9 +341,18 @@ class Explorer:
         import tempfile
         from pathlib import Path
 
-        with tempfile.TemporaryDirectory() as tmp:
-            path = save_figure(explanation_figure(self.refined(params), sign=sign), Path(tmp) / f"figure.{fmt}")[0]
-            data = path.read_bytes()
+        exp = self.refined(params)
+        maps = sum(r.maps.shape[1] for r in exp.results.values())
+        if maps > MAX_FIGURE_MAPS:  # drawing time and memory grow with the panels: bounded like an attribution
+            raise UserError(f"the figure would draw {maps} class maps per row; at most {MAX_FIGURE_MAPS} (explain "
+                            "fewer classes or methods; the maps download holds every array)")
+
+        def draw() -> bytes:  # admitted by the same job queue as the attributions
+            with tempfile.TemporaryDirectory() as tmp:
+                path = save_figure(explanation_figure(exp, sign=sign), Path(tmp) / f"figure.{fmt}")[0]
+                return path.read_bytes()
+
+        data = self.jobs.run(f"figure:{secrets.token_hex(8)}", draw, lambda: None)
         return data, {"png": "image/png", "pdf": "application/pdf", "svg": "image/svg+xml"}[fmt]
 
     def arrays(self, params: dict[str, str]) -> bytes:
