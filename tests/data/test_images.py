@@ -51,3 +51,34 @@ def test_a_folder_is_named_as_a_folder(tmp_path):
 
     with pytest.raises(ImageReadError, match="a folder, not an image"):
         read_image(tmp_path)
+
+
+def test_formats_that_decode_while_opening_are_refused_before_any_decode():
+    """Issue 22, item 2: Pillow decodes an ICO's embedded PNG inside Image.open, before any size check could refuse
+    it; such formats are not read at all (the message lists those that are)."""
+    import io
+    import time
+
+    from PIL import Image
+
+    from attrdist.data.images import FORMATS, ImageReadError, read_image_bytes
+
+    frame = io.BytesIO()
+    Image.new("RGB", (4000, 4000)).save(frame, "PNG")  # 16 megapixels, a few kB compressed
+    ico = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(ico, "ICO", sizes=[(16, 16)])
+    data = bytearray(ico.getvalue())
+    # point the ICO's one directory entry at the big PNG (what the red team's 657 kB file did at 13000x13000)
+    offset = len(data)
+    data[6 + 8:6 + 12] = len(frame.getvalue()).to_bytes(4, "little")
+    data[6 + 12:6 + 16] = offset.to_bytes(4, "little")
+    data += frame.getvalue()
+    start = time.perf_counter()
+    with pytest.raises(ImageReadError, match="not an image file in a format read here"):
+        read_image_bytes(bytes(data), max_pixels=1_000_000)
+    assert time.perf_counter() - start < 0.5
+    assert "ICO" not in FORMATS and "PNG" in FORMATS
+    for fmt in ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"):  # what people upload still reads
+        buf = io.BytesIO()
+        Image.new("RGB", (20, 10), (9, 99, 199)).save(buf, fmt)
+        assert read_image_bytes(buf.getvalue()).size == (20, 10), fmt
