@@ -471,7 +471,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .app import AppConfig, serve
 
-    return serve(AppConfig(**_given(args, AppConfig))) or 0
+    try:
+        config = AppConfig(**_given(args, AppConfig))
+    except ValueError as err:
+        return _error(err)
+    if not 0 <= config.port <= 65535:
+        return _error(f"--port {config.port}: a port is 0-65535 (0: any free port)")
+    return serve(config) or 0
 
 
 COMMAND_RUNNERS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -503,6 +509,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt:
+        print("interrupted (a benchmark resumes where it stopped when run again)", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - one line for the user; the traceback on request
+        import os
+
+        if os.environ.get("ATTRDIST_DEBUG"):
+            raise
+        return _error(f"{_describe(err)} (ATTRDIST_DEBUG=1 shows the traceback)")
+
+
+def _describe(err: BaseException) -> str:
+    """One line for an exception: its message, or its type when the message alone says nothing."""
+    text = " ".join(str(err).split())
+    if isinstance(err, OSError) and err.filename is not None:
+        text = f"{err.filename}: {err.strerror or text}"
+    elif isinstance(err, KeyError) and err.args:
+        text = str(err.args[0])
+    plain = (ValueError, OSError, KeyError, TypeError)
+    first = text.split(". ")[0][:400]
+    return first if isinstance(err, plain) and first else f"{type(err).__name__}: {first or 'no message'}"
 
 
 if __name__ == "__main__":

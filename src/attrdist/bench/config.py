@@ -165,9 +165,17 @@ def _fits(value: object, hint: object) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if base is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if base in (list, tuple):
-        return isinstance(value, (list, tuple))
+    if base in (list, tuple):  # and each element (list[str]: no mapping among the method names)
+        return isinstance(value, (list, tuple)) and (not args or args[-1] is Ellipsis and _fits_all(value, args[0])
+                                                     or len(args) == 1 and _fits_all(value, args[0]))
+    if base is dict:
+        return isinstance(value, dict) and (len(args) != 2 or _fits_all(value, args[0])
+                                            and _fits_all(value.values(), args[1]))
     return isinstance(value, base) if isinstance(base, type) else True
+
+
+def _fits_all(values: typing.Iterable, hint: object) -> bool:
+    return all(_fits(v, hint) for v in values)
 
 
 def open_run(config: C, out_dir: str | Path, shard: Shard,
@@ -187,6 +195,8 @@ def open_run(config: C, out_dir: str | Path, shard: Shard,
     from .store import ResultStore
 
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: a file, not a run folder (choose another --out)")
     out.mkdir(parents=True, exist_ok=True)
     settings = {"method_settings": {n: m.settings() for n, m in methods.items()}} if methods else {}
     store = ResultStore(out / "results.sqlite")
