@@ -468,3 +468,16 @@ def test_admission_before_decode_and_bounded_figures(lite0, monkeypatch):
     assert call(f"{base}/api/maps?key={big}")[0] == 200  # the arrays are still there
     srv.shutdown()
     srv.server_close()
+
+
+def test_the_margin_control_sets_the_margin_that_applies(server):
+    """Issue 22, item 12: under authors-code with a ranked class set the preset's tau_ranked used to win, so the
+    page's tau control did nothing; it sets the margin that applies."""
+    base, _ = server
+    key = json.loads(call(f"{base}/api/explain?sample=coffee&methods=gradient", data=b"")[1])["key"]
+    maps = []
+    for tau in ("0", "0.4"):
+        status, body, _ = call(f"{base}/api/maps?key={key}&preset=authors-code&tau={tau}")
+        assert status == 200
+        maps.append(np.load(io.BytesIO(body))["refined_gradient"])
+    assert (maps[1] != 0).sum() < (maps[0] != 0).sum()  # a larger margin keeps fewer pixels

@@ -298,9 +298,12 @@ class Explorer:
             raise UserError(f"temperatures must be comma-separated numbers, got {temps[:40]!r}") from None
         if temperatures is not None and not all(math.isfinite(t) and t > 0 for t in temperatures):
             raise UserError("temperatures must be positive numbers")
+        tau = _number(params, "tau", float, -0.99, 0.99)
         overrides = {
             "temperatures": temperatures,
-            "tau": _number(params, "tau", float, -0.99, 0.99),
+            # the page has one margin control: it sets the margin that applies, also where a preset has its own
+            # for ranked class sets (authors-code's tau_ranked would win over tau and the control do nothing)
+            "tau": tau, "tau_ranked": tau,
             **{name: _choice(params, name, allowed) for name, allowed in VARConfig.choices().items()},
         }
         try:
