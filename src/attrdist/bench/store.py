@@ -123,7 +123,13 @@ class ResultStore:
         row = next(iter(self._query("SELECT value FROM config WHERE key='run'")), None)
         if row is None:
             raise FileNotFoundError(f"{self.path}: no run configuration stored")
-        return json.loads(row[0])
+        try:
+            config = json.loads(row[0])
+        except ValueError:
+            raise ValueError(f"{self.path}: the stored run configuration is not valid JSON") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{self.path}: the stored run configuration is a {type(config).__name__}, not a mapping")
+        return config
 
     def set_info(self, **info: object) -> None:
         """Record facts about the run (merged into what is recorded): what a report's header shows.
@@ -192,7 +198,13 @@ class ResultStore:
 
     def rows(self) -> list[Row]:
         """All result rows, sorted."""
-        return [Row(*r) for r in self._query("SELECT * FROM results ORDER BY item, unit, method, variant, metric")]
+        rows = [Row(*r) for r in self._query("SELECT * FROM results ORDER BY item, unit, method, variant, metric")]
+        for r in rows:  # a database written by hand (or by someone else) may hold anything
+            if not all(isinstance(v, str) for v in r[:5]) or not (
+                    r.value is None or isinstance(r.value, int | float) and not isinstance(r.value, bool)):
+                raise ValueError(f"{self.path}: a result row holds {r.value!r} where a number belongs "
+                                 f"(item {str(r.item)[:60]!r}, metric {str(r.metric)[:60]!r})")
+        return rows
 
     def curves(self, name: str) -> list[tuple[str, str, str, str, list[float]]]:
         """Stored curves called ``name``: ``(item, unit, method, variant, values)``, sorted."""
