@@ -91,9 +91,9 @@ def get_method(name: str, model: nn.Module | LoadedModel, **options: object) -> 
 
     Args:
         name: A registered method name (see ``attrdist methods``).
-        model: The classifier, returning logits ``[B, num_classes]``, or a
-            :class:`~attrdist.models.LoadedModel` (its input normalisation then reaches the methods that use
-            it, such as integrated gradients with ``baseline="black"``).
+        model: The classifier, returning logits ``[B, num_classes]``, a ``transformers`` image classifier
+            (wrapped to return its logits), or a :class:`~attrdist.models.LoadedModel` (its input normalisation
+            then reaches the methods that use it, such as integrated gradients with ``baseline="black"``).
         **options: Options of the method class.
 
     Returns:
@@ -109,6 +109,9 @@ def get_method(name: str, model: nn.Module | LoadedModel, **options: object) -> 
         if cls.uses_normalization:
             options.setdefault("normalization", (tuple(preprocess.mean), tuple(preprocess.std)))
         model = model.model
+    from ..models.hf import as_classifier
+
+    model = as_classifier(model)  # a transformers model returns its logits
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module or a LoadedModel, got {type(model).__name__}")
     arch = architecture_of(model)

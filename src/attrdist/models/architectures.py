@@ -212,6 +212,63 @@ register_family(Family(
     "EfficientNet-Lite (efficientnet-lite-pytorch); CAM: head BN output before ReLU6 (_bn1); "
     "LRP: BN folded, residual Sum, one ReLU6 per use",
 ))
+def _hf(*class_names: str) -> Callable[[nn.Module], bool]:
+    """Match an :class:`~attrdist.models.hf.HFClassifier` whose ``transformers`` model has one of these bases."""
+
+    def match(model: nn.Module) -> bool:
+        from .hf import hf_model
+
+        inner = hf_model(model)
+        return inner is not None and any(c.__name__ in class_names for c in type(inner).__mro__)
+
+    return match
+
+
+def _hf_base(model: nn.Module) -> str:
+    """``hf.<base>``: the backbone attribute of a wrapped ``transformers`` classifier (``hf.resnet``, ...)."""
+    return f"hf.{model.hf.base_model_prefix}"
+
+
+def _hf_cnn_cam_layer(model: nn.Module) -> str:
+    return f"{_hf_base(model)}.encoder.stages.{len(model.hf.base_model.encoder.stages) - 1}"
+
+
+def _hf_cnn_blocks(model: nn.Module) -> list[str]:
+    """Classifier, final norm, every stage's layers (and downsampling) from the output, then the stem."""
+    base = _hf_base(model)
+    backbone = model.hf.base_model
+    out = ["hf.classifier"] + ([f"{base}.layernorm"] if getattr(backbone, "layernorm", None) is not None else [])
+    for i in reversed(range(len(backbone.encoder.stages))):
+        stage = backbone.encoder.stages[i]
+        out += [f"{base}.encoder.stages.{i}.layers.{j}" for j in reversed(range(len(stage.layers)))]
+        down = getattr(stage, "downsampling_layer", None)
+        if down is not None and any(True for _ in down.parameters()):
+            out.append(f"{base}.encoder.stages.{i}.downsampling_layer")
+    stem = "embedder" if hasattr(backbone, "embedder") else "embeddings"
+    return [*out, f"{base}.{stem}"]
+
+
+def _no_lrp(what: str) -> Callable[[], list[Canonizer]]:
+    def refuse() -> list[Canonizer]:
+        raise ValueError(f"LRP does not support {what}; use another method (gradcam, gradient, ...) or the "
+                         "torchvision model of the same architecture")
+
+    return refuse
+
+
+register_family(Family(
+    "resnet_hf", _hf("ResNetPreTrainedModel"), _hf_cnn_cam_layer,
+    _no_lrp("Hugging Face ResNet: its BatchNorms sit outside any Sequential and its residual sum is in place, "
+            "which no Zennit canonizer covers"),
+    "Hugging Face transformers ResNet (hf:); CAM: last stage; LRP: refused (no canonizer)", _hf_cnn_blocks,
+))
+register_family(Family(
+    "convnext_hf", _hf("ConvNextPreTrainedModel"), _hf_cnn_cam_layer, _no_canonizers,
+    "Hugging Face transformers ConvNeXt (hf:); CAM: last stage; LRP: no canonizer (LayerNorm passes gradient)",
+    _hf_cnn_blocks,
+))
+
+
 def _tv_vit_blocks(model: nn.Module) -> list[str]:
     layers = [f"encoder.layers.{n}" for n, _ in model.encoder.layers.named_children()]
     return ["heads", "encoder.ln", *layers[::-1], "conv_proj"]
@@ -231,6 +288,18 @@ register_family(Family(
     "vit_timm", _is("timm.models.vision_transformer.VisionTransformer"),
     lambda m: f"blocks.{len(m.blocks) - 1}.norm1", _no_canonizers,
     "timm ViT; CAM: last block's norm1 (tokens on the patch grid)", _timm_vit_blocks,
+))
+def _hf_vit_blocks(model: nn.Module) -> list[str]:
+    from .vit import vit_info
+
+    names = {id(m): n for n, m in model.named_modules()}
+    layers = [names[id(b)] for b in vit_info(model).blocks]
+    return ["hf.classifier", f"{_hf_base(model)}.layernorm", *layers[::-1], f"{_hf_base(model)}.embeddings"]
+
+
+register_family(Family(
+    "vit_hf", _hf("ViTPreTrainedModel", "DeiTPreTrainedModel"), lambda m: f"{_hf_vit_blocks(m)[2]}.layernorm_before",
+    _no_canonizers, "Hugging Face transformers ViT / DeiT (hf:); CAM: last block's layernorm_before", _hf_vit_blocks,
 ))
 register_family(Family(
     "generic", lambda model: True, _last_of(nn.Conv2d), _canonizers("zennit.canonizers", "SequentialMergeBatchNorm"),

