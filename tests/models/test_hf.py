@@ -230,3 +230,23 @@ def test_deit_has_two_prefix_tokens_and_runs_every_vit_method():
     for name in VIT_METHODS:
         maps = get_method(name, hf, resolution="native", **FAST.get(name, {}))(x, "top2")
         assert maps.shape == (2, 2, 4, 4) and torch.isfinite(maps).all(), name
+
+
+def test_explain_on_the_command_line_by_class_names(tmp_path, capsys):
+    """`attrdist explain --model hf:ID --weights FOLDER`, classes by the model's own names (config.id2label)."""
+    from attrdist.cli import main
+
+    names = ["cat", "dog", "bird"]
+    cfg = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                                 num_attention_heads=2, intermediate_size=64, num_labels=3,
+                                 id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
+    torch.manual_seed(0)
+    transformers.ViTForImageClassification(cfg).save_pretrained(tmp_path / "vit")
+    out = tmp_path / "out"
+    assert main(["explain", "--model", "hf:tiny/vit", "--weights", str(tmp_path / "vit"), "--methods", "gae,gradcam",
+                 "--classes", "cat,bird", "--target", "bird", "--out", str(out)]) == 0
+    record = json.loads((out / "sample_grid.json").read_text())
+    assert [c["name"] for c in record["classes"]] == ["cat", "bird"] and record["target"]["name"] == "bird"
+    assert (out / "sample_grid.png").stat().st_size > 0
+    assert main(["classes", "--model", "hf:tiny/vit", "--weights", str(tmp_path / "vit"), "bir"]) == 0
+    assert "bird" in capsys.readouterr().out
