@@ -2,6 +2,7 @@
 fuzz of a few hundred malformed requests), readable 413s, bounded cache and jobs, identical results under 16
 concurrent requests, VAR controls without model calls."""
 
+import contextlib
 import http.client
 import io
 import json
@@ -212,28 +213,35 @@ def test_slow_request_does_not_block_others(server):
     slow.join(300)
 
 
-def test_full_queue_answers_503_with_retry_after(lite0):
-    explorer = Explorer(AppConfig(port=0, workers=1, queue=0), models={"efficientnet_lite0": lite0})
-    srv, base = start(explorer)
+@contextlib.contextmanager
+def only_worker_busy(explorer, base):
+    """An explorer with one worker whose job is held (its model lock taken) for the duration of the block."""
     lock = explorer._model_locks["efficientnet_lite0"]
     lock.acquire()
+    first = threading.Thread(target=call, args=(f"{base}/api/explain?sample=camera&methods=gradcam",),
+                             kwargs={"data": b""})
     try:
-        first = threading.Thread(target=call, args=(f"{base}/api/explain?sample=camera&methods=gradcam",),
-                                 kwargs={"data": b""})
         first.start()
         for _ in range(100):  # the first job holds the only worker
             if explorer.jobs.running:
                 break
             time.sleep(0.05)
+        yield
+    finally:
+        lock.release()
+        first.join(120)
+
+
+def test_full_queue_answers_503_with_retry_after(lite0):
+    explorer = Explorer(AppConfig(port=0, workers=1, queue=0), models={"efficientnet_lite0": lite0})
+    srv, base = start(explorer)
+    with only_worker_busy(explorer, base):
         req = urllib.request.Request(f"{base}/api/explain?sample=coffee&methods=gradcam", data=b"", method="POST",
                                      headers={"Content-Type": "application/octet-stream"})
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(req, timeout=60)
         assert err.value.code == 503 and err.value.headers["Retry-After"] == "5"
         assert "busy" in json.loads(err.value.read())["error"]
-    finally:
-        lock.release()
-    first.join(120)
     srv.shutdown()
     srv.server_close()
 
@@ -442,23 +450,11 @@ def test_admission_before_decode_and_bounded_figures(lite0, monkeypatch):
     explorer = Explorer(AppConfig(port=0, workers=1, queue=0), models={"efficientnet_lite0": lite0})
     srv, base = start(explorer)
     key = json.loads(call(f"{base}/api/explain?sample=coffee&methods=gradcam", data=b"")[1])["key"]
-    lock = explorer._model_locks["efficientnet_lite0"]
-    lock.acquire()
-    try:
-        first = threading.Thread(target=call, args=(f"{base}/api/explain?sample=camera&methods=gradcam",),
-                                 kwargs={"data": b""})
-        first.start()
-        for _ in range(100):  # the first job holds the only worker
-            if explorer.jobs.running:
-                break
-            time.sleep(0.05)
+    with only_worker_busy(explorer, base):
         status, _, _ = call(f"{base}/api/explain?methods=gradcam", data=png_bytes((300, 200)))
         assert status == 503 and decoded == []  # refused before the upload was decoded
         status, body, _ = call(f"{base}/api/figure?key={key}")
         assert status == 503 and "busy" in json.loads(body)["error"]  # a figure waits like an attribution
-    finally:
-        lock.release()
-    first.join(120)
     assert call(f"{base}/api/figure?key={key}")[0] == 200
     assert call(f"{base}/api/explain?methods=gradcam", data=png_bytes((300, 200)))[0] == 200 and decoded == [1]
     big = json.loads(call(f"{base}/api/explain?sample=coffee&methods=gradcam,gradient&classes=top30",
