@@ -91,3 +91,26 @@ def test_classes_command_and_names_on_the_command_line(capsys, tmp_path):
     assert "did you mean 'motor scooter'" in capsys.readouterr().err
     assert main(["explain", "--target", "no such class", "--out", str(tmp_path)]) == 2
     assert "no class named 'no such class'" in capsys.readouterr().err
+
+
+def test_class_lists_of_any_shape_give_a_clear_answer():
+    """A list of per-sample lists is a [B, K] class set (it raised torch's RuntimeError); anything else that is
+    no class id is a ValueError that says what classes may be."""
+    import numpy as np
+    import torch
+
+    from attrdist.classes import class_rule
+
+    assert class_rule([[1, 4, 6]], 1, "cpu").tolist() == [[1, 4, 6]]
+    assert class_rule([[1, 4], [7, 9]], 2, "cpu").tolist() == [[1, 4], [7, 9]]
+    assert class_rule([np.int64(3), 5], 2, "cpu").tolist() == [[3, 5], [3, 5]]
+    assert class_rule((torch.tensor(2), 8), 1, "cpu").tolist() == [[2, 8]]
+    assert class_rule(np.array([[1, 2], [3, 4]]), 2, "cpu").tolist() == [[1, 2], [3, 4]]
+    assert class_rule(np.array([5, 6]), 2, "cpu").tolist() == [[5, 6], [5, 6]]
+    with pytest.raises(ValueError, match="rows for a batch of 2"):
+        class_rule([[1, 4, 6]], 2, "cpu")
+    with pytest.raises(ValueError, match="one length"):
+        class_rule([[1, 4], [7]], 2, "cpu")
+    for bad in ([1.5, 2], [True, 3], [], [None]):
+        with pytest.raises(ValueError, match="classes must be class ids"):
+            class_rule(bad, 1, "cpu")

@@ -128,12 +128,38 @@ def class_rule(classes: ClassesLike | None, batch: int, device: torch.device | s
         return None
     if isinstance(classes, str | ClassSet):
         return parse_class_set(classes)
+    if not isinstance(classes, torch.Tensor) and hasattr(classes, "__array__"):  # a NumPy array: [K] or [B, K]
+        classes = torch.as_tensor(classes)
+        if classes.dim() == 1:
+            classes = classes.tolist()
+    items = list(classes) if not isinstance(classes, torch.Tensor) else None
+    if items is not None and items and all(isinstance(row, Sequence) and not isinstance(row, str) for row in items):
+        rows = [list(row) for row in items]  # per-sample class sets [B, K], as a tensor would give them
+        if len({len(row) for row in rows}) != 1 or not all(_is_id(c) for row in rows for c in row):
+            raise ValueError("per-sample class sets must be lists of class ids of one length, e.g. [[1, 4], [7, 9]]")
+        classes = torch.as_tensor(rows)
     if isinstance(classes, torch.Tensor):
         rule = validate_classes(classes.to(device))
         if rule.shape[0] != batch:
             raise ValueError(f"classes has {rule.shape[0]} rows for a batch of {batch}")
         return rule
-    return validate_classes(torch.as_tensor([list(classes)], device=device).expand(batch, -1))
+    if not items or not all(_is_id(c) for c in items):
+        raise ValueError(f"classes must be class ids, per-sample lists of them, a [B, K] tensor or a spec such as "
+                         f"'top3+worst'; got {str(classes)[:80]}")
+    return validate_classes(torch.as_tensor([items], device=device).expand(batch, -1))
+
+
+def _is_id(value: object) -> bool:
+    """Whether a value is a class id (an int, a NumPy or 0-d torch integer), not a bool or a float."""
+    if isinstance(value, torch.Tensor):
+        return value.dim() == 0 and not value.dtype.is_floating_point and value.dtype != torch.bool
+    return isinstance(value, int | _np_integer()) and not isinstance(value, bool)
+
+
+def _np_integer() -> type:
+    import numpy as np
+
+    return np.integer
 
 
 def resolve_classes(
