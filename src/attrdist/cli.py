@@ -475,8 +475,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         config = AppConfig(**_given(args, AppConfig))
     except ValueError as err:
         return _error(err)
-    if not 0 <= config.port <= 65535:
-        return _error(f"--port {config.port}: a port is 0-65535 (0: any free port)")
     return serve(config) or 0
 
 

@@ -55,5 +55,7 @@ class AppConfig:
         for name in ("max_upload_mb", "max_megapixels"):
             if not 0 < getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be a positive, finite number, got {getattr(self, name)}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"--port {self.port}: a port is 0-65535 (0: any free port)")
         if self.cache_size < 1 or self.workers < 1 or self.queue < 0:
             raise ValueError("cache_size and workers must be >= 1 and queue >= 0")

@@ -153,6 +153,13 @@ class _Regions(Benchmark):
         size = self.lm.input_size
         return model_input(fit(image, size[::-1]) if size is not None else image, self.lm.preprocess, crop=False)[1]
 
+    @cached_property
+    def _metrics(self) -> list[str]:
+        """The localisation metrics scored (looked up once per run, not per batch)."""
+        from ..metrics import metrics_for
+
+        return list(metrics_for("localization", self.cfg.metrics))
+
     def batch_key(self, prepared: object) -> object:
         return (tuple(prepared.x.shape), len(prepared.classes)) if isinstance(prepared, _Prepared) else None
 
@@ -200,7 +207,7 @@ class _Regions(Benchmark):
         import torch
         import torch.nn.functional as F
 
-        from ..metrics import localization_scores, metrics_for
+        from ..metrics import localization_scores
         from ..metrics.checks import unscorable
         from ..metrics.localization import EMPTY_MAP
 
@@ -209,7 +216,7 @@ class _Regions(Benchmark):
             maps = F.interpolate(maps[:, None], size=masks.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
         dead = unscorable(maps)  # the one definition of a map that cannot be scored: its metrics are not recorded
         scores = localization_scores(maps, masks, c.kernel, c.sigma, c.smoothing, c.binarize, c.binarize_value,
-                                     c.border, list(metrics_for("localization", c.metrics)))
+                                     c.border, self._metrics)
         scores = {k: torch.where(dead, torch.full_like(v.double(), math.nan), v.double()) for k, v in scores.items()}
         scores["zeroed"] = dead
         scores["no_positive"] = maps.clamp(min=0).flatten(1).sum(1) <= EMPTY_MAP
