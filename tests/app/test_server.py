@@ -152,42 +152,6 @@ def test_upload_limits_and_non_images(server):
     assert status == 404 and "Explain again" in json.loads(body)["error"]
 
 
-@pytest.mark.parametrize("query, message", [
-    ("target=abc", "target must be an integer"),
-    ("target=5000", "target must lie in"),
-    ("target=12", "not in the class set"),
-    ("classes=top0", "top-k needs"),
-    ("classes=1", "K=1"),
-    ("classes=2,2,3", "duplicate"),
-    ("classes=1,5000", "does not fit"),
-    ("classes=nonsense", "unknown class set"),
-    ("classes=top999", "at most 32"),
-    ("sample=moon", "no sample"),
-    ("", "upload an image"),
-])
-def test_bad_explain_parameters_are_4xx(server, query, message):
-    base, _ = server
-    q = query if "sample" in query or not query else query + "&sample=chelsea"
-    if query == "target=12":
-        q = "classes=1,2,3&target=12&sample=chelsea"
-    status, body, _ = call(f"{base}/api/explain?methods=gradcam&{q}", data=b"")
-    assert status == 400 and message in json.loads(body)["error"], body
-
-
-@pytest.mark.parametrize("query, message", [
-    ("preset=nope", "unknown preset"), ("tau=abc", "tau must be a number"), ("tau=2", "tau must lie in"),
-    ("temperatures=1,x", "comma-separated numbers"), ("temperatures=-1", "positive"),
-    ("temperatures=nan", "positive"), ("magnitude=log", "unknown magnitude"), ("sign=rainbow", "unknown sign"),
-    ("target=999", "not in the class set"), ("format=gif", "unknown format"),
-])
-def test_bad_var_parameters_are_4xx(server, query, message):
-    base, _ = server
-    key = json.loads(call(f"{base}/api/explain?sample=chelsea&methods=gradcam", data=b"")[1])["key"]
-    path = "figure" if query.startswith("format") else "var"
-    status, body, _ = call(f"{base}/api/{path}?key={key}&{query}")
-    assert status == 400 and message in json.loads(body)["error"], body
-
-
 def test_cache_bound_evicts_oldest(server):
     base, explorer = server
     keys = [json.loads(call(f"{base}/api/explain?sample={s}&methods=gradcam", data=b"")[1])["key"]
@@ -351,58 +315,11 @@ def test_explorer_errors():
         AppConfig(models=())
 
 
-def _strict_json(body):
-    """Parse JSON as a browser does: NaN and Infinity are not JSON."""
-    def refuse(token):
-        raise ValueError(f"{token} is not JSON")
-
-    return json.loads(body, parse_constant=refuse)
-
-
-def test_hardening_round_two(server):
-    """Issue 22, items 10, 11, 13, 14: each answered with a clear 4xx or a refusal, never cut, never NaN."""
-    base, explorer = server
-    # 13: a class spec is refused when too long, never cut (a cut spec would explain other classes)
-    status, body, _ = call(f"{base}/api/explain?sample=coffee&classes={'%20' * 1994}281,285", data=b"")
-    assert status == 400 and "at most 2000" in json.loads(body)["error"]
-    # 11: no response carries NaN or Infinity, even for temperatures that underflow
-    status, body, _ = call(f"{base}/api/explain?sample=coffee&methods=gradcam", data=b"")
-    key = json.loads(body)["key"]
-    status, body, _ = call(f"{base}/api/var?key={key}&temperatures=1e-320&preset=paper")
-    assert status in (200, 400) and _strict_json(body) is not None
-    # 14: a Content-Length that int() would read with underscores, and two Content-Lengths, are refused
-    host, port = base.removeprefix("http://").split(":")
-    for headers in ([("Content-Length", "1_0")], [("Content-Length", "10"), ("Content-Length", "3")]):
-        conn = http.client.HTTPConnection(host, int(port), timeout=30)
-        conn.putrequest("POST", "/api/explain?sample=coffee")
-        for k, v in [("Content-Type", "application/octet-stream"), *headers]:
-            conn.putheader(k, v)
-        conn.endheaders()
-        conn.send(b"0123456789")
-        r = conn.getresponse()
-        assert r.status == 400 and "invalid Content-Length" in json.loads(r.read())["error"], headers
-        conn.close()
-
-
 @pytest.mark.parametrize("field", ["max_upload_mb", "max_megapixels"])
 @pytest.mark.parametrize("value", [float("inf"), float("nan"), 0.0])
 def test_operator_limits_must_be_finite(field, value):
     with pytest.raises(ValueError, match=f"{field} must be a positive, finite number"):
         AppConfig(**{field: value})
-
-
-def test_port_in_use_is_one_line(capsys):
-    import socket
-
-    from attrdist.cli import main
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        port = s.getsockname()[1]
-        assert main(["serve", "--port", str(port)]) == 2
-    err = capsys.readouterr().err
-    assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err and err.count("\n") == 1
 
 
 def test_other_sites_cannot_use_the_explorer(server):

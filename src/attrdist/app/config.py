@@ -24,6 +24,9 @@ class AppConfig:
         workers: Attribution jobs run at once.
         queue: Jobs that may wait for a worker; more get 503 with ``Retry-After``.
         trust_checkpoint: Allow checkpoint files among ``models`` that hold pickled code (unpickling runs it).
+        request_timeout: Longest an attribution request may take, in seconds, waiting for a worker included
+            (a longer one is stopped and answered 422); 0: no limit. A request whose client disconnects is stopped
+            as well.
         allowed_hosts: Host names the server answers to besides ``localhost`` and IP addresses (a request whose
             ``Host`` header names another host is refused: what a DNS-rebinding page would send); ``*``: any.
     """
@@ -38,6 +41,8 @@ class AppConfig:
     cache_size: int = field(default=16, metadata=opt("explanations kept for the instant VAR controls"))
     workers: int = field(default=1, metadata=opt("attribution jobs run at once"))
     queue: int = field(default=32, metadata=opt("jobs that may wait for a worker (more: 503 Retry-After)"))
+    request_timeout: float = field(default=120.0, metadata=opt(
+        "longest an attribution request may take in seconds (then it stops with a clear error); 0: no limit"))
     trust_checkpoint: bool = field(default=False, metadata=opt(
         "allow --models checkpoint files that hold pickled code (unpickling runs it: only files you trust)"))
     allowed_hosts: tuple[str, ...] = field(default=(), metadata=opt(
@@ -55,6 +60,9 @@ class AppConfig:
         for name in ("max_upload_mb", "max_megapixels"):
             if not 0 < getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be a positive, finite number, got {getattr(self, name)}")
+        if not 0 <= self.request_timeout < float("inf"):
+            raise ValueError(f"request_timeout must be a finite number of seconds >= 0 (0: no limit), "
+                             f"got {self.request_timeout}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"--port {self.port}: a port is 0-65535 (0: any free port)")
         if self.cache_size < 1 or self.workers < 1 or self.queue < 0:

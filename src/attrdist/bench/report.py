@@ -650,6 +650,9 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
             bench = BENCHMARKS.get(store.config().get("benchmark", "localization"))
             t = summarize(store, unit=bench.report_unit(store))
             figures = bench.plots(store, t, run)
+    except sqlite3.OperationalError as err:  # the file is fine, the folder not (read-only, full, locked)
+        raise ValueError(f"{db}: cannot open the results database ({err}; is the folder read-only or the disk "
+                         "full?)") from None
     except sqlite3.DatabaseError as err:
         raise ValueError(f"{db}: not a readable results database ({err})") from None
     written = {"markdown": _fresh(run / "report.md"), "latex": _fresh(run / "report.tex"),

@@ -109,7 +109,9 @@ def _decode(source: Path | IO[bytes], p: str, max_pixels: int = MAX_PIXELS) -> I
             return to_rgb(im)
     except UnidentifiedImageError:
         raise ImageReadError(f"{p}: not an image file in a format read here ({', '.join(FORMATS)})") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError as err:  # Pillow's own guard, from the header, before ours could look
+        raise ImageReadError(f"{p}: larger than the limit of {max_pixels / 1e6:g} megapixels ({err})") from None
+    except (OSError, SyntaxError, ValueError) as err:
         if isinstance(err, ImageReadError):
             raise
         raise ImageReadError(f"{p}: cannot decode the image ({err})") from None
