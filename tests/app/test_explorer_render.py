@@ -78,3 +78,15 @@ def test_new_target_or_sign_reuses_the_refined_maps(explorer, named, monkeypatch
     assert runs == []  # VAR ran once for these parameters
     explorer.panels({**params, "tau": "0.06"})
     assert len(runs) == 1
+
+
+@pytest.mark.slow
+def test_a_class_keeps_its_colour_across_class_sets(explorer, named):
+    """The page colours classes as the figures do (by id): tabby keeps its colour in another set, at another place."""
+    from attrdist.viz import class_colors
+
+    other = explorer.explain(None, {"sample": "chelsea", "methods": "gradcam", "classes": "285,3,281"})
+    colour = {c["index"]: c["color"] for c in named["classes"]}
+    assert [c["color"] for c in named["classes"]] == class_colors([281, 282, 285])
+    assert {c["index"]: c["color"] for c in other["classes"]}[281] == colour[281]
+    assert {c["index"]: c["color"] for c in other["classes"]}[285] == colour[285]

@@ -56,7 +56,7 @@ from ..explanation import Explanation
 from ..methods import DEFAULT_METHODS, METHODS, MethodNotApplicableError, list_methods
 from ..models import LoadedModel, load_model
 from ..var import DEFAULT_PRESET, PRESETS, VARConfig
-from ..viz import FORMATS, SIGNS, dominance_image, overlay, row_scale
+from ..viz import FORMATS, SIGNS, class_colors, dominance_image, overlay, row_scale
 from .cache import LRUCache
 from .config import AppConfig
 
@@ -386,8 +386,9 @@ class Explorer:
 
         exp = self.jobs.run(key, compute, lambda: self.cache.get(key))
         return {"key": key, "model": name, "target": exp.target,
-                "classes": [{"index": c, "name": n, "probability": p} for c, n, p in
-                            zip(exp.classes, exp.class_names, exp.probabilities, strict=True)],
+                "classes": [{"index": c, "name": n, "probability": p, "color": colour} for c, n, p, colour in
+                            zip(exp.classes, exp.class_names, exp.probabilities, class_colors(exp.classes),
+                                strict=True)],
                 "methods": [{"name": m, "display": exp.display_names.get(m, m)} for m in exp.results]}
 
     def refined(self, params: dict[str, str]) -> Explanation:
@@ -453,7 +454,7 @@ class Explorer:
         for name, r in exp.results.items():
             kept = [float(k.float().mean()) for k in r.keep[0]]
             out[name] = {"vanilla": drawn["vanilla"][name], "var": self._row(img, r.refined[0].numpy(), sign),
-                         "dominance": _png(dominance_image(r.q[0].numpy())), "kept": kept,
+                         "dominance": _png(dominance_image(r.q[0].numpy(), classes=exp.classes)), "kept": kept,
                          "display": exp.display_names.get(name, name)}
         return {"panels": out, "image": drawn["image"], "target": exp.target, "config": exp.config.to_dict(),
                 "model_calls": self.model_calls}

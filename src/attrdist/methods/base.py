@@ -105,6 +105,8 @@ def get_method(name: str, model: nn.Module | LoadedModel, **options: object) -> 
     """
     cls = METHODS.get(name)
     preprocess = getattr(model, "preprocess", None)
+    # the model's class names travel with the method into its results (VARResult.class_names)
+    labels = getattr(model, "class_names", None) or getattr(getattr(model, "config", None), "id2label", None)
     if not isinstance(model, nn.Module) and preprocess is not None:  # a LoadedModel
         if cls.uses_normalization:
             options.setdefault("normalization", (tuple(preprocess.mean), tuple(preprocess.std)))
@@ -123,6 +125,9 @@ def get_method(name: str, model: nn.Module | LoadedModel, **options: object) -> 
         )
     method = cls.create(model, **options)
     method._given = dict(options)
+    if isinstance(labels, dict):  # transformers' id2label
+        labels = [str(labels[i]) for i in sorted(labels)] if sorted(labels) == list(range(len(labels))) else None
+    method.class_names = list(labels) if labels else None
     return method
 
 
@@ -235,6 +240,8 @@ class Attributor(abc.ABC):
     applies_to: ClassVar[frozenset[str]] = frozenset({"cnn", "vit"})
     #: Whether the method takes the model's input normalisation (``normalization=(mean, std)``).
     uses_normalization: ClassVar[bool] = False
+    #: The model's class names, one per output, when :func:`get_method` knows them (results carry them), else None.
+    class_names: list[str] | None = None
 
     def __init__(self, model: nn.Module, *, vjp: VJPMode = "auto", autocast: str | None = None) -> None:
         if not isinstance(model, nn.Module):

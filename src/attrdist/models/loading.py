@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +136,12 @@ class LoadedModel:
         from .vit import fixed_input_size
 
         return fixed_input_size(self.model)
+
+    def __repr__(self) -> str:
+        """One line (the default printed every module of the network and every class name: about 60 kB)."""
+        params = sum(p.numel() for p in self.model.parameters())
+        return (f"LoadedModel(name={self.name!r}, weights={self.weights!r}, architecture={self.architecture!r}, "
+                f"classes={len(self.class_names)}, parameters={params / 1e6:.1f}M)")
 
 
 class ModelSource(NamedTuple):
@@ -335,13 +342,18 @@ def _checkpoint(path: Path, trust: bool = False, weights: str | None = None) -> 
         raise ValueError(f"--weights {weights!r} does not apply to {path.name}: a model file holds its own weights; "
                          "pass --weights with a model name (torchvision:NAME, timm:NAME, efficientnet_lite0)")
     try:
-        model = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # torch 2.9+ calls TorchScript deprecated; the file is what the user has
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*deprecated")
+            model = torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError):
         try:
             obj = torch.load(path, map_location="cpu", weights_only=not trust)
         except (RuntimeError, ValueError, EOFError, KeyError) as err:
             raise ValueError(f"{path} is neither a TorchScript file nor a PyTorch checkpoint "
                              f"({type(err).__name__})") from None
+        except (ImportError, AttributeError) as err:  # trusted, but the model's class is not importable here
+            raise ValueError(f"{path} holds a pickled model whose class cannot be imported here ({err}); install "
+                             "the package that defines it or put it on PYTHONPATH") from None
         except pickle.UnpicklingError:
             raise UntrustedCheckpointError(
                 f"{path} holds pickled Python objects, and loading it would run code from the file. Only for a "
