@@ -2,9 +2,11 @@
 
 Per image: one :class:`~attrdist.var.VAR` call per method gives the raw maps of the class set (top-k most
 probable + least probable); the target (top-1) map, vanilla and refined by each VAR variant, gives the curves. The
-image's random mask is fixed per image (seeded by the image id) and shared by all methods and variants; an image
-the PIC rules skip is recorded with its reason, and so is a map that orders no pixel (all zero after VAR, or
-constant).
+image's random mask is fixed per image (seeded by the image id) and shared by all methods and variants, and so is
+everything else PIC can share (:class:`~attrdist.metrics.insertion.PicBase`: the information estimates, the
+model's predictions, every reconstruction two maps have in common); the thresholds' images of all the maps go
+through the model in batches. An image the PIC rules skip is recorded with its reason, and so is a map that
+orders no pixel (all zero after VAR, or constant).
 """
 
 from __future__ import annotations
@@ -74,33 +76,52 @@ class Insertion(Benchmark):
             return self.lm.model(x.to(self.cfg.device)).softmax(1).double().cpu().numpy()
 
     def score(self, item: str, prepared: ImageInput) -> ItemResult:
-        """The insertion curves (or RISE areas) of each method's target map, vanilla and every variant."""
-        from ..metrics.insertion import PIC_THRESHOLDS, PicBase, PicSkip, pic_curves, random_mask, rise_curves
+        """The insertion curves (or RISE areas) of each method's target map, vanilla and every variant.
+
+        PIC: the image's shared part (its random mask's reconstruction, the information estimates, the model on
+        both) is computed once, and so is every reconstruction two maps share; the thresholds' images of all
+        maps go through the model in batches.
+        """
+        from ..metrics.insertion import (
+            PIC_THRESHOLDS,
+            PicBase,
+            PicSkip,
+            pic_curves_many,
+            random_mask,
+            rise_curves,
+        )
 
         c = self.cfg
         x = prepared.x.to(c.device)
         image = np.asarray(prepared.shown, dtype=np.uint8)
         seed = zlib.crc32(item.encode()) ^ c.seed
-        base = PicBase.of(image, random_mask(*image.shape[:2], c.mask_fraction, seed), self.predict) \
-            if c.curve == "pic" else None
-        rows, curves = [], []
+        maps = []  # (scorable row, (method, variant, map, target) or None when not scorable)
         for name, result in self.attribute(x, self.class_set(prepared)):
             for variant, m in result.variants(self.variants, target=True).items():
                 sal = (m[0].abs() if c.saliency == "abs" else m[0]).double().cpu()
                 row, ok = self.scorable(f"{item}/{name}/{variant}", "image", name, variant, sal)
-                rows.append(row)  # an all-zero map would keep every pixel at every threshold
-                if not ok:
+                maps.append((row, (name, variant, sal, int(result.target[0])) if ok else None))
+        scored = [m for _, m in maps if m is not None]  # an all-zero map would keep every pixel at every threshold
+        if c.curve == "pic" and scored:
+            base = PicBase.of(image, random_mask(*image.shape[:2], c.mask_fraction, seed), self.predict)
+            pic = iter(pic_curves_many(base, [sal.numpy() for _, _, sal, _ in scored], self.predict, PIC_THRESHOLDS,
+                                       c.min_pred))
+        rows, curves = [], []
+        for row, m in maps:
+            rows.append(row)
+            if m is None:
+                continue
+            name, variant, sal, target = m
+            if c.curve == "rise":
+                aucs = rise_curves(self.lm.model, x, sal.to(x.device), target, c.rise_step)
+                rows += [("image", name, variant, f"{kind}_auc", auc) for kind, auc in aucs.items()]
+                continue
+            for kind, res in next(pic).items():
+                if isinstance(res, PicSkip):
+                    self.store.skip_item(f"{item}/{kind}", res.reason)
                     continue
-                if c.curve == "rise":
-                    aucs = rise_curves(self.lm.model, x, sal.to(x.device), int(result.target[0]), c.rise_step)
-                    rows += [("image", name, variant, f"{kind}_auc", auc) for kind, auc in aucs.items()]
-                    continue
-                for kind, res in pic_curves(base, sal.numpy(), self.predict, PIC_THRESHOLDS, c.min_pred).items():
-                    if isinstance(res, PicSkip):
-                        self.store.skip_item(f"{item}/{kind}", res.reason)
-                        continue
-                    rows.append(("image", name, variant, f"{kind}_auc", res.auc))
-                    curves.append(("image", name, variant, kind, res.y.tolist()))
+                rows.append(("image", name, variant, f"{kind}_auc", res.auc))
+                curves.append(("image", name, variant, kind, res.y.tolist()))
         return ItemResult(rows, curves)
 
     @staticmethod
