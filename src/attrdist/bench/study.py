@@ -13,7 +13,7 @@ the paper measures:
 Every comparison goes through the one aggregation (:mod:`attrdist.bench.results`): paired over the maps both
 vanilla and the candidate could score, with bootstrap intervals over items, Bonferroni-corrected for the number
 of tests per candidate; each metric's direction is the metric registry's. The default VAR is chosen by
-:func:`choose_default`, a rule committed before the second study's results (README, "The default VAR").
+:func:`choose_default`, a rule committed before the second study's results (docs/presets.md, "The default VAR").
 """
 
 from __future__ import annotations
@@ -340,7 +340,7 @@ def choose_default(result: dict) -> dict:
     candidate leaves more than 1% of the maps it refines unscorable beyond those vanilla cannot score.
     Ranking: the most significant improvements (method x metric), then the largest mean relative RA change.
     If no candidate is eligible, the default is the candidate with the fewest harms (then the same ranking):
-    there is always a winner, and the README says how it fails.
+    there is always a winner, and docs/presets.md says how it fails.
 
     Returns:
         ``{"chosen": name, "eligible": bool, "ranking": [verdicts, best first]}``.
