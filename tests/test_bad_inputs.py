@@ -23,6 +23,7 @@ import pickle
 import socket
 import struct
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
@@ -232,8 +233,9 @@ def files(tmp_path):
     import torch
 
     torch.save({"w": torch.zeros(1)}, tmp_path / "state.pt")
-    (tmp_path / "scripted.pt").write_bytes(b"")  # replaced below by a TorchScript model
-    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(tmp_path / "scripted.pt"))
+    with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.9+, and still what users have
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(tmp_path / "scripted.pt"))
     return tmp_path
 
 
@@ -376,6 +378,7 @@ def test_cli_database_errors_name_the_run(tmp_path, capsys, monkeypatch, message
         raise kind(message)
 
     monkeypatch.setattr(store.ResultStore, "write_item", refuse)
+    monkeypatch.setattr(store.ResultStore, "write_items", refuse)  # the runner writes a batch at a time
     run = tmp_path / "run"
     assert main(["bench", "localization", "--max-items", "1", "--methods", "gradcam", "--out", str(run)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

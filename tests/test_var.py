@@ -424,7 +424,7 @@ def test_bad_candidate_fields(bad):
 
 
 def test_smoothed_preset_is_the_study_candidate():
-    # the named preset is the study's best localiser, field for field (README, "The variant study")
+    # the named preset is the study's best localiser, field for field (docs/presets.md, "The variant study")
     from attrdist.bench.study import CANDIDATES
 
     fields = dict(CANDIDATES["n+abs+smooth.02+t.1-.3-1+keep.05"])
@@ -435,3 +435,49 @@ def test_smoothed_preset_is_the_study_candidate():
     maps = torch.randn(1, 4, 12, 10, generator=gen, dtype=torch.float64)
     ref = _literal_candidate(maps, "abs", 0.02, 1.0, "margin", None, 0.05, (0.1, 0.3, 1.0))
     torch.testing.assert_close(var(maps, preset="smoothed").refined, ref, rtol=1e-10, atol=1e-12)
+
+
+def _smooth_fields(scale, seed=0):
+    """Float32 maps like real ones: smooth random fields of 4 classes on 224x224, a zero (ReLU'd) band."""
+    from attrdist.smoothing import smooth
+
+    raw = torch.randn(2, 4, 224, 224, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    maps = (smooth(raw, 31, 5.0) * scale).float()
+    maps[:, :, :40] = 0
+    return maps
+
+
+@pytest.mark.parametrize("scale", [1e-2, 1.0, 1e2])
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_float32_path_agrees_with_float64(preset, scale):
+    """Float32 maps of O(1) scale are refined in float32 (unless smoothed): the same kept pixels and maps as in
+    float64."""
+    from attrdist.var import joint_scale, working_dtype
+
+    maps = _smooth_fields(scale)
+    cfg = PRESETS[preset]
+    path = torch.float64 if cfg.smooth > 0 else torch.float32  # smoothed distributions stay in float64
+    assert working_dtype(maps, cfg, joint_scale(maps, cfg.normalize, cfg.quantile)) == path
+    fast, exact = var(maps, cfg), var(maps.double(), cfg)
+    assert fast.q.dtype == torch.float64 and fast.refined.dtype == torch.float32
+    assert torch.equal(fast.keep, exact.keep)
+    torch.testing.assert_close(fast.q, exact.q, rtol=0, atol=1e-5)
+    torch.testing.assert_close(fast.refined.double(), exact.refined, rtol=1e-5, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("scale, normalize, dtype", [
+    (1e-9, "none", torch.float64),  # tiny LRP relevances under the paper preset: float64
+    (1e6, "none", torch.float64),
+    (1.0, "none", torch.float32),
+    (1e-9, "quantile", torch.float32),  # a joint normalisation makes any scale O(1)
+])
+def test_working_dtype_is_decided_per_call(scale, normalize, dtype):
+    from attrdist.var import joint_scale, working_dtype
+
+    maps = _smooth_fields(scale)
+    cfg = get_preset("paper", normalize=normalize)
+    assert working_dtype(maps, cfg, joint_scale(maps, normalize)) == dtype
+    assert working_dtype(maps.double(), cfg, joint_scale(maps, normalize)) == torch.float64
+    assert working_dtype(maps, get_preset("normalized", tau_quantile=0.5), joint_scale(maps, normalize)) == \
+        torch.float64
+    assert working_dtype(maps, get_preset("normalized", smooth=0.02), joint_scale(maps, normalize)) == torch.float64

@@ -14,6 +14,10 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .explanation import Explanation
 
 __all__ = ["build_parser", "main"]
 
@@ -34,6 +38,7 @@ EXAMPLES = {
   attrdist explain cat.jpg dog.png --methods gradcam,integrated_gradients --classes top3+worst
   attrdist explain scan.png --model torchvision:resnet50 --weights IMAGENET1K_V1 --classes 281,285,287 --target 285
   attrdist explain cat.jpg --preset authors-code --format png,pdf --sign positive
+  attrdist explain cat.jpg --preset smoothed-positive,paper --width 6.9 --format pdf   # 2 presets, 1 model call
   attrdist explain cat.jpg --method-opt gradcam.layer=layer3 --method-opt integrated_gradients.steps=64""",
     "report": """examples:
   attrdist report runs/quad        # report.md, report.tex, report.csv and the benchmark's figures""",
@@ -61,13 +66,22 @@ def _floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def _did_you_mean(values: Sequence[str], choices: Sequence[str]) -> str:
+    """``"; did you mean 'paper'?"`` for the choices closest to the values given, or nothing."""
+    import difflib
+
+    close = dict.fromkeys(c for v in values for c in difflib.get_close_matches(v, list(choices), n=2, cutoff=0.6))
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
 def _choice_list(choices: Sequence[str] | None) -> Callable[[str], list[str]]:
     def parse(text: str) -> list[str]:
         values = _csv(text)
         bad = [v for v in values if choices and v not in choices]
         if bad or not values:
             raise argparse.ArgumentTypeError(
-                f"invalid choice(s) {bad or text!r}; choose from {', '.join(choices or ())}")
+                f"invalid choice(s) {bad or text!r}{_did_you_mean(bad, choices or ())}; choose from "
+                f"{', '.join(choices or ())}")
         return values
 
     return parse
@@ -197,10 +211,23 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=32, width=110)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a "did you mean" on every choice missed: subcommands, benchmarks, presets, signs, ..."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        import re
+
+        miss = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if miss:
+            choices = re.findall(r"'([^']*)'", miss.group(2)) or [c.strip() for c in miss.group(2).split(",")]
+            message += _did_you_mean([miss.group(1)], choices)
+        super().error(message)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s subparser is filled in (``None``: all of them, as the docs use)."""
-    parser = argparse.ArgumentParser(prog="attrdist", description="Class-specific attribution maps with VAR.",
-                                     formatter_class=_Formatter)
+    parser = _Parser(prog="attrdist", description="Class-specific attribution maps with VAR.",
+                     formatter_class=_Formatter)
     from .version import __version__
 
     parser.add_argument("--version", action="version", version=f"attrdist {__version__}")
@@ -235,6 +262,9 @@ def _bench_parser(p: argparse.ArgumentParser) -> None:
                              formatter_class=_Formatter)
         bp.add_argument("--config", default=None, help="YAML configuration (options given here override it)")
         bp.add_argument("--out", required=True, help="run folder (results.sqlite, config.yaml); run again to resume")
+        bp.add_argument("--estimate", nargs="?", type=int, const=3, default=None, metavar="N",
+                        help="run N items (default 3, after one warm-up) into a temporary folder and print the "
+                             "projected time and disk of the whole run; nothing is written to --out")
         add_dataclass_options(bp, bench.config, optional_defaults=True)
 
 
@@ -265,6 +295,9 @@ BUILDERS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
 
 
 def _error(message: object) -> int:
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):  # a bar left open by the failure:
+        bar.close()  # closing it ends its line, so that the error starts its own
     print(f"error: {message}", file=sys.stderr)
     return 2
 
@@ -357,6 +390,19 @@ def _output_places(images: Sequence[str]) -> dict[str, tuple[Path, str]]:
     return places
 
 
+def _zeroed_line(exp: Explanation) -> str:
+    """One line naming every map VAR zeroed (the figure marks each), by method and preset; empty if none."""
+    target = exp.class_names[exp.classes.index(exp.target)]
+    several = len(exp.presets) > 1
+    parts = [f"{m}{f' ({label})' if several else ''}: " + ", ".join(f"{n} (the explained class)" if n == target else n
+                                                                  for n in names)
+             for label, by_method in exp.zeroed().items() for m, names in by_method.items()]
+    if not parts:
+        return ""
+    return ("VAR zeroed these maps (no pixel where the class dominates under these parameters; the figure marks "
+            "them): " + "; ".join(parts))
+
+
 def _cmd_explain(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
@@ -373,7 +419,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     overrides = _given(args, VARConfig)
     unknown = [m for m in cfg.methods if m not in METHODS]
     if not cfg.methods or unknown:
-        return _error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS.names())}")
+        return _error(f"unknown method(s) {unknown}{_did_you_mean(unknown, METHODS.names())}; choose from "
+                      f"{', '.join(METHODS.names())}")
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         return _error("--device cuda was asked for, but no CUDA device is available")
     try:
@@ -403,20 +450,21 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             else:
                 image = read_image(source)
                 classes, crop = named or "top3+worst", True
+            # several presets refine the same raw maps: one model call, one VAR row per preset
             exp = explain_image(lm, image, methods=cfg.methods, classes=classes, target=target, preset=cfg.preset,
-                                device=cfg.device, crop=crop,
+                                device=cfg.device, crop=crop, input_kind=kind if kind == "grid" else "photo",
                                 method_options={m: cfg.method_kwargs(m) for m in cfg.methods}, **overrides)
             exp.source, exp.settings = source, {**settings, "var_overrides": overrides}
             folder, stem = places.get(source, (Path(), "sample_grid"))
             written = exp.save(Path(cfg.out) / folder, stem, cfg.format, dpi=cfg.dpi, sign=cfg.sign,
-                               multiply_input=cfg.multiply_input)
+                               multiply_input=cfg.multiply_input, width=cfg.width)
             listing = ", ".join(f"{c} {n} ({p:.3f}){' *' if c == exp.target else ''}"
                                 for c, n, p in zip(exp.classes, exp.class_names, exp.probabilities, strict=True))
-            tqdm.write(f"{source}: class set {listing}\n  wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
-            zeroed = [m for m, r in exp.results.items() if not r.refined_target.any()]
+            tqdm.write(f"{source}: class set (* the explained class) {listing}\n"
+                       f"  wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+            zeroed = _zeroed_line(exp)
             if zeroed:
-                tqdm.write(f"  warning: VAR kept no pixel of the target's map for {', '.join(zeroed)} (the class "
-                           "dominates nowhere under these parameters; the figure marks the panel)", file=sys.stderr)
+                tqdm.write(f"  warning: {zeroed}", file=sys.stderr)
         except (ImageReadError, MethodNotApplicableError, ValueError) as err:
             failures += 1
             if isinstance(err, MethodNotApplicableError):
@@ -440,6 +488,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     try:
         cfg = bench.config.load(args.config) if args.config else bench.config()
         cfg = dataclasses.replace(cfg, **_given(args, bench.config))
+        if getattr(args, "estimate", None) is not None:
+            return _estimate(bench, cfg, args.out, args.estimate)
         result = bench.run(cfg, args.out)
     except (ConfigMismatchError, DatasetLayoutError, WeightsUnavailableError, FileNotFoundError, ValueError,
             KeyError) as err:
@@ -448,6 +498,24 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(bench.result_text(result))
     if isinstance(result, ResultStore):
         result.close()
+    return 0
+
+
+def _estimate(bench: type, cfg: object, out: str, items: int) -> int:
+    """Print the projected time and disk of a run (of each run of a study: ``cfg.runs()``)."""
+    from pathlib import Path
+
+    from .models import load_model
+
+    runs = cfg.runs() if callable(getattr(cfg, "runs", None)) else {bench: cfg}
+    lm = load_model(cfg.model, cfg.weights, trust_checkpoint=cfg.trust_checkpoint)
+    total = 0.0
+    for run, run_cfg in runs.items():
+        estimate = run.estimate(run_cfg, Path(out) / run.name if run is not bench else out, items=items, lm=lm)
+        total += estimate.seconds
+        print(estimate)
+    if len(runs) > 1:
+        print(f"{bench.name}: projected time of all its runs {total / 3600:.2f} h")
     return 0
 
 
@@ -515,6 +583,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if os.environ.get("ATTRDIST_DEBUG"):
             raise
+        if type(err).__module__ == "sqlite3":  # the run folder's database: name it, and the usual causes
+            folder = getattr(args, "out", None) or getattr(args, "run_dir", None)
+            return _error(f"{folder}/results.sqlite: {err} (is the disk full or the folder read-only?)")
         return _error(f"{_describe(err)} (ATTRDIST_DEBUG=1 shows the traceback)")
 
 

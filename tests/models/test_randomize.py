@@ -148,3 +148,23 @@ def test_default_model_blocks():
     everything = randomization_blocks(load_model().model, "all")
     assert everything[:3] == ["_fc", "_bn1", "_conv_head"] and everything[-2:] == ["_bn0", "_conv_stem"]
     assert len(everything) == 21
+
+
+@pytest.mark.parametrize("blocks", ["weights", "all", "layer4,layer4.1,fc,bn1"])
+def test_randomized_depths_equal_randomized_copies(blocks):
+    """One copy moved between depths (up one block at a time, and back down) has every depth's weights exactly."""
+    from attrdist.models.randomize import RandomizedDepths
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18().eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    order = randomization_blocks(model, blocks)
+    depths = RandomizedDepths(model, order, seed=3)
+    for d in [0, 1, 2, len(order), 1, 3, 0, len(order) - 1]:
+        got = depths.at(d).state_dict()
+        want = randomized_copy(model, d, 3, order).state_dict()
+        assert depths.depth == d and got.keys() == want.keys()
+        assert all(torch.equal(got[k], want[k]) for k in want), d
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the user's model is untouched
+    with pytest.raises(ValueError, match="depth"):
+        depths.at(len(order) + 1)

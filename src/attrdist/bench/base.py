@@ -13,6 +13,10 @@ A benchmark is a subclass that declares its :attr:`~Benchmark.name`, :attr:`~Ben
 :meth:`~Benchmark.class_set` and :meth:`~Benchmark.score` (or :meth:`~Benchmark.compute` for batches). Register it
 with :func:`~attrdist.bench.registry.register_benchmark` (``docs/extending.md`` shows one in 40 lines).
 
+Before a long run, :meth:`Benchmark.estimate` runs a few items into a temporary folder and projects the time and
+disk of the whole run (``attrdist bench NAME ... --estimate``); a run says first what it is about to do, and its
+progress bar moves per method (:class:`~attrdist.bench.runner.Progress`).
+
 Heavy libraries (torch, the models and methods) are imported when a benchmark runs, not when this module is
 imported: the command line lists the benchmarks and their options without them.
 """
@@ -21,13 +25,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .config import RunConfig
-from .runner import ItemResult, Shard, Skip
+from .runner import ItemResult, Progress, Shard, Skip
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -40,7 +46,7 @@ if TYPE_CHECKING:
     from .report import Table
     from .store import ResultStore
 
-__all__ = ["Benchmark", "ImageInput", "Rows"]
+__all__ = ["Benchmark", "Estimate", "ImageInput", "Rows"]
 
 #: What a benchmark returns for one item: its rows ``(unit, method, variant, metric, value)``, rows and curves
 #: (:class:`~attrdist.bench.runner.ItemResult`), or why it is skipped (:class:`~attrdist.bench.runner.Skip`).
@@ -58,6 +64,64 @@ class ImageInput:
 
     shown: Any
     x: Tensor
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a whole run would take, projected from a few items (:meth:`Benchmark.estimate`).
+
+    Attributes:
+        benchmark: The benchmark's name.
+        items: Items the run scores (this process's shard).
+        done: Of those, items the run folder already holds (a resumed run skips them).
+        measured: Items timed (after one warm-up item, which is not counted).
+        seconds_per_item: Wall time per item (model, VAR, metrics, store).
+        bytes_per_item: Growth of the run's store per item.
+        stages: Mean seconds per item of each stage the benchmark records (the sanity check: per depth).
+    """
+
+    benchmark: str
+    items: int
+    done: int
+    measured: int
+    seconds_per_item: float
+    bytes_per_item: float
+    stages: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        """Projected wall time of the items left."""
+        return self.seconds_per_item * (self.items - self.done)
+
+    @property
+    def bytes(self) -> float:
+        """Projected disk of the whole run folder's store."""
+        return self.bytes_per_item * self.items
+
+    def __str__(self) -> str:
+        todo = self.items - self.done
+        lines = [f"{self.benchmark}: {self.items:,} items ({todo:,} to do), measured on {self.measured} after one "
+                 f"warm-up: {self.seconds_per_item:.2f} s and {self.bytes_per_item / 1024:.1f} KiB per item",
+                 f"  projected time: {_duration(self.seconds)} ({3600 / max(self.seconds_per_item, 1e-9):,.0f} "
+                 f"items/h); disk: {_size(self.bytes)}"]
+        lines += [f"  {stage}: {seconds:.2f} s per item" for stage, seconds in self.stages.items()]
+        return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h" if seconds < 3 * 86400 else f"{seconds / 86400:.1f} days"
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
 class Benchmark:
@@ -93,6 +157,10 @@ class Benchmark:
                  dataset: Dataset) -> None:
         self.cfg, self.lm, self.store, self.methods, self.dataset = cfg, lm, store, methods, dataset
         self.variants = cfg.variant_configs()
+        #: The run's progress bar (no bar outside a run): :meth:`attribute` moves it per method.
+        self.progress = Progress()
+        #: What the current step belongs to, shown beside the method on the progress bar (``depth 3/19``).
+        self.doing = ""
 
     # the pipeline ----------------------------------------------------------------------------------------
 
@@ -132,6 +200,7 @@ class Benchmark:
                 timespec="seconds")
             store.set_info(attrdist=__version__, started=started, dataset_size=bench.dataset_size(),
                            items=len(items))
+            print(bench.describe(len(items), len(store.done() & set(items)), out_dir), file=sys.stderr, flush=True)
 
         def compute(batch: list[tuple[str, object]]) -> list[Rows]:
             out = bench.compute(batch)
@@ -141,8 +210,71 @@ class Benchmark:
             return out
 
         run_batches(store, items, bench.prepare, compute, shard, desc=cls.name, batch_size=cfg.batch_size,
-                    workers=cfg.workers, batch_key=bench.batch_key)
+                    workers=cfg.workers, batch_key=bench.batch_key, progress=bench.progress)
         return store
+
+    def describe(self, items: int, done: int, out_dir: str | Path) -> str:
+        """The line a run starts with: what it is about to compute, on what, and where."""
+        c = self.cfg
+        variants = ", ".join(["vanilla", *self.variants])
+        return (f"{self.name}: {items:,} items of {c.dataset} ({items - done:,} to do), model {c.model} on {c.device}, "
+                f"{len(self.methods)} method(s) ({', '.join(self.methods)}) x {len(self.variants) + 1} variant(s) "
+                f"({variants}); run folder {out_dir}")
+
+    @classmethod
+    def estimate(cls, config: RunConfig, out_dir: str | Path | None = None, items: int = 3,
+                 lm: LoadedModel | None = None) -> Estimate:
+        """Project the time and disk of a whole run from a few of its items, run into a temporary folder.
+
+        The first ``items`` items of the run after its first batch are timed (the first batch warms up: it pays for
+        the one-time measurements, and is not counted); nothing is written to ``out_dir``, whose stored items (a
+        run to resume) are subtracted from the time left.
+
+        Args:
+            config: The run's configuration.
+            out_dir: The run folder the run would use (read only, if it exists).
+            items: Items timed after the warm-up item.
+            lm: A loaded model to reuse.
+
+        Returns:
+            The :class:`Estimate` (``str()`` of it is what ``attrdist bench NAME ... --estimate`` prints).
+
+        Raises:
+            ValueError: As :meth:`run`, before anything is computed.
+        """
+        import tempfile
+
+        from .store import ResultStore
+
+        if items < 1:
+            raise ValueError(f"an estimate times at least one item, got {items}")
+        bench = cls.build(config, lm)
+        all_items = bench.items()
+        done = 0
+        stored = Path(out_dir) / "results.sqlite" if out_dir is not None else None
+        if stored is not None and stored.is_file():
+            with ResultStore(stored) as old:
+                done = len(old.done() & set(all_items))
+        warm = max(1, getattr(config, "batch_size", 1))  # the first batch warms up (one-time measurements)
+        few = min(items + warm, len(all_items))
+        stamps: list[float] = []
+        with tempfile.TemporaryDirectory(prefix="attrdist-estimate-") as tmp:
+            start = time.perf_counter()
+            store = cls.run(dataclasses.replace(config, max_items=few), tmp, Shard(), lm=bench.lm,
+                            on_item=lambda _: stamps.append(time.perf_counter()))
+            stages = {k: v for k, (v, _) in store.timings().items() if k != "item"}
+            store.close()
+            disk = _store_bytes(Path(tmp))
+        timed = len(stamps) - min(warm, len(stamps))
+        seconds = (stamps[-1] - stamps[warm - 1]) / timed if timed > 0 else (
+            (stamps[-1] - start) / len(stamps) if stamps else 0.0)
+        measured = timed if timed > 0 else len(stamps)
+        # the store's size per item, without what an empty store takes
+        with tempfile.TemporaryDirectory(prefix="attrdist-estimate-") as tmp:
+            ResultStore(Path(tmp) / "results.sqlite").close()
+            empty = _store_bytes(Path(tmp))
+        per_byte = max(disk - empty, 0) / max(len(stamps), 1)
+        return Estimate(cls.name, len(all_items), done, measured, seconds, per_byte, stages)
 
     @classmethod
     def build(cls, config: RunConfig, lm: LoadedModel | None = None) -> Benchmark:
@@ -218,8 +350,8 @@ class Benchmark:
 
     # building blocks -------------------------------------------------------------------------------------
 
-    def attribute(self, x: Tensor, classes: ClassesLike | Tensor,
-                  model: object | None = None) -> Iterator[tuple[str, VARResult]]:
+    def attribute(self, x: Tensor, classes: ClassesLike | Tensor, model: object | None = None,
+                  methods: dict[str, Attributor] | None = None) -> Iterator[tuple[str, VARResult]]:
         """One :class:`~attrdist.var.VAR` result per method, refined by the first variant.
 
         The raw maps of the class set are computed once per method; every other variant comes from them through
@@ -228,22 +360,36 @@ class Benchmark:
         Args:
             x: The input batch, on the run's device.
             classes: The class set (a spec, a list or a ``[B, K]`` tensor).
-            model: Another model to explain with the same methods and options (the sanity check's randomised
-                copies); default: the run's model.
+            model: Another model to explain with the same methods and options (built for it on every call);
+                default: the run's model.
+            methods: The run's methods built once for another model (:meth:`methods_for`: the sanity check's
+                randomised copy); default: the run's methods (or those of ``model``).
         """
-        from ..methods import get_method
         from ..var import VAR
 
         preset = next(iter(self.variants.values()), None)
-        for name, method in self.methods.items():
-            if model is not None:
-                method = get_method(name, dataclasses.replace(self.lm, model=model), **self.cfg.method_kwargs(name))
-            yield name, VAR(method, classes=classes, preset=preset).attribute(x)
+        if methods is None:
+            methods = self.methods if model is None else self.methods_for(model)
+        for name, method in methods.items():
+            result = VAR(method, classes=classes, preset=preset).attribute(x)
+            self.progress.step(x.shape[0] / self.progress_steps(), f"{self.doing} {name}".strip())
+            yield name, result
 
-    def target_maps(self, x: Tensor, classes: ClassesLike | Tensor,
-                    model: object | None = None) -> dict[tuple[str, str], Tensor]:
+    def methods_for(self, model: object) -> dict[str, Attributor]:
+        """The run's methods, with their options, built for another model (built again on every call)."""
+        from ..methods import get_method
+
+        lm = dataclasses.replace(self.lm, model=model)
+        return {name: get_method(name, lm, **self.cfg.method_kwargs(name)) for name in self.methods}
+
+    def progress_steps(self) -> int:
+        """Calls of :meth:`attribute`'s methods per item (the progress bar's steps; default: one per method)."""
+        return max(1, len(self.methods))
+
+    def target_maps(self, x: Tensor, classes: ClassesLike | Tensor, model: object | None = None,
+                    methods: dict[str, Attributor] | None = None) -> dict[tuple[str, str], Tensor]:
         """The target's map of the first sample, vanilla and every variant: ``(method, variant) -> [H, W]``."""
-        return {(name, variant): m[0] for name, result in self.attribute(x, classes, model)
+        return {(name, variant): m[0] for name, result in self.attribute(x, classes, model, methods)
                 for variant, m in result.variants(self.variants, target=True).items()}
 
     def scorable(self, skip_as: str, unit: str, method: str, variant: str, m: Tensor,
@@ -291,3 +437,7 @@ class Benchmark:
     def plots(store: ResultStore, table: Table, run_dir: Path) -> dict[str, Path]:
         """The benchmark's figures for ``attrdist report`` (default: none)."""
         return {}
+
+
+def _store_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.glob("results.sqlite*") if f.is_file())

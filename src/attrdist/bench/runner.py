@@ -5,8 +5,12 @@ skips the items its store already holds, so a killed run started again with the 
 where it stopped, and ``torchrun --nproc_per_node N`` gives the same rows as one process.
 
 While the model works on one batch, worker processes (``workers``) decode and compose the next items, and a
-background thread writes finished items to the store, each in its own transaction: a kill loses at most the
-items not yet written, which the next run computes again (none is stored twice).
+background thread writes finished items to the store, a batch (or whatever has finished meanwhile) in one
+transaction: a kill loses at most the items not yet written, which the next run computes again (none is stored
+twice).
+
+The progress bar shows the rate and the time left; a benchmark moves it within an item (:class:`Progress`: per
+method, per randomisation depth), so that a long item shows what it is doing.
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from .store import ResultStore
 
-__all__ = ["ItemResult", "Shard", "Skip", "current_shard", "run_batches", "run_items"]
+__all__ = ["ItemResult", "Progress", "Shard", "Skip", "current_shard", "run_batches", "run_items"]
 
 
 @dataclass(frozen=True)
@@ -33,10 +38,55 @@ class Skip:
 
 @dataclass(frozen=True)
 class ItemResult:
-    """Rows of one item, and optionally curves (``(unit, method, variant, name, values)``)."""
+    """Rows of one item, and optionally curves (``(unit, method, variant, name, values)``) and stage timings.
+
+    ``timings`` maps a stage the benchmark measured (the sanity check: ``depth003``) to its seconds; the store keeps
+    them beside the item (:meth:`~attrdist.bench.store.ResultStore.timings`).
+    """
 
     rows: list[tuple]
-    curves: list[tuple]
+    curves: list[tuple] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Progress:
+    """The progress bar of a run: items, the rate and the time left, moved within an item too.
+
+    A benchmark calls :meth:`step` as parts of its current items finish (a method's maps, a randomisation depth):
+    the bar moves by that share of an item and shows what just finished; the runner completes the batch.
+    """
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.moved = 0.0
+
+    def open(self, todo: int, total: int, desc: str) -> None:
+        """Show the bar (``total`` items, ``todo`` of them left)."""
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=total - todo, unit="item", file=sys.stderr, dynamic_ncols=True, desc=desc,
+                        bar_format="{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+        self.moved = 0.0
+
+    def step(self, items: float, what: str = "") -> None:
+        """Move the bar by ``items`` (a share of the current batch) and show ``what`` just finished."""
+        if self.bar is None:
+            return
+        self.moved += items
+        if what:
+            self.bar.set_postfix_str(what, refresh=False)
+        self.bar.update(items)
+
+    def finish(self, items: int) -> None:
+        """The current batch of ``items`` items is done: move the bar to its end."""
+        if self.bar is not None:
+            self.bar.update(items - self.moved)
+        self.moved = 0.0
+
+    def close(self) -> None:
+        """Close the bar."""
+        if self.bar is not None:
+            self.bar.close()
 
 
 @dataclass(frozen=True)
@@ -70,7 +120,10 @@ def _barrier(shard: Shard) -> None:
 
 
 class _Writer:
-    """Writes finished items to the store from a background thread, in the order they finish."""
+    """Writes finished items to the store from a background thread, in the order they finish.
+
+    What has finished when the thread gets to it (a batch, or several) goes into one transaction.
+    """
 
     def __init__(self, store: ResultStore, rank: int) -> None:
         self.store, self.rank = store, rank
@@ -80,24 +133,32 @@ class _Writer:
         self.thread.start()
 
     def _run(self) -> None:
-        while (job := self.queue.get()) is not None:
-            item, out, seconds = job
+        stop = False
+        while not stop:
+            jobs = [self.queue.get()]
+            while jobs[-1] is not None and not self.queue.empty():
+                jobs.append(self.queue.get_nowait())
+            stop = jobs[-1] is None
             if self.error is not None:
                 continue
-            try:
+            items, skipped = [], []
+            for item, out, seconds in (job for batch in jobs if batch is not None for job in batch):
                 if isinstance(out, Skip):
-                    self.store.skip_item(item, out.reason)
+                    skipped.append((item, out.reason))
                 elif isinstance(out, ItemResult):
-                    self.store.write_item(item, out.rows, seconds, self.rank, out.curves)
+                    items.append((item, out.rows, seconds, self.rank, out.curves, out.timings))
                 else:
-                    self.store.write_item(item, out, seconds, self.rank)
+                    items.append((item, out, seconds, self.rank, ()))
+            try:
+                self.store.write_items(items, skipped)
             except BaseException as err:  # noqa: BLE001 - re-raised in the main thread by close()
                 self.error = err
 
-    def put(self, item: str, out: object, seconds: float) -> None:
+    def put(self, jobs: list[tuple[str, object, float]]) -> None:
+        """Queue finished items ``(item, result, seconds)`` (written together)."""
         if self.error is not None:
             raise self.error
-        self.queue.put((item, out, seconds))
+        self.queue.put(jobs)
 
     def close(self) -> None:
         self.queue.put(None)
@@ -110,13 +171,6 @@ def _todo(store: ResultStore, items: Sequence[str], shard: Shard) -> tuple[list[
     done = store.done()
     mine = [it for i, it in enumerate(items) if i % shard.world == shard.rank]
     return [it for it in mine if it not in done], len(mine)
-
-
-def _bar(todo: list[str], total: int, desc: str, shard: Shard):  # noqa: ANN202
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=total - len(todo), unit="item", file=sys.stderr, dynamic_ncols=True,
-                desc=f"{desc} [rank {shard.rank}/{shard.world}]" if shard.world > 1 else desc)
 
 
 def run_items(
@@ -166,7 +220,7 @@ def run_batches(
     store: ResultStore, items: Sequence[str], prepare: Callable[[str], object],
     compute: Callable[[list[tuple[str, object]]], list[list[tuple] | ItemResult | Skip]],
     shard: Shard | None = None, desc: str = "items", batch_size: int = 1, workers: int = 0,
-    batch_key: Callable[[object], object] | None = None,
+    batch_key: Callable[[object], object] | None = None, progress: Progress | None = None,
 ) -> int:
     """Like :func:`run_items`, with the input preparation split off and batched computation.
 
@@ -181,13 +235,15 @@ def run_batches(
         workers: Processes that prepare items while the model works (0: prepare in this process).
         batch_key: Items go into one batch only while this key of their prepared input is equal (input size,
             class-set size); default: all may.
+        progress: The progress bar (a benchmark moves it within a batch); default: a new one.
 
     Returns:
         The number of items computed now.
     """
     shard = shard or current_shard()
     todo, total = _todo(store, items, shard)
-    bar = _bar(todo, total, desc, shard)
+    bar = progress or Progress()
+    bar.open(len(todo), total, f"{desc} [rank {shard.rank}/{shard.world}]" if shard.world > 1 else desc)
     writer = _Writer(store, shard.rank)
     batch: list[tuple[str, object]] = []
 
@@ -197,16 +253,15 @@ def run_batches(
         start = time.perf_counter()
         outs = compute(batch)
         per_item = (time.perf_counter() - start) / len(batch)
-        for (item, _), out in zip(batch, outs, strict=True):
-            writer.put(item, out, per_item)
-        bar.update(len(batch))
+        writer.put([(item, out, per_item) for (item, _), out in zip(batch, outs, strict=True)])
+        bar.finish(len(batch))
         batch.clear()
 
     try:
         for item, prepared in _prepared(todo, prepare, workers):
             if isinstance(prepared, Skip):
-                writer.put(item, prepared, 0.0)
-                bar.update(1)
+                writer.put([(item, prepared, 0.0)])
+                bar.finish(1)
                 continue
             if batch and batch_key is not None and batch_key(prepared) != batch_key(batch[0][1]):
                 flush()

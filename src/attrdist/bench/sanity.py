@@ -1,15 +1,22 @@
 """Cascading-randomisation sanity check (Adebayo et al., 2018) of vanilla and VAR maps.
 
-Per image and depth: a copy of the model with its top ``depth`` blocks re-initialised (the user's model is
-never modified), the class set (top-k + least probable) and explained class (top-1) of that randomised
-model, the raw maps of each method once (:class:`~attrdist.var.VAR`), and the similarity of its target map
-to the original model's target map, vanilla and for each VAR variant from the same raw maps.
+Per image and depth: the model with its top ``depth`` blocks re-initialised (the user's model is never
+modified), the class set (top-k + least probable) and explained class (top-1) of that randomised model, the raw
+maps of each method once (:class:`~attrdist.var.VAR`), and the similarity of its target map to the original
+model's target map, vanilla and for each VAR variant from the same raw maps.
+
+The randomised model is one copy for the whole run (:class:`~attrdist.models.randomize.RandomizedDepths`: each
+block's weights drawn once, depth ``d + 1`` being depth ``d``'s model plus one more block), and the methods are
+built for it once; a batch of images walks the depths together. Each image's time per depth is stored with it
+(``depthNNN`` in :meth:`~attrdist.bench.store.ResultStore.timings`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,10 +25,14 @@ from ..options import opt
 from .base import Benchmark, ImageInput
 from .config import RunConfig
 from .registry import register_benchmark
+from .runner import ItemResult
 
 if TYPE_CHECKING:
     from ..data.kinds import Dataset
+    from ..methods import Attributor
     from ..models import LoadedModel
+    from ..models.randomize import RandomizedDepths
+    from .base import Rows
     from .store import ResultStore
 
 __all__ = ["Sanity", "SanityConfig", "depths_of", "run_sanity"]
@@ -96,29 +107,70 @@ class Sanity(Benchmark):
 
         return dataclasses.replace(config, blocks=randomization_blocks(lm.model, config.blocks))
 
-    def score(self, item: str, prepared: ImageInput) -> list[tuple]:
-        """The similarity of each target map to the original model's, per randomisation depth."""
-        from ..metrics.similarity import similarities
-        from ..models.randomize import randomized_copy
+    @cached_property
+    def depths(self) -> list[int]:
+        """The randomisation depths of the run, 0 (the original model) first."""
+        return depths_of(len(self.cfg.blocks), self.cfg.depths)
 
-        c, blocks = self.cfg, list(self.cfg.blocks)
-        x = prepared.x.to(c.device)
-        classes = self.class_set(prepared)
-        original = {k: m.double().cpu() for k, m in self.target_maps(x, classes).items()}
-        rows: list[tuple] = []
-        for d in depths_of(len(blocks), c.depths):
-            model = None if d == 0 else randomized_copy(self.lm.model, d, c.seed, blocks)
-            maps = original if model is None else {k: m.double().cpu()
-                                                   for k, m in self.target_maps(x, classes, model).items()}
-            unit = f"depth{d:03d}"
-            for (name, variant), m in maps.items():
-                rows.append((unit, name, variant, "fraction", d / len(blocks)))
-                row, ok = self.scorable(f"{item}/{unit}/{name}/{variant}", unit, name, variant, m,
-                                        original=original[(name, variant)])
-                rows.append(row)
-                if ok:
-                    rows += [(unit, name, variant, k, v) for k, v in
-                             similarities(original[(name, variant)].numpy(), m.numpy(), c.similarities).items()]
+    @cached_property
+    def randomized(self) -> RandomizedDepths:
+        """The run's one randomised copy of the model (every block's weights drawn once)."""
+        from ..models.randomize import RandomizedDepths
+
+        return RandomizedDepths(self.lm.model, list(self.cfg.blocks), self.cfg.seed)
+
+    @cached_property
+    def randomized_methods(self) -> dict[str, Attributor]:
+        """The run's methods, built once for :attr:`randomized`'s copy (which moves from depth to depth)."""
+        return self.methods_for(self.randomized.model)
+
+    def progress_steps(self) -> int:
+        """Every method at every depth."""
+        return max(1, len(self.methods) * len(self.depths))
+
+    def compute(self, batch: list[tuple[str, object]]) -> list[Rows]:
+        """The similarity of each target map to the original model's, per randomisation depth, for a batch.
+
+        The randomised copy moves to each depth once per batch; every image is explained on its own (the same
+        numbers whatever the batch size).
+        """
+        c, n = self.cfg, len(self.cfg.blocks)
+        inputs = [(item, prepared.x.to(c.device), self.class_set(prepared)) for item, prepared in batch
+                  if isinstance(prepared, ImageInput)]
+        original: dict[str, dict[tuple[str, str], object]] = {}
+        rows: dict[str, list[tuple]] = {item: [] for item, _, _ in inputs}
+        timings: dict[str, dict[str, float]] = {item: {} for item, _, _ in inputs}
+        for d in self.depths:
+            self.doing = f"depth {d}/{n}"
+            methods = None if d == 0 else self.randomized_methods
+            start = time.perf_counter()
+            if d > 0:
+                self.randomized.at(d)
+            moved = (time.perf_counter() - start) / max(1, len(inputs))
+            for item, x, classes in inputs:
+                start = time.perf_counter()
+                maps = {k: m.double().cpu() for k, m in self.target_maps(x, classes, methods=methods).items()}
+                if d == 0:
+                    original[item] = maps
+                rows[item] += self._depth_rows(item, d, maps, original[item])
+                timings[item][f"depth{d:03d}"] = moved + time.perf_counter() - start
+        self.doing = ""
+        done = {item: ItemResult(rows[item], [], timings[item]) for item in rows}
+        return [done.get(item, prepared) for item, prepared in batch]
+
+    def _depth_rows(self, item: str, d: int, maps: dict, original: dict) -> list[tuple]:
+        """The rows of one image at one depth: fraction, zeroed and every similarity, per method and variant."""
+        from ..metrics.similarity import similarities
+
+        unit, rows = f"depth{d:03d}", []
+        for (name, variant), m in maps.items():
+            rows.append((unit, name, variant, "fraction", d / len(self.cfg.blocks)))
+            row, ok = self.scorable(f"{item}/{unit}/{name}/{variant}", unit, name, variant, m,
+                                    original=original[(name, variant)])
+            rows.append(row)
+            if ok:
+                rows += [(unit, name, variant, k, v) for k, v in
+                         similarities(original[(name, variant)].numpy(), m.numpy(), self.cfg.similarities).items()]
         return rows
 
     @staticmethod

@@ -1,7 +1,8 @@
 """An embedded SQLite store of per-item results: atomic per item, so a killed run resumes exactly.
 
-Each item's rows and its completion mark are written in one transaction: after a kill at any point an
-item is either fully stored or absent, and the primary key rules out duplicates. Several processes
+Each item's rows and its completion mark are written in one transaction (the runner writes a batch of items in
+one): after a kill at any point an item is either fully stored or absent, and the primary key rules out
+duplicates. Several processes
 (torchrun ranks) may write to one store (WAL journal, busy timeout), and several threads of one process (the
 runner writes from a background thread) share a connection under a lock.
 """
@@ -42,6 +43,9 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE TABLE IF NOT EXISTS done (item TEXT PRIMARY KEY, seconds REAL, rank INTEGER);
 CREATE TABLE IF NOT EXISTS skipped (item TEXT PRIMARY KEY, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS timings (
+    item TEXT NOT NULL, stage TEXT NOT NULL, seconds REAL NOT NULL, PRIMARY KEY (item, stage)
+);
 CREATE TABLE IF NOT EXISTS curves (
     item TEXT NOT NULL, unit TEXT NOT NULL, method TEXT NOT NULL, variant TEXT NOT NULL, name TEXT NOT NULL,
     data TEXT NOT NULL, PRIMARY KEY (item, unit, method, variant, name)
@@ -161,25 +165,53 @@ class ResultStore:
             rank: The process that computed it.
             curves: ``(unit, method, variant, name, values)`` tuples (values: a list of floats).
         """
+        self.write_items([(item, rows, seconds, rank, curves)])
+
+    def write_items(self, items: Sequence[tuple], skipped: Sequence[tuple[str, str]] = ()) -> None:
+        """Store several items (and skips) in one transaction: all of them or none.
+
+        Args:
+            items: ``(item, rows, seconds, rank, curves[, timings])`` per item, as :meth:`write_item` takes them;
+                ``timings`` maps a stage (``"depth003"``, ``"model"``) to its seconds (:meth:`timings`).
+            skipped: ``(item, reason)`` of skipped items (:meth:`skip_item`).
+        """
+        if not items and not skipped:
+            return
         with self.lock:
-            self._write(item, rows, seconds, rank, curves)
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany("INSERT OR REPLACE INTO skipped VALUES (?, ?)", list(skipped))
+                for item, rows, seconds, rank, curves, *timings in items:
+                    self._write(item, rows, seconds, rank, curves, timings[0] if timings else {})
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
 
     def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
         with self.lock:
             return self.db.execute(sql, params).fetchall()
 
     def _write(self, item: str, rows: Iterable[Sequence], seconds: float, rank: int,
-               curves: Iterable[Sequence]) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self.db.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)", [(item, *r) for r in rows])
-            self.db.executemany("INSERT INTO curves VALUES (?, ?, ?, ?, ?, ?)",
-                                [(item, *c[:4], json.dumps([float(v) for v in c[4]])) for c in curves])
-            self.db.execute("INSERT INTO done VALUES (?, ?, ?)", (item, seconds, rank))
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+               curves: Iterable[Sequence], timings: dict[str, float]) -> None:
+        self.db.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)", [(item, *r) for r in rows])
+        self.db.executemany("INSERT INTO curves VALUES (?, ?, ?, ?, ?, ?)",
+                            [(item, *c[:4], json.dumps([float(v) for v in c[4]])) for c in curves])
+        self.db.executemany("INSERT INTO timings VALUES (?, ?, ?)",
+                            [(item, stage, float(t)) for stage, t in timings.items()])
+        self.db.execute("INSERT INTO done VALUES (?, ?, ?)", (item, seconds, rank))
+
+    def timings(self) -> dict[str, tuple[float, int]]:
+        """Mean seconds per item of each recorded stage, and the items that recorded it: ``stage -> (mean, n)``.
+
+        ``"item"`` is the whole computation of an item (every run records it); a benchmark may record its own stages
+        (the sanity check: ``depth003``, the cost of one image at that depth).
+        """
+        mean, n = self._query("SELECT AVG(seconds), COUNT(*) FROM done")[0]
+        out = {"item": (mean, n)} if n else {}
+        out.update({r[0]: (r[1], r[2]) for r in self._query(
+            "SELECT stage, AVG(seconds), COUNT(*) FROM timings GROUP BY stage ORDER BY stage")})
+        return out
 
     def skip_item(self, item: str, reason: str) -> None:
         """Record that an item was skipped, with its reason (never silently dropped)."""
