@@ -313,7 +313,8 @@ def _state_dict(path: str) -> dict:
     if not p.is_file():
         raise WeightsUnavailableError(f"weights file {path!r} does not exist")
     try:
-        sd = torch.load(p, map_location="cpu", weights_only=True)
+        with _quiet_torch_load():
+            sd = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         with p.open("rb") as f:
             head = f.read(2)
@@ -336,6 +337,14 @@ class UntrustedCheckpointError(ValueError):
     """The checkpoint holds pickled code, which only loads with ``trust_checkpoint=True``."""
 
 
+@contextlib.contextmanager
+def _quiet_torch_load() -> Iterator[None]:
+    """Without torch's note on the file's pickle protocol: the refusal that follows says what matters."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Detected pickle protocol")
+        yield
+
+
 def _checkpoint(path: Path, trust: bool = False, weights: str | None = None) -> tuple[nn.Module, Preprocess, str]:
     """A TorchScript file, or a whole pickled model (only when trusted: unpickling can run any code)."""
     if weights is not None:  # the file holds its weights: a --weights would be silently ignored
@@ -347,7 +356,8 @@ def _checkpoint(path: Path, trust: bool = False, weights: str | None = None) -> 
             model = torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError):
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=not trust)
+            with _quiet_torch_load():
+                obj = torch.load(path, map_location="cpu", weights_only=not trust)
         except (RuntimeError, ValueError, EOFError, KeyError) as err:
             raise ValueError(f"{path} is neither a TorchScript file nor a PyTorch checkpoint "
                              f"({type(err).__name__})") from None
