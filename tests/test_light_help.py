@@ -31,3 +31,14 @@ def test_help_imports_nothing_heavy(command):
             f"    main({[*command, '--help']!r})\n"
             "assert 'usage:' in out.getvalue()")
     assert _imported_after(code) == []
+
+
+def test_a_wrong_image_path_fails_before_torch_loads(tmp_path):
+    """Issue 21: ``attrdist explain missing.jpg`` (or a folder) answers at once, naming each path."""
+    code = ("import contextlib, io\nfrom attrdist.cli import main\n"
+            "with contextlib.redirect_stderr(io.StringIO()) as err:\n"
+            f"    rc = main(['explain', {str(tmp_path / 'missing.jpg')!r}, {str(tmp_path)!r}])\n"
+            "assert rc == 1, rc\n"
+            "assert err.getvalue().count('error: ') == 2 and 'no such file' in err.getvalue() "
+            "and 'a folder, not an image' in err.getvalue(), err.getvalue()")
+    assert _imported_after(code) == []

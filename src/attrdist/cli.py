@@ -404,6 +404,13 @@ def _zeroed_line(exp: Explanation) -> str:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
+    from ._paths import file_problem
+
+    problems = [problem for p in args.images if (problem := file_problem(p))]
+    if args.images and len(problems) == len(args.images):  # nothing to explain: say so before torch loads
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
     import torch
     from tqdm import tqdm
 

@@ -8,6 +8,8 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .._paths import file_problem
+
 __all__ = ["FORMATS", "ImageReadError", "read_image", "read_image_bytes", "to_rgb"]
 
 #: Larger images are refused before decoding (decompression-bomb guard), in pixels.
@@ -85,14 +87,10 @@ def read_image(path: str | Path) -> Image.Image:
     Raises:
         ImageReadError: If the file is missing, empty, not an image, truncated or too large.
     """
-    p = Path(path)
-    if p.is_dir():
-        raise ImageReadError(f"{p}: a folder, not an image (give the image files, e.g. {p}/*.jpg)")
-    if not p.is_file():
-        raise ImageReadError(f"{p}: no such file")
-    if p.stat().st_size == 0:
-        raise ImageReadError(f"{p}: the file is empty")
-    return _decode(p, str(p))
+    problem = file_problem(path)
+    if problem:
+        raise ImageReadError(problem)
+    return _decode(Path(path), str(path))
 
 
 def _decode(source: Path | IO[bytes], p: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
