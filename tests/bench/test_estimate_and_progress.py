@@ -80,3 +80,6 @@ def test_estimate_from_the_command_line(tmp_path, benchmark, args):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"{benchmark}: 3 items (3 to do), measured on 1" in proc.stdout and "projected time" in proc.stdout
     assert not out.exists()
+    # it says first that it estimates, and where the run would go (not the temporary folder it times in)
+    assert f"{benchmark}: estimating from 1 item(s)" in proc.stderr and f"run folder {out}" in proc.stderr
+    assert "attrdist-estimate-" not in proc.stderr

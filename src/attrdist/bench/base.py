@@ -166,7 +166,7 @@ class Benchmark:
 
     @classmethod
     def run(cls, config: RunConfig, out_dir: str | Path, shard: Shard | None = None, lm: LoadedModel | None = None,
-            on_item: Callable[[str], None] | None = None) -> ResultStore:
+            on_item: Callable[[str], None] | None = None, announce: bool = True) -> ResultStore:
         """Run (or resume) the benchmark into ``out_dir``.
 
         Args:
@@ -175,6 +175,7 @@ class Benchmark:
             shard: This process's shard (default: from torchrun's environment).
             lm: A loaded model to reuse (default: loaded from the configuration).
             on_item: Called after each item is computed (tests use it to simulate a crash).
+            announce: Print the line saying what the run is about to compute (an estimate prints its own).
 
         Returns:
             The open store.
@@ -200,7 +201,9 @@ class Benchmark:
                 timespec="seconds")
             store.set_info(attrdist=__version__, started=started, dataset_size=bench.dataset_size(),
                            items=len(items))
-            print(bench.describe(len(items), len(store.done() & set(items)), out_dir), file=sys.stderr, flush=True)
+            if announce:
+                print(bench.describe(len(items), len(store.done() & set(items)), out_dir), file=sys.stderr,
+                      flush=True)
 
         def compute(batch: list[tuple[str, object]]) -> list[Rows]:
             out = bench.compute(batch)
@@ -258,10 +261,13 @@ class Benchmark:
         warm = max(1, getattr(config, "batch_size", 1))  # the first batch warms up (one-time measurements)
         few = min(items + warm, len(all_items))
         stamps: list[float] = []
+        print(f"{cls.name}: estimating from {few - min(warm, few) or few} item(s) after a warm-up of {warm}, run "
+              f"into a temporary folder (nothing is written to {out_dir or 'the run folder'}); the run: "
+              f"{bench.describe(len(all_items), done, out_dir or '-').split(': ', 1)[1]}", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory(prefix="attrdist-estimate-") as tmp:
             start = time.perf_counter()
             store = cls.run(dataclasses.replace(config, max_items=few), tmp, Shard(), lm=bench.lm,
-                            on_item=lambda _: stamps.append(time.perf_counter()))
+                            on_item=lambda _: stamps.append(time.perf_counter()), announce=False)
             stages = {k: v for k, (v, _) in store.timings().items() if k != "item"}
             store.close()
             disk = _store_bytes(Path(tmp))
