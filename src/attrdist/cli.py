@@ -445,7 +445,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     places = _output_places(args.images)
     failures = 0
     settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("out",)}
-    for source, kind in tqdm(jobs, desc="explain", unit="image", file=sys.stderr, disable=len(jobs) < 2):
+    # a bar for several images on a terminal (None: off when stderr is a log, where the per-image lines say it)
+    for source, kind in tqdm(jobs, desc="explain", unit="image", file=sys.stderr, disable=len(jobs) < 2 or None):
         try:
             if kind == "grid":
                 names = tuple(SAMPLES)
