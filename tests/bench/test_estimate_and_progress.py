@@ -44,6 +44,22 @@ def test_a_run_says_what_it_runs_and_moves_within_an_item(tmp_path, lite0, capsy
     assert steps == [(0.5, "gradcam"), (0.5, "input_x_gradient")]  # half an item per method
 
 
+def test_in_a_log_a_run_prints_lines_with_its_rate_and_time_left(monkeypatch, capsys):
+    """Where standard error is a file (a batch job), progress is plain lines, not a bar's carriage returns."""
+    monkeypatch.setenv("ATTRDIST_LOG_INTERVAL", "0")
+    progress = Progress()
+    progress.open(todo=4, total=10, desc="localization")
+    progress.step(0.5, "gradcam")
+    progress.finish(2)
+    progress.close()
+    err = capsys.readouterr().err  # capsys's stderr is not a terminal
+    lines = err.splitlines()
+    assert "\r" not in err and len(lines) == 3, err
+    assert lines[0].startswith("localization: 6.5/10 items, ") and "(last: gradcam)" in lines[0]
+    assert all("items/h" in line and "elapsed" in line and " left" in line for line in lines)
+    assert lines[-1].startswith("localization: 8.0/10 items")
+
+
 def test_sanity_records_each_depths_cost_and_moves_per_depth(tmp_path, lite0, monkeypatch):
     steps = []
     step = Progress.step

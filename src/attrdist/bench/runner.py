@@ -49,44 +49,88 @@ class ItemResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def _duration(seconds: float) -> str:
+    """``"2 d 14 h"``, ``"3 h 05 min"``, ``"4 min 10 s"`` or ``"12 s"``."""
+    s = int(round(seconds))
+    if s >= 86400:
+        return f"{s // 86400} d {s % 86400 // 3600} h"
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
 class Progress:
-    """The progress bar of a run: items, the rate and the time left, moved within an item too.
+    """The progress of a run: items, the rate and the time left, moved within an item too.
+
+    On a terminal it is a bar. Where standard error is a log (a file, a pipe, a batch job), it prints a plain
+    line with the rate and the time left at most every ``ATTRDIST_LOG_INTERVAL`` seconds (default 60) and when
+    the run ends: a bar's carriage returns would make one endless line there.
 
     A benchmark calls :meth:`step` as parts of its current items finish (a method's maps, a randomisation depth):
-    the bar moves by that share of an item and shows what just finished; the runner completes the batch.
+    the progress moves by that share of an item and shows what just finished; the runner completes the batch.
     """
 
     def __init__(self) -> None:
         self.bar: Any = None
         self.moved = 0.0
+        self._log: dict[str, Any] | None = None
 
     def open(self, todo: int, total: int, desc: str) -> None:
-        """Show the bar (``total`` items, ``todo`` of them left)."""
+        """Show the progress (``total`` items, ``todo`` of them left)."""
+        self.moved = 0.0
+        if not sys.stderr.isatty():
+            now = time.monotonic()
+            self._log = {"desc": desc, "total": total, "start": total - todo, "n": float(total - todo), "t0": now,
+                         "last": now, "what": "",
+                         "every": float(os.environ.get("ATTRDIST_LOG_INTERVAL", 60))}
+            return
         from tqdm import tqdm
 
         self.bar = tqdm(total=total, initial=total - todo, unit="item", file=sys.stderr, dynamic_ncols=True, desc=desc,
                         bar_format="{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
-        self.moved = 0.0
+
+    def _move(self, items: float, what: str = "") -> None:
+        if self.bar is not None:
+            if what:
+                self.bar.set_postfix_str(what, refresh=False)
+            self.bar.update(items)
+        elif self._log is not None:
+            log = self._log
+            log["n"] += items
+            log["what"] = what or log["what"]
+            if time.monotonic() - log["last"] >= log["every"]:
+                self._line()
+
+    def _line(self) -> None:
+        log = self._log
+        if log is None:
+            return
+        now = time.monotonic()
+        log["last"] = now
+        done, elapsed = log["n"] - log["start"], now - log["t0"]
+        rate = done / elapsed if elapsed > 0 else 0.0
+        left = f"{_duration((log['total'] - log['n']) / rate)} left" if rate > 0 else "time left unknown"
+        what = f" (last: {log['what']})" if log["what"] else ""
+        print(f"{log['desc']}: {log['n']:.1f}/{log['total']} items, {rate * 3600:,.0f} items/h, "
+              f"{_duration(elapsed)} elapsed, {left}{what}", file=sys.stderr, flush=True)
 
     def step(self, items: float, what: str = "") -> None:
-        """Move the bar by ``items`` (a share of the current batch) and show ``what`` just finished."""
-        if self.bar is None:
-            return
+        """Move the progress by ``items`` (a share of the current batch) and show ``what`` just finished."""
         self.moved += items
-        if what:
-            self.bar.set_postfix_str(what, refresh=False)
-        self.bar.update(items)
+        self._move(items, what)
 
     def finish(self, items: int) -> None:
-        """The current batch of ``items`` items is done: move the bar to its end."""
-        if self.bar is not None:
-            self.bar.update(items - self.moved)
+        """The current batch of ``items`` items is done: move the progress to its end."""
+        self._move(items - self.moved)
         self.moved = 0.0
 
     def close(self) -> None:
-        """Close the bar."""
+        """Close the bar (or print the last line)."""
         if self.bar is not None:
             self.bar.close()
+        elif self._log is not None and self._log["n"] > self._log["start"]:
+            self._line()
+        self._log = None
 
 
 @dataclass(frozen=True)
