@@ -295,9 +295,6 @@ BUILDERS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
 
 
 def _error(message: object) -> int:
-    tqdm = sys.modules.get("tqdm")
-    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):  # a bar left open by the failure:
-        bar.close()  # closing it ends its line, so that the error starts its own
     print(f"error: {message}", file=sys.stderr)
     return 2
 

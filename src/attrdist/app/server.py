@@ -425,11 +425,10 @@ class Explorer:
             self._refined.put(refined_key, out)
         name_or_id = params.get("target", "").strip()
         if name_or_id and not name_or_id.lstrip("+-").isdigit():  # a class name of the set
-            named = [c for c, n in zip(out.classes, out.class_names, strict=True)
-                     if n.casefold() == name_or_id.casefold()]
-            if not named:
-                raise UserError(f"target {name_or_id[:80]!r} is not in the class set {out.class_names}")
-            target = named[0]
+            try:  # the name's place among the set's names (matched as everywhere: case-insensitive)
+                target = out.classes[class_id(name_or_id[:200], out.class_names)]
+            except ValueError:
+                raise UserError(f"target {name_or_id[:80]!r} is not in the class set {out.class_names}") from None
         else:
             target = _number(params, "target", int, 0, 10**6)
         if target is not None:

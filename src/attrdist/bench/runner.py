@@ -314,7 +314,9 @@ def run_batches(
                 flush()
         flush()
     finally:
-        writer.close()
-        bar.close()
+        try:
+            writer.close()  # raises the writer's error (a full disk): the bar still closes, ending its line
+        finally:
+            bar.close()
     _barrier(shard)
     return len(todo)
