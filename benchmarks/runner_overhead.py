@@ -4,10 +4,12 @@ The model is a null model (one 1x1 convolution, pooling and a linear layer: a ne
 so the whole wall time of ``run_localization`` is spent outside the model: preparing the grid, the VAR step, the
 metrics, assembling the rows and the store. The same run is timed twice in one process:
 
-* ``before``: a reference of the path before issue 24, rebuilt here: the VAR step in float64 for every call, the
-  smoothing (VAR's and the metrics') as a batch of one-channel convolutions, one store transaction per item;
-* ``now``: the library as it is (float32 VAR where exact enough, the smoothing one depthwise convolution, one
-  transaction per batch).
+* ``before``: a reference of the path before issue 24, rebuilt here: the VAR step of that time (float64 for every
+  call, softmax and ``expm1`` at every temperature, a ``topk`` over every map for ``min_keep``, ``isfinite`` over
+  every value), the smoothing (VAR's and the metrics') as a batch of one-channel convolutions, the metrics' counts
+  as sums of booleans and the unscorable check through ``isfinite``, one store transaction per item;
+* ``now``: the library as it is (VAR in float32 where exact enough with a vectorised ``expm1``, the smoothing one
+  depthwise convolution, counts as byte sums, one transaction per batch).
 
 Both print their seconds per grid, split into the stages the runner spends them in, and the ratio.
 
@@ -19,7 +21,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import math
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -28,8 +33,10 @@ import torch
 
 import attrdist.bench.localization as loc
 import attrdist.methods.base as method_base
+import attrdist.metrics.checks as checks
 import attrdist.metrics.localization as loc_metrics
 import attrdist.var as var_module
+from attrdist._memory import reuse_freed_memory
 from attrdist.bench import LocalizationConfig, run_localization
 from attrdist.bench.store import ResultStore
 from attrdist.models import load_model
@@ -59,6 +66,61 @@ def legacy_smooth(maps, kernel=11, sigma=2.0, kind="gaussian", border="reflect")
         x = F.conv2d(x, g.view(1, 1, -1, 1), padding=(pad, 0))
         x = F.conv2d(x, g.view(1, 1, 1, -1), padding=(0, pad))
     return x.view(maps.shape)
+
+
+def legacy_refine(maps, preset=None, *, ranked=False, warn_identical=True, **overrides):
+    """``attrdist.var.refine`` before issue 24 (its checks, float64 throughout, the distribution and margins)."""
+    cfg = var_module.get_preset(preset, **overrides)
+    if not torch.isfinite(maps).all():
+        raise ValueError("maps contain NaN or inf values")
+    if warn_identical:
+        (maps == maps[:, :1]).flatten(1).all(dim=1).any()
+    scale = var_module.joint_scale(maps.detach(), cfg.normalize, cfg.quantile).to(torch.float64)
+    h = maps.detach().to(torch.float64)
+    h = h.abs() if cfg.magnitude == "abs" else (h.clamp(min=0) if cfg.magnitude == "positive" else h)
+    h = h / scale.view(-1, *([1] * (h.dim() - 1)))
+    if cfg.smooth > 0:
+        sigma = cfg.smooth * max(h.shape[-2:])
+        radius = min(math.ceil(3 * sigma), h.shape[-2] - 1, h.shape[-1] - 1)
+        h = legacy_smooth(h, 2 * radius + 1, sigma)
+    k = h.shape[1]
+    q, excess = torch.zeros_like(h), torch.zeros_like(h)
+    for t in cfg.temperatures:
+        z = h / t if cfg.convention == "divide" else h * t
+        z = z - z.amax(1, keepdim=True)
+        q += torch.softmax(z, dim=1)
+        e = torch.expm1(z)
+        excess += (e - e.mean(1, keepdim=True)) / (k + e.sum(1, keepdim=True))
+    q /= len(cfg.temperatures)
+    excess /= len(cfg.temperatures)
+    spread = h.amax(1, keepdim=True) - h.amin(1, keepdim=True)
+    tie = spread <= var_module.TIE_ULPS * torch.finfo(maps.dtype).eps * h.abs().amax(1, keepdim=True)
+    excess = excess.masked_fill(tie, 0.0)
+    keep = excess > cfg.margin(ranked)
+    if cfg.min_keep > 0:
+        kept, pos = keep.flatten(2), (maps.detach() > 0).flatten(2)
+        n = max(1, min(kept.shape[-1], math.ceil(cfg.min_keep * kept.shape[-1])))
+        flat = torch.where(pos, excess.flatten(2), -math.inf)
+        kth = flat.topk(n, dim=-1).values[..., -1:]
+        short = (kept & pos).sum(-1, keepdim=True) < n
+        keep = torch.where(short, kept | (pos & (flat >= kth)), kept).view_as(keep)
+    weight = q if cfg.power == 1 else q.pow(cfg.power)
+    refined = maps * (weight * keep).to(maps.dtype)
+    return var_module.VAROutput(refined=refined, q=q, keep=keep, config=cfg)
+
+
+def legacy_counts(pred, masks):
+    """The localisation metrics' counts before issue 24: sums of booleans, once per metric."""
+    p, m = pred.flatten(1), masks.flatten(1)
+    return (p & m).sum(1).double(), p.sum(1).double(), m.sum(1).double()
+
+
+def legacy_unscorable(maps):
+    """``attrdist.metrics.checks.unscorable`` before issue 24: ``isfinite`` over every value, twice."""
+    flat = maps.detach().flatten(1)
+    finite = torch.isfinite(flat).all(1)
+    safe = torch.where(torch.isfinite(flat), flat, torch.zeros((), dtype=flat.dtype, device=flat.device))
+    return ~finite | (safe.amax(1) == safe.amin(1))
 
 
 WRITE_ITEMS = ResultStore.write_items
@@ -108,25 +170,42 @@ class Clock:
 
 def timed_run(config, lm, legacy: bool) -> tuple[float, dict[str, float]]:
     """Seconds per grid of one run, and its stages."""
-    if True:
-        clock = Clock()
-        with contextlib.ExitStack() as stack:
-            if legacy:
-                stack.enter_context(patched(var_module, "working_dtype", lambda *a: torch.float64))
-                stack.enter_context(patched(var_module, "smooth", legacy_smooth))
-                stack.enter_context(patched(loc_metrics, "smooth", legacy_smooth))
-                stack.enter_context(patched(ResultStore, "write_items", legacy_write_items))
-            for owner, name, stage in ((var_module, "refine", "var"), (loc._Regions, "_scores", "metrics"),
-                                       (loc.Localization, "prepare", "prepare"),
-                                       (method_base.Attributor, "attribute", "model")):
-                stack.enter_context(patched(owner, name, clock.wrap(getattr(owner, name), stage)))
-            with tempfile.TemporaryDirectory() as out:
-                start = time.perf_counter()
-                run_localization(config, out, lm=lm).close()
-                total = (time.perf_counter() - start) / config.max_items
-        per = {k: v / config.max_items for k, v in clock.seconds.items()}
-        per["other"] = total - sum(per.values())
+    clock = Clock()
+    with contextlib.ExitStack() as stack:
+        if legacy:
+            stack.enter_context(patched(var_module, "refine", legacy_refine))
+            stack.enter_context(patched(loc_metrics, "smooth", legacy_smooth))
+            stack.enter_context(patched(loc_metrics, "_counts", legacy_counts))
+            stack.enter_context(patched(checks, "unscorable", legacy_unscorable))
+            stack.enter_context(patched(ResultStore, "write_items", legacy_write_items))
+        for owner, name, stage in ((var_module, "refine", "var"), (loc._Regions, "_scores", "metrics"),
+                                   (loc.Localization, "prepare", "prepare"),
+                                   (method_base.Attributor, "attribute", "model")):
+            stack.enter_context(patched(owner, name, clock.wrap(getattr(owner, name), stage)))
+        with tempfile.TemporaryDirectory() as out:
+            start = time.perf_counter()
+            run_localization(config, out, lm=lm).close()
+            total = (time.perf_counter() - start) / config.max_items
+    per = {k: v / config.max_items for k, v in clock.seconds.items()}
+    per["other"] = total - sum(per.values())
     return total, per
+
+
+def child(args) -> None:
+    """One path in a fresh process (``now`` with the command line's memory settings, ``before`` without): a
+    warm-up run, then a timed one, printed as JSON."""
+    torch.set_num_threads(args.threads)
+    if args.path == "now":
+        reuse_freed_memory()  # what `attrdist bench` does first
+    lm = dataclasses.replace(load_model("efficientnet_lite0"), model=null_model())
+    variants = ({"paper": {"preset": "paper"}, "authors-code": {"preset": "authors-code"}}
+                if args.variants == "paper" else {"var": {"preset": var_module.DEFAULT_PRESET}})
+    config = LocalizationConfig(methods=args.methods.split(","), variants=variants, max_items=args.items,
+                                batch_size=args.batch_size, device=args.device)
+    legacy = args.path == "before"
+    timed_run(dataclasses.replace(config, max_items=args.batch_size), lm, legacy)  # one-time costs (VJP mode, kernels)
+    total, per = timed_run(config, lm, legacy)
+    print(json.dumps({"total": total, "per": per, "threads": torch.get_num_threads()}))
 
 
 def main():
@@ -138,24 +217,22 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
+    p.add_argument("--path", choices=("before", "now"), help=argparse.SUPPRESS)  # a child process's path
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.path:
+        return child(args)
 
-    lm = dataclasses.replace(load_model("efficientnet_lite0"), model=null_model())
-    variants = ({"paper": {"preset": "paper"}, "authors-code": {"preset": "authors-code"}}
-                if args.variants == "paper" else {"var": {"preset": var_module.DEFAULT_PRESET}})
-    config = LocalizationConfig(methods=args.methods.split(","), variants=variants, max_items=args.items,
-                                batch_size=args.batch_size, device=args.device)
-    with tempfile.TemporaryDirectory() as warm:  # one-time costs (VJP mode measurement, kernels)
-        run_localization(dataclasses.replace(config, max_items=args.batch_size), warm, lm=lm).close()
     print(f"null model on {args.device}, {args.items} sample grids, batch {args.batch_size}, methods {args.methods}, "
-          f"variants vanilla+{','.join(variants)}, {torch.get_num_threads()} threads; best of {args.repeats}")
+          f"variants vanilla+{args.variants}, {args.threads} thread(s); each path in fresh processes, "
+          f"interleaved, best of {args.repeats}")
     results = {"before": (math.inf, {}), "now": (math.inf, {})}
     for _ in range(args.repeats):  # interleaved, so that both paths see the same machine; the best run of each
-        for label, legacy in (("before", True), ("now", False)):
-            total, per = timed_run(config, lm, legacy)
-            if total < results[label][0]:
-                results[label] = (total, per)
+        for label in results:
+            proc = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--path", label], capture_output=True,
+                                  text=True, check=True)
+            got = json.loads(proc.stdout.strip().splitlines()[-1])
+            if got["total"] < results[label][0]:
+                results[label] = (got["total"], got["per"])
     stages = ["prepare", "model", "var", "metrics", "other"]
     print(f"| path | ms per grid | {' | '.join(stages)} |")
     print("|---|---|" + "---|" * len(stages))

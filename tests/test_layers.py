@@ -3,7 +3,7 @@
 Floors, from the ground up (a module may import from its own floor and those below, at module level or inside a
 function; imports under ``TYPE_CHECKING`` are annotations only and do not count):
 
-0. foundations: ``registry``, ``options``, ``smoothing``, ``labels``, ``version``, ``_lazy``, ``_paths``
+0. foundations: ``registry``, ``options``, ``smoothing``, ``labels``, ``version``, ``_lazy``, ``_paths``, ``_memory``
 1. inputs and measures: ``classes``, ``data``, ``models``, ``metrics``
 2. ``methods``
 3. ``var``, ``viz`` (a result draws itself in Jupyter: ``VARResult._repr_png_`` calls ``viz``, which needs only
@@ -22,7 +22,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "attrdist"
 FLOORS = {
-    "registry": 0, "options": 0, "smoothing": 0, "labels": 0, "version": 0, "_lazy": 0, "_paths": 0,
+    "registry": 0, "options": 0, "smoothing": 0, "labels": 0, "version": 0, "_lazy": 0, "_paths": 0, "_memory": 0,
     "classes": 1, "data": 1, "models": 1, "metrics": 1,
     "methods": 2, "var": 3, "viz": 3, "explanation": 4, "explain": 4,
     "bench": 5, "integrations": 5, "app": 6, "cli": 7, "__main__": 7, "": 7,

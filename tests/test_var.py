@@ -450,14 +450,13 @@ def _smooth_fields(scale, seed=0):
 @pytest.mark.parametrize("scale", [1e-2, 1.0, 1e2])
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_float32_path_agrees_with_float64(preset, scale):
-    """Float32 maps of O(1) scale are refined in float32 (unless smoothed): the same kept pixels and maps as in
+    """Float32 maps of O(1) scale are refined in float32, smoothed or not: the same kept pixels and maps as in
     float64."""
     from attrdist.var import joint_scale, working_dtype
 
     maps = _smooth_fields(scale)
     cfg = PRESETS[preset]
-    path = torch.float64 if cfg.smooth > 0 else torch.float32  # smoothed distributions stay in float64
-    assert working_dtype(maps, cfg, joint_scale(maps, cfg.normalize, cfg.quantile)) == path
+    assert working_dtype(maps, cfg, joint_scale(maps, cfg.normalize, cfg.quantile)) == torch.float32
     fast, exact = var(maps, cfg), var(maps.double(), cfg)
     assert fast.q.dtype == torch.float64 and fast.refined.dtype == torch.float32
     assert torch.equal(fast.keep, exact.keep)
@@ -480,4 +479,4 @@ def test_working_dtype_is_decided_per_call(scale, normalize, dtype):
     assert working_dtype(maps.double(), cfg, joint_scale(maps, normalize)) == torch.float64
     assert working_dtype(maps, get_preset("normalized", tau_quantile=0.5), joint_scale(maps, normalize)) == \
         torch.float64
-    assert working_dtype(maps, get_preset("normalized", smooth=0.02), joint_scale(maps, normalize)) == torch.float64
+    assert working_dtype(maps, get_preset("normalized", smooth=0.02), joint_scale(maps, normalize)) == torch.float32

@@ -573,6 +573,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # warnings in one line, without the source line that raised them (a user reads the message, not our code)
     warnings.formatwarning = lambda message, category, *_: f"warning: {message}\n"
+    if args.command in ("explain", "bench", "serve"):  # the commands that compute: freed tensors' memory reused
+        from ._memory import reuse_freed_memory
+
+        reuse_freed_memory()
     try:
         return COMMAND_RUNNERS[args.command](args)
     except BrokenPipeError:  # `attrdist classes | head`: the reader has what it wanted

