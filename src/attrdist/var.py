@@ -360,7 +360,7 @@ def refine(
         bad = (~torch.isfinite(maps)).flatten(2).any(-1).nonzero().tolist()
         raise ValueError(f"maps contain NaN or inf values at (sample, class) {bad[:5]}")
     if warn_identical:
-        same = (maps == maps[:, :1]).flatten(1).all(dim=1)
+        same = (maps.amax(1) == maps.amin(1)).flatten(1).all(dim=1)  # every pixel's K values equal
         if same.any():
             warnings.warn(
                 f"the {k} maps of sample(s) {same.nonzero().flatten().tolist()} are identical across "
@@ -424,29 +424,38 @@ def working_dtype(maps: Tensor, cfg: VARConfig, scale: Tensor, *, peak: Tensor |
     return torch.float32 if bool(((peak >= low) & (peak <= high)).all()) else torch.float64
 
 
+#: ``expm1`` of anything below this is -1 exactly in float64 (and float32): ``exp(-40) = 4e-18`` is under half a
+#: unit in the last place of 1. Clamping there changes no value, and keeps ``expm1`` off its slow path (maps of a
+#: large range at temperature 0.1 reach -1000 and more, where it is 3x slower).
+EXPM1_FLOOR = -40.0
+
+
 def _distribution(h: Tensor, cfg: VARConfig, tie_eps: float) -> tuple[Tensor, Tensor]:
     """The class distribution ``q`` of maps ``h`` ``[B, K, ...]`` and its excess ``q - 1/K``, in ``h``'s dtype.
 
-    The excess is computed without cancellation: with ``z = H/t - max_k H/t`` and ``e = expm1(z)``,
-    ``softmax_c(z) - 1/K = (e_c - mean_k e_k) / (K + sum_k e_k)``, exact to the dtype's relative precision at any
-    magnitude of ``H`` (``q - 1/K`` itself loses every digit below 1e-17 in float64); the softmax is
-    ``(e_c + 1) / (K + sum_k e_k)`` from the same ``e``. Pixels whose K values are equal up to ``tie_eps`` of their
-    largest magnitude are ties: their excess is exactly 0.
+    The excess is computed without cancellation: with ``z = (H - max_k H) / t`` and ``e = expm1(z)``,
+    ``softmax_c(z) - 1/K = (e_c - mean_k e_k) / (K + sum_k e_k)``, whose error is a few units in the last place of
+    ``e`` (not of 1) at any magnitude of ``H`` (``q - 1/K`` itself loses every digit below 1e-17 in float64); the
+    softmax is ``(e_c + 1) / (K + sum_k e_k)`` from the same ``e``. Pixels whose K values are equal up to
+    ``tie_eps`` of their largest magnitude are ties: their excess is exactly 0.
     """
-    k = h.shape[1]
-    q = excess = None
+    k, n = h.shape[1], len(cfg.temperatures)
+    high, low = h.amax(1, keepdim=True), h.amin(1, keepdim=True)
+    d = h - high  # <= 0; z = d / t is H/t - max_k H/t (the softmax's shift) for every temperature
+    # per temperature, with s = 1 / (K + sum_k e_k): q_c = e_c s + s and q_c - 1/K = e_c s - mean_k(e_k) s, so the
+    # full-size work is e_c s, summed over the temperatures; s and mean_k(e_k) s are one value per pixel
+    acc = share = mean_share = None
     for t in cfg.temperatures:
-        z = h / t if cfg.convention == "divide" else h * t
-        z -= z.amax(1, keepdim=True)
-        e = _expm1(z)
-        share = (e.sum(1, keepdim=True) + k).reciprocal_()
-        q_t, excess_t = (e + 1).mul_(share), e.sub_(e.mean(1, keepdim=True)).mul_(share)
-        q, excess = (q_t, excess_t) if q is None or excess is None else (q.add_(q_t), excess.add_(excess_t))
-    assert q is not None and excess is not None  # there is at least one temperature
-    q /= len(cfg.temperatures)
-    excess /= len(cfg.temperatures)
-    spread = h.amax(1, keepdim=True) - h.amin(1, keepdim=True)
-    tie = spread <= tie_eps * h.abs().amax(1, keepdim=True)
+        e = _expm1((d / t if cfg.convention == "divide" else d * t).clamp_(min=EXPM1_FLOOR))
+        total = e.sum(1, keepdim=True)
+        s = (total + k).reciprocal_()
+        es, ms = e.mul_(s), total.mul_(s).div_(k)
+        acc, share, mean_share = ((es, s, ms) if acc is None or share is None or mean_share is None
+                                  else (acc.add_(es), share.add_(s), mean_share.add_(ms)))
+    assert acc is not None and share is not None and mean_share is not None  # there is at least one temperature
+    q = (acc + share).div_(n)
+    excess = acc.sub_(mean_share).div_(n)
+    tie = (high - low) <= tie_eps * torch.maximum(high.abs(), low.abs())
     return q, excess.masked_fill_(tie, 0.0)
 
 
@@ -457,6 +466,7 @@ def _expm1(z: Tensor) -> Tensor:
     converting, computing in float64 and rounding back).
     """
     return torch.expm1(z) if z.dtype == torch.float64 else torch.expm1(z.double()).to(z.dtype)
+
 
 
 def _keep_at_least(keep: Tensor, excess: Tensor, positive: Tensor, share: float) -> Tensor:

@@ -59,6 +59,21 @@ def test_hand_computed_cases():
     assert iou(whole, whole).tolist() == [1.0, 1.0, 1.0]
 
 
+def test_counts_are_shared_only_while_the_maps_are_unchanged():
+    # the binarised metrics share one count of the same (pred, masks) pair; a changed or another map counts anew
+    pred = torch.zeros(2, 4, 4, dtype=torch.bool)
+    pred[:, 0, :2] = True
+    region = torch.zeros(2, 4, 4, dtype=torch.bool)
+    region[:, 0, :] = True
+    assert iou(pred, region).tolist() == [0.5, 0.5] and recall(pred, region).tolist() == [0.5, 0.5]
+    pred[1, 0, 2:] = True  # in place: a new version of the same tensor
+    assert iou(pred, region).tolist() == [0.5, 1.0] and precision(pred, region).tolist() == [1.0, 1.0]
+    other = torch.zeros(2, 4, 4, dtype=torch.bool)
+    assert iou(other, region).tolist() == [0.0, 0.0] and recall(pred, region).tolist() == [0.5, 1.0]
+    region[0] = True
+    assert recall(pred, region).tolist() == [2 / 16, 1.0]
+
+
 def test_binarization_rules():
     m = torch.arange(16, dtype=torch.float64).view(1, 4, 4)
     r = torch.zeros(1, 4, 4, dtype=torch.bool)
