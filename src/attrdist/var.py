@@ -307,7 +307,8 @@ class VAROutput:
 
     Attributes:
         refined: Refined maps ``H'_k`` for every class of the set, same shape and dtype as the input.
-        q: Per-pixel class distribution, same shape, float64.
+        q: Per-pixel class distribution, same shape, float64 (computed in :func:`working_dtype`: float32 maps of
+            O(1) scale give a float32 distribution, whose K values sum to 1 within 1e-7).
         keep: Boolean mask of the kept pixels, same shape.
         config: The parameters used.
     """
@@ -341,7 +342,7 @@ def refine(
     Example:
         >>> maps = torch.randn(2, 4, 7, 7)
         >>> out = refine(maps)
-        >>> out.refined.shape, float(out.q.sum(1).mean())
+        >>> out.refined.shape, round(float(out.q.sum(1).mean()), 6)
         (torch.Size([2, 4, 7, 7]), 1.0)
     """
     cfg = get_preset(preset, **overrides)
