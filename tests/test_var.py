@@ -480,3 +480,30 @@ def test_working_dtype_is_decided_per_call(scale, normalize, dtype):
     assert working_dtype(maps, get_preset("normalized", tau_quantile=0.5), joint_scale(maps, normalize)) == \
         torch.float64
     assert working_dtype(maps, get_preset("normalized", smooth=0.02), joint_scale(maps, normalize)) == torch.float32
+
+
+@pytest.mark.parametrize("kind", ["noise", "constant", "every-17th", "sparse", "small"])
+@pytest.mark.parametrize("quantile", [0.99, 0.9, 0.5, 1.0])
+def test_joint_quantile_is_the_exact_order_statistic(kind, quantile):
+    # the joint scale is the k-th smallest |H| of each image, k = round(quantile (n - 1)) + 1, whatever shortcut
+    # finds it (a bound from a sample, which a periodic map defeats, falls back to a full search)
+    import numpy as np
+
+    from attrdist.var import joint_scale
+
+    gen = torch.Generator().manual_seed(3)
+    shape = (3, 4, 7, 7) if kind == "small" else (3, 4, 112, 112)
+    maps = torch.randn(*shape, generator=gen)
+    if kind == "constant":
+        maps = torch.full(shape, -0.5)
+    elif kind == "every-17th":
+        maps = (torch.arange(maps[0].numel()) % 17 == 0).float().view(shape[1:]).expand(shape) * torch.rand(
+            3, 1, 1, 1, generator=gen)
+    elif kind == "sparse":
+        maps = maps * (torch.rand(*shape, generator=gen) > 0.995)
+    got = joint_scale(maps, "quantile", quantile)
+    for b in range(shape[0]):
+        values = np.sort(np.abs(maps[b].numpy()).ravel())
+        k = int(round(quantile * (values.size - 1)))  # 0-based: the k-th smallest
+        expected = values[k] if values[k] > 0 else values[-1] if values[-1] > 0 else 1.0
+        assert float(got[b]) == float(expected), (b, float(got[b]), float(expected))

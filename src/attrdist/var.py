@@ -86,6 +86,8 @@ def joint_scale(maps: Tensor, normalize: str, quantile: float = 0.99) -> Tensor:
     Returns:
         Scales ``[B]``; 1 where the maps are all zero or ``normalize == "none"``.
     """
+    if normalize == "none":  # one scale of 1, whatever the maps hold
+        return torch.ones(maps.shape[0], dtype=maps.dtype, device=maps.device)
     return NORMALIZATIONS[normalize](maps.abs().flatten(1), quantile)
 
 
@@ -121,9 +123,10 @@ def _kth_largest(flat: Tensor, top: int) -> Tensor:
     below = min(sample.shape[1], 2 * math.ceil(top / 17) + 8)  # twice the expected rank: a bound below the answer
     bound = sample.topk(below, dim=1, sorted=False).values.amin(1, keepdim=True)
     candidates = flat >= bound
-    if bool((candidates.sum(1) >= top).all()):
-        return torch.stack([row[keep].topk(top, sorted=False).values.amin()
-                            for row, keep in zip(flat, candidates, strict=True)])
+    counts = candidates.sum(1)
+    if bool((counts >= top).all()):
+        rows = flat[candidates].split(counts.tolist())  # one selection for all rows, row after row
+        return torch.stack([row.topk(top, sorted=False).values.amin() for row in rows])
     return flat.topk(top, dim=1, sorted=False).values.amin(1)
 
 

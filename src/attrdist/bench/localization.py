@@ -194,12 +194,16 @@ class _Regions(Benchmark):
         rows_of = torch.tensor([row for row, _, _ in units], device=x.device)
         cols_of = torch.tensor([u.column for _, _, u in units], device=x.device)
         for name, result in self.attribute(x, classes):
-            for variant, maps in result.variants(self.variants).items():
-                scores = self._scores(maps.detach().float()[rows_of, cols_of], masks)
+            # every variant's maps of the units scored in one call: [variants x units, H, W]
+            variants = result.variants(self.variants)
+            stacked = torch.cat([maps.detach().float()[rows_of, cols_of] for maps in variants.values()])
+            scores = self._scores(stacked, masks.repeat(len(variants), *([1] * (masks.dim() - 1))))
+            for v, variant in enumerate(variants):
                 for n, (_, i, u) in enumerate(units):
                     rows = out[i]
                     assert isinstance(rows, list)
-                    rows += [(u.name, name, variant, metric, values[n]) for metric, values in scores.items()]
+                    at = v * len(units) + n
+                    rows += [(u.name, name, variant, metric, values[at]) for metric, values in scores.items()]
         return out
 
     def _scores(self, maps: torch.Tensor, masks: torch.Tensor) -> dict[str, list[float]]:
