@@ -1,17 +1,22 @@
 """The localisation runner's time per grid outside the model, today's path against the path before issue 24.
 
 The model is a null model (one 1x1 convolution, pooling and a linear layer: a negligible forward and backward pass),
-so the whole wall time of ``run_localization`` is spent outside the model: preparing the grid, the VAR step, the
-metrics, assembling the rows and the store. The same run is timed twice in one process:
+so the whole wall time of ``run_localization`` is spent outside the model: preparing the grid, the attribution
+engine's own work, the VAR step, the metrics, assembling the rows and the store. The same run is timed for two
+paths, each in fresh processes (interleaved, the best of ``--repeats``):
 
 * ``before``: a reference of the path before issue 24, rebuilt here: the VAR step of that time (float64 for every
   call, softmax and ``expm1`` at every temperature, a ``topk`` over every map for ``min_keep``, ``isfinite`` over
   every value), the smoothing (VAR's and the metrics') as a batch of one-channel convolutions, the metrics' counts
-  as sums of booleans and the unscorable check through ``isfinite``, one store transaction per item;
+  as sums of booleans, once per metric, and the unscorable check through ``isfinite``, one metrics call per method
+  and variant, the input check through ``isfinite``, one store transaction per item, and glibc's memory settings;
 * ``now``: the library as it is (VAR in float32 where exact enough with a vectorised ``expm1``, the smoothing one
-  depthwise convolution, counts as byte sums, one transaction per batch).
+  depthwise convolution, counts shared by the metrics, one metrics call per method, one transaction per batch, and
+  the memory settings ``attrdist bench`` makes: :mod:`attrdist._memory`).
 
-Both print their seconds per grid, split into the stages the runner spends them in, and the ratio.
+Both print their milliseconds per grid, split into the stages the runner spends them in (``model`` is the
+attribution call: the engine and the null model), and two ratios: of the whole time, and of the time outside the
+attribution call.
 
     python benchmarks/runner_overhead.py [--items 12] [--batch-size 4] [--variants paper] [--threads 1]
 """
@@ -29,6 +34,7 @@ import tempfile
 import time
 from collections import defaultdict
 
+import numpy as np
 import torch
 
 import attrdist.bench.localization as loc
@@ -133,6 +139,33 @@ def legacy_unscorable(maps):
     return ~finite | (safe.amax(1) == safe.amin(1))
 
 
+def legacy_compute(self, batch):
+    """``_Regions.compute`` before issue 24: one metrics call per method and variant."""
+    preps = [p if isinstance(p, loc.Skip) else self.with_classes(p) for _, p in batch]
+    live = [i for i, p in enumerate(preps) if isinstance(p, loc._Prepared)]
+    out = [p if isinstance(p, loc.Skip) else [] for p in preps]
+    ready = [p for p in preps if isinstance(p, loc._Prepared)]
+    x = torch.cat([p.x for p in ready])
+    classes = torch.tensor([p.classes for p in ready])
+    units = [(row, i, u) for row, (i, p) in enumerate(zip(live, ready, strict=True)) for u in p.units]
+    masks = torch.from_numpy(np.stack([u.mask for _, _, u in units]))
+    rows_of = torch.tensor([row for row, _, _ in units])
+    cols_of = torch.tensor([u.column for _, _, u in units])
+    for name, result in self.attribute(x, classes):
+        for variant, maps in result.variants(self.variants).items():
+            scores = self._scores(maps.detach().float()[rows_of, cols_of], masks)
+            for n, (_, i, u) in enumerate(units):
+                out[i] += [(u.name, name, variant, metric, values[n]) for metric, values in scores.items()]
+    return out
+
+
+def legacy_check_input(x):
+    """The attribution engine's input check before issue 24: ``isfinite`` over every value."""
+    if not torch.isfinite(x).all():
+        raise ValueError("inputs contain NaN or inf values")
+    return x.detach()
+
+
 WRITE_ITEMS = ResultStore.write_items
 
 
@@ -188,6 +221,8 @@ def timed_run(config, lm, legacy: bool) -> tuple[float, dict[str, float]]:
             stack.enter_context(patched(loc_metrics, "_counts", legacy_counts))
             stack.enter_context(patched(checks, "unscorable", legacy_unscorable))
             stack.enter_context(patched(ResultStore, "write_items", legacy_write_items))
+            stack.enter_context(patched(loc._Regions, "compute", legacy_compute))
+            stack.enter_context(patched(method_base, "_check_input", legacy_check_input))
         for owner, name, stage in ((var_module, "refine", "var"), (loc._Regions, "_scores", "metrics"),
                                    (loc.Localization, "prepare", "prepare"),
                                    (method_base.Attributor, "attribute", "model")):
@@ -249,7 +284,11 @@ def main():
     for label, (total, per) in results.items():
         print(f"| {label} | {total * 1e3:.1f} | " + " | ".join(f"{per.get(s, 0.0) * 1e3:.1f}" for s in stages) + " |")
     before, now = results["before"][0], results["now"][0]
-    print(f"time per grid outside the model: before / now = {before / now:.1f}x")
+    print(f"time per grid, all of it (the null model's own forward and backward are negligible): before / now = "
+          f"{before / now:.1f}x")
+    outside = {label: total - per.get("model", 0.0) for label, (total, per) in results.items()}
+    print(f"time per grid outside the attribution call (the runner, VAR and the metrics: all but the 'model' stage, "
+          f"the engine of the previous round): before / now = {outside['before'] / outside['now']:.1f}x")
 
 
 if __name__ == "__main__":
