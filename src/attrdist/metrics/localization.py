@@ -81,7 +81,7 @@ def region_attribution(maps: Tensor, masks: Tensor) -> Tensor:
     """
     pos = maps.clamp(min=0).flatten(1)
     total = pos.sum(1)
-    inside = torch.where(masks.flatten(1).bool(), pos, 0.0).sum(1)
+    inside = (pos * masks.flatten(1).to(pos.dtype)).sum(1)
     return torch.where(total > EMPTY_MAP, inside / total.clamp(min=EMPTY_MAP), torch.zeros_like(total))
 
 
