@@ -507,3 +507,17 @@ def test_joint_quantile_is_the_exact_order_statistic(kind, quantile):
         k = int(round(quantile * (values.size - 1)))  # 0-based: the k-th smallest
         expected = values[k] if values[k] > 0 else values[-1] if values[-1] > 0 else 1.0
         assert float(got[b]) == float(expected), (b, float(got[b]), float(expected))
+
+
+def test_expm1_floor_changes_no_value_and_float32_expm1_is_exact():
+    # below EXPM1_FLOOR, expm1 is -1 exactly (so the clamp changes nothing); float32 values within an ulp
+    from attrdist.var import EXPM1_FLOOR, _expm1
+
+    below = torch.tensor([EXPM1_FLOOR, EXPM1_FLOOR - 1e-3, -50.0, -1000.0, -1e30], dtype=torch.float64)
+    assert torch.equal(torch.expm1(below), torch.full_like(below, -1.0))
+    assert torch.equal(torch.expm1(below.float()), torch.full_like(below.float(), -1.0))
+    z = -torch.logspace(-12, 1.6, 4001, dtype=torch.float64)
+    exact = torch.expm1(z)
+    got = _expm1(z.float()).double()
+    ulp = torch.finfo(torch.float32).eps * exact.abs()
+    assert bool(((got - exact).abs() <= ulp).all())

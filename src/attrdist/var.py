@@ -464,13 +464,12 @@ def _distribution(h: Tensor, cfg: VARConfig, tie_eps: float) -> tuple[Tensor, Te
 
 
 def _expm1(z: Tensor) -> Tensor:
-    """``exp(z) - 1``, correctly rounded to ``z``'s dtype.
+    """``exp(z) - 1`` in ``z``'s dtype, within an ulp of the exact value.
 
     ``torch.expm1`` is vectorised on CPUs for float64 only (float32 calls the C library per value, 8x slower than
     converting, computing in float64 and rounding back).
     """
     return torch.expm1(z) if z.dtype == torch.float64 else torch.expm1(z.double()).to(z.dtype)
-
 
 
 def _keep_at_least(keep: Tensor, excess: Tensor, positive: Tensor, share: float) -> Tensor:
