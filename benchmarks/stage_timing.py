@@ -41,6 +41,7 @@ import torch
 
 import attrdist.methods.base as method_base
 import attrdist.var as var_module
+from attrdist._memory import reuse_freed_memory
 from attrdist.bench import BENCHMARKS
 from attrdist.bench.config import open_run
 from attrdist.bench.runner import ItemResult, Shard, Skip
@@ -255,6 +256,7 @@ def main() -> None:
                                                                  "projected to every depth of the configuration)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args()
+    reuse_freed_memory()  # what `attrdist bench` does first (attrdist._memory)
 
     paths = sorted(glob.glob(args.configs))
     wanted = [m for m in args.models.split(",") if m]
