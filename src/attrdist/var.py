@@ -114,11 +114,14 @@ def _kth_largest(flat: Tensor, top: int) -> Tensor:
 
     Among the largest few (the 99th percentile), the values at or above a bound read off a sample of every 17th
     value are the only candidates: ``topk`` over them gives the exact answer when they are at least ``top`` (4x
-    faster than ``topk`` over all, which is the answer otherwise); ``kthvalue`` for a value further down.
+    faster than ``topk`` over all, which is the answer otherwise, and on GPUs); ``kthvalue`` for a value further
+    down.
     """
     n = flat.shape[1]
     if top > n // 8:
         return flat.kthvalue(n - top + 1, dim=1).values
+    if flat.device.type != "cpu":  # a GPU's topk is one batched selection; the shortcut would add syncs and a loop
+        return flat.topk(top, dim=1, sorted=False).values.amin(1)
     sample = flat[:, ::17]
     below = min(sample.shape[1], 2 * math.ceil(top / 17) + 8)  # twice the expected rank: a bound below the answer
     bound = sample.topk(below, dim=1, sorted=False).values.amin(1, keepdim=True)
@@ -467,9 +470,11 @@ def _expm1(z: Tensor) -> Tensor:
     """``exp(z) - 1`` in ``z``'s dtype, within an ulp of the exact value.
 
     ``torch.expm1`` is vectorised on CPUs for float64 only (float32 calls the C library per value, 8x slower than
-    converting, computing in float64 and rounding back).
+    converting, computing in float64 and rounding back); other devices compute it in the dtype itself.
     """
-    return torch.expm1(z) if z.dtype == torch.float64 else torch.expm1(z.double()).to(z.dtype)
+    if z.dtype == torch.float64 or z.device.type != "cpu":
+        return torch.expm1(z)
+    return torch.expm1(z.double()).to(z.dtype)
 
 
 def _keep_at_least(keep: Tensor, excess: Tensor, positive: Tensor, share: float) -> Tensor:
