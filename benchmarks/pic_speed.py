@@ -82,7 +82,7 @@ def main():
     pre = lm.preprocess
 
     def probs(batch):
-        x = pre.normalize(torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float().div(255.0))
+        x = pre.normalize(torch.from_numpy(np.array(batch)).permute(0, 3, 1, 2).float().div(255.0))  # a writable copy
         with torch.no_grad():
             return lm.model(x).softmax(1).double().numpy()
 

@@ -41,7 +41,7 @@ def setup(lite0):
     pre = lite0.preprocess
 
     def probs(batch):
-        x = pre.normalize(torch.from_numpy(batch).permute(0, 3, 1, 2).float().div(255.0))
+        x = pre.normalize(torch.from_numpy(np.array(batch)).permute(0, 3, 1, 2).float().div(255.0))  # a writable copy
         with torch.no_grad():
             return lite0.model(x).softmax(1).double().numpy()
 
