@@ -520,7 +520,9 @@ def _estimate(bench: type, cfg: object, out: str, items: int) -> int:
         total += estimate.seconds
         print(estimate)
     if len(runs) > 1:
-        print(f"{bench.name}: projected time of all its runs {total / 3600:.2f} h")
+        from .bench.runner import duration_text
+
+        print(f"{bench.name}: projected time of all its runs {duration_text(total)}")
     return 0
 
 

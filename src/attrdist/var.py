@@ -86,27 +86,25 @@ def joint_scale(maps: Tensor, normalize: str, quantile: float = 0.99) -> Tensor:
     Returns:
         Scales ``[B]``; 1 where the maps are all zero or ``normalize == "none"``.
     """
-    if normalize == "none":  # one scale of 1, whatever the maps hold
-        return torch.ones(maps.shape[0], dtype=maps.dtype, device=maps.device)
-    return NORMALIZATIONS[normalize](maps.abs().flatten(1), quantile)
+    return NORMALIZATIONS[normalize](maps.flatten(1), quantile)
 
 
-def _scale_none(flat_abs: Tensor, quantile: float) -> Tensor:
-    return torch.ones(flat_abs.shape[0], dtype=flat_abs.dtype, device=flat_abs.device)
+def _scale_none(flat: Tensor, quantile: float) -> Tensor:
+    return torch.ones(flat.shape[0], dtype=flat.dtype, device=flat.device)  # no pass over the maps
 
 
-def _scale_max(flat_abs: Tensor, quantile: float) -> Tensor:
-    s = flat_abs.amax(dim=1)
+def _scale_max(flat: Tensor, quantile: float) -> Tensor:
+    s = flat.abs().amax(dim=1)
     return torch.where(s > 0, s, torch.ones_like(s))
 
 
-def _scale_quantile(flat_abs: Tensor, quantile: float) -> Tensor:
+def _scale_quantile(flat: Tensor, quantile: float) -> Tensor:
     # torch.quantile is limited to 16M elements; the k-th smallest value is the (n - k + 1)-th largest
+    flat_abs = flat.abs()
     n = flat_abs.shape[1]
     k = min(n, max(1, int(round(quantile * (n - 1))) + 1))
     s = _kth_largest(flat_abs, n - k + 1)
-    fallback = _scale_max(flat_abs, quantile)
-    return torch.where(s > 0, s, fallback)
+    return torch.where(s > 0, s, _scale_max(flat_abs, quantile))
 
 
 def _kth_largest(flat: Tensor, top: int) -> Tensor:

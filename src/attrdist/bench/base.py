@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .config import RunConfig
-from .runner import ItemResult, Progress, Shard, Skip
+from .runner import ItemResult, Progress, Shard, Skip, duration_text
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -102,18 +102,10 @@ class Estimate:
         todo = self.items - self.done
         lines = [f"{self.benchmark}: {self.items:,} items ({todo:,} to do), measured on {self.measured} after one "
                  f"warm-up: {self.seconds_per_item:.2f} s and {self.bytes_per_item / 1024:.1f} KiB per item",
-                 f"  projected time: {_duration(self.seconds)} ({3600 / max(self.seconds_per_item, 1e-9):,.0f} "
+                 f"  projected time: {duration_text(self.seconds)} ({3600 / max(self.seconds_per_item, 1e-9):,.0f} "
                  f"items/h); disk: {_size(self.bytes)}"]
         lines += [f"  {stage}: {seconds:.2f} s per item" for stage, seconds in self.stages.items()]
         return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h" if seconds < 3 * 86400 else f"{seconds / 86400:.1f} days"
 
 
 def _size(n: float) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 
 from .store import ResultStore
 
-__all__ = ["ItemResult", "Progress", "Shard", "Skip", "current_shard", "run_batches", "run_items"]
+__all__ = ["ItemResult", "Progress", "Shard", "Skip", "current_shard", "duration_text", "run_batches", "run_items"]
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,11 @@ class ItemResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _duration(seconds: float) -> str:
-    """``"2 d 14 h"``, ``"3 h 05 min"``, ``"4 min 10 s"`` or ``"12 s"``."""
+def duration_text(seconds: float) -> str:
+    """A duration as ``"2 d 14 h"``, ``"3 h 05 min"``, ``"4 min 10 s"`` or ``"12 s"``.
+
+    The one way progress lines, estimates and the study's total write a duration.
+    """
     s = int(round(seconds))
     if s >= 86400:
         return f"{s // 86400} d {s % 86400 // 3600} h"
@@ -109,10 +112,10 @@ class Progress:
         log["last"] = now
         done, elapsed = log["n"] - log["start"], now - log["t0"]
         rate = done / elapsed if elapsed > 0 else 0.0
-        left = f"{_duration((log['total'] - log['n']) / rate)} left" if rate > 0 else "time left unknown"
+        left = f"{duration_text((log['total'] - log['n']) / rate)} left" if rate > 0 else "time left unknown"
         what = f" (last: {log['what']})" if log["what"] else ""
         print(f"{log['desc']}: {log['n']:.1f}/{log['total']} items, {rate * 3600:,.0f} items/h, "
-              f"{_duration(elapsed)} elapsed, {left}{what}", file=sys.stderr, flush=True)
+              f"{duration_text(elapsed)} elapsed, {left}{what}", file=sys.stderr, flush=True)
 
     def step(self, items: float, what: str = "") -> None:
         """Move the progress by ``items`` (a share of the current batch) and show ``what`` just finished."""
