@@ -32,6 +32,8 @@ __all__ = [
     "ClassesLike",
     "class_id",
     "class_rule",
+    "class_set",
+    "is_ranked",
     "named_class_set",
     "most_probable",
     "parse_class_set",
@@ -40,6 +42,7 @@ __all__ = [
 ]
 
 _TOP = re.compile(r"^top(\d+)(\+worst)?$")
+_IDS = re.compile(r"[\d,\s-]*")
 
 #: The class set used when none is named: the 3 most probable classes and the least probable one.
 DEFAULT_CLASSES = "top3+worst"
@@ -65,6 +68,16 @@ class ClassSet:
     def size(self) -> int:
         """Number of classes K in the set."""
         return len(self.fixed) if self.fixed else self.top + int(self.worst)
+
+    @property
+    def ranked(self) -> bool:
+        """Whether the set is chosen by rank (``topN``, ``topN+worst``, ``best-vs-worst``), not predefined.
+
+        Example:
+            >>> parse_class_set("top3").ranked, parse_class_set("281,285").ranked
+            (True, False)
+        """
+        return not self.fixed
 
     def __call__(self, logits: Tensor, target: Tensor | int | None = None) -> Tensor:
         """Resolve the set for a batch.
@@ -149,6 +162,18 @@ def class_rule(classes: ClassesLike | None, batch: int, device: torch.device | s
     return validate_classes(torch.as_tensor([items], device=device).expand(batch, -1))
 
 
+def is_ranked(rule: object) -> bool:
+    """Whether a class-set rule is chosen by rank (a ranked :class:`ClassSet`); lists and tensors are predefined.
+
+    The one answer to "does ``tau_ranked`` apply" (:meth:`~attrdist.var.VARConfig.margin`).
+
+    Example:
+        >>> is_ranked("top3+worst"), is_ranked(parse_class_set("top3+worst")), is_ranked([281, 285])
+        (False, True, False)
+    """
+    return isinstance(rule, ClassSet) and rule.ranked
+
+
 def _is_id(value: object) -> bool:
     """Whether a value is a class id (an int, a NumPy or 0-d torch integer), not a bool or a float."""
     if isinstance(value, torch.Tensor):
@@ -191,8 +216,7 @@ def resolve_classes(
         return tgt[:, None].clone(), tgt
     classes = rule(logits, tgt) if isinstance(rule, ClassSet) else validate_classes(rule, n)
     if tgt is None:
-        ranked = isinstance(rule, ClassSet) and not rule.fixed
-        tgt = classes[:, 0] if ranked else most_probable(classes, logits.detach())
+        tgt = classes[:, 0] if is_ranked(rule) else most_probable(classes, logits.detach())
     missing = ~(classes == tgt[:, None]).any(1)
     if missing.any():
         i = int(missing.nonzero()[0])
@@ -368,3 +392,41 @@ def named_class_set(spec: str, names: Sequence[str]) -> str:
         return text
     return ",".join(str(class_id(part, names)) for part in text.split(",") if part.strip())
 
+
+
+def class_set(spec: str | ClassSet | Sequence[int], names: Sequence[str]) -> ClassSet:
+    """A class set as a user gives it, checked against a model's label set: the one reading of a class-set spec.
+
+    A spec (``top3+worst``, ``best-vs-worst``, ``281,285,287``) or a list of class ids and names of the label set
+    (``"tabby, tiger cat, 285"``, names case-insensitive); the command line, :func:`~attrdist.explain.explain_image`
+    and the web explorer read class sets with it.
+
+    Args:
+        spec: The spec string, a :class:`ClassSet`, or class ids.
+        names: The model's class names, in id order.
+
+    Returns:
+        The class set (listed names become their ids).
+
+    Raises:
+        ValueError: On an invalid spec, an unknown class name ("did you mean"), or a set that does not fit the
+            label set.
+
+    Example:
+        >>> names = ["tabby", "tiger cat", "tiger"]
+        >>> class_set("Tiger cat, 0", names).fixed, class_set("top2", names).spec
+        ((1, 0), 'top2')
+    """
+    if isinstance(spec, str):
+        try:
+            rule = parse_class_set(spec)
+        except ValueError:
+            if _IDS.fullmatch(spec):  # ids only: the spec's own error
+                raise
+            rule = parse_class_set(named_class_set(spec, names))  # class names, alone or among ids
+    else:
+        rule = parse_class_set(spec)
+    n = len(names)
+    if rule.size > n or any(c >= n for c in rule.fixed):
+        raise ValueError(f"class set {rule.spec[:80]!r} does not fit the model's {n} classes (ids 0..{n - 1})")
+    return rule
