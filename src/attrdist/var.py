@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Literal, cast, get_args
 
 from ._lazy import lazy
-from .classes import DEFAULT_CLASSES, ClassesLike, ClassSet
+from .classes import DEFAULT_CLASSES, ClassesLike, ClassSet, is_ranked, parse_class_set
 from .options import opt
 from .smoothing import smooth
 
@@ -49,13 +49,17 @@ __all__ = [
     "DEFAULT_PRESET",
     "NORMALIZATIONS",
     "PRESETS",
+    "TAU_BOUNDS",
     "VAR",
     "ClassAgnosticWarning",
     "VARConfig",
     "VAROutput",
     "VARResult",
+    "OpenInterval",
     "get_preset",
     "joint_scale",
+    "kept_nothing",
+    "preset_margins",
     "refine",
     "working_dtype",
 ]
@@ -69,6 +73,40 @@ Gate = Literal["margin", "none"]
 #: values is at most this many units in the last place of the maps' own dtype, relative to the largest of them:
 #: identical maps and float rounding of them, at any magnitude (maps of 1e-15 keep what float64 resolves).
 TIE_ULPS = 2
+
+
+@dataclass(frozen=True)
+class OpenInterval:
+    """The open interval ``(low, high)`` of a parameter's allowed values.
+
+    Example:
+        >>> 0.5 in TAU_BOUNDS, 1.0 in TAU_BOUNDS, str(TAU_BOUNDS)
+        (True, False, '(-1, 1)')
+    """
+
+    low: float
+    high: float
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, int | float) and self.low < value < self.high
+
+    def __str__(self) -> str:
+        return f"({self.low:g}, {self.high:g})"
+
+    def control(self, step: float = 0.01) -> dict[str, float]:
+        """The closed range of a control that moves in ``step``: what a page's slider offers, as JSON.
+
+        Example:
+            >>> TAU_BOUNDS.control()
+            {'min': -0.99, 'max': 0.99, 'step': 0.01}
+        """
+        return {"min": round(self.low + step, 12), "max": round(self.high - step, 12), "step": step}
+
+
+#: Where the margins ``tau`` and ``tau_ranked`` lie: ``q_c - 1/K`` lies in ``(-1/K, 1 - 1/K)``, so a margin outside
+#: ``(-1, 1)`` keeps every pixel or none, for any K. :class:`VARConfig` checks it; the explorer's server reads it
+#: (and sends :meth:`OpenInterval.control` to its page for the margin's slider).
+TAU_BOUNDS = OpenInterval(-1.0, 1.0)
 
 
 class ClassAgnosticWarning(UserWarning):
@@ -218,8 +256,8 @@ class VARConfig:
             raise ValueError(f"quantile must lie in (0, 1], got {self.quantile}")
         for name in ("tau", "tau_ranked"):
             value = getattr(self, name)
-            if value is not None and not -1.0 < value < 1.0:
-                raise ValueError(f"{name} must lie in (-1, 1), got {value}")
+            if value is not None and value not in TAU_BOUNDS:
+                raise ValueError(f"{name} must lie in {TAU_BOUNDS}, got {value}")
 
     @classmethod
     def choices(cls) -> dict[str, tuple[str, ...]]:
@@ -234,7 +272,12 @@ class VARConfig:
         return {f.name: tuple(f.metadata["choices"]) for f in fields(cls) if "choices" in f.metadata}
 
     def margin(self, ranked: bool) -> float:
-        """The margin tau for a ranked (``True``) or predefined class set."""
+        """The margin tau for a ranked (``True``) or predefined class set: the one rule of which margin applies.
+
+        Example:
+            >>> PRESETS["authors-code"].margin(ranked=True), PRESETS["authors-code"].margin(ranked=False)
+            (0.01, 0.1)
+        """
         return self.tau_ranked if ranked and self.tau_ranked is not None else self.tau
 
     def to_dict(self) -> dict:
@@ -298,6 +341,18 @@ def get_preset(name: str | VARConfig | None = None, **overrides: object) -> VARC
     if "temperatures" in changes:
         changes["temperatures"] = tuple(cast(Iterable[float], changes["temperatures"]))
     return replace(base, **changes) if changes else base
+
+
+def preset_margins(ranked: bool) -> dict[str, float]:
+    """Per preset, the margin that applies to a ranked (``True``) or predefined class set (:meth:`VARConfig.margin`).
+
+    What the explorer's page shows on its margin control for each preset (the server sends it).
+
+    Example:
+        >>> preset_margins(ranked=True)["authors-code"], preset_margins(ranked=False)["authors-code"]
+        (0.01, 0.1)
+    """
+    return {name: cfg.margin(ranked) for name, cfg in PRESETS.items()}
 
 
 def variant_config(spec: dict) -> VARConfig:
@@ -492,6 +547,24 @@ def _keep_at_least(keep: Tensor, excess: Tensor, positive: Tensor, share: float)
     return out.view_as(keep)
 
 
+def kept_nothing(keep: Tensor) -> Tensor:
+    """Whether VAR kept no pixel of each map: the one meaning of a map *zeroed by VAR*.
+
+    The figure marks such a map, the JSON record and the explorer list it, ``attrdist explain`` warns about it.
+
+    Args:
+        keep: Kept-pixel masks ``[B, K, ...]`` (:attr:`VAROutput.keep`, :attr:`VARResult.keep`).
+
+    Returns:
+        ``[B, K]`` booleans.
+
+    Example:
+        >>> kept_nothing(refine(torch.tensor([[[[2.0, 0.0]], [[0.0, 0.0]]]]), "paper").keep).tolist()
+        [[False, True]]
+    """
+    return ~keep.flatten(2).any(2)
+
+
 def _smooth_maps(h: Tensor, fraction: float) -> Tensor:
     """A Gaussian blur of every map of ``[..., H, W]``: sigma a fraction of the larger side, radius 3 sigma."""
     sigma = fraction * max(h.shape[-2:])
@@ -628,9 +701,14 @@ class VARResult:
         return out
 
     @property
+    def kept_nothing(self) -> Tensor:
+        """Whether VAR kept no pixel of each map, ``[B, K]`` (:func:`kept_nothing`: what *zeroed* means)."""
+        return kept_nothing(self.keep)
+
+    @property
     def zeroed(self) -> Tensor:
-        """Whether VAR kept no pixel of the target's map, per sample ``[B]``."""
-        return ~self.refined_target.flatten(1).ne(0).any(1)
+        """Whether VAR kept no pixel of the target's map, per sample ``[B]`` (:attr:`kept_nothing` of the target)."""
+        return self.kept_nothing.gather(1, self.target_index[:, None]).squeeze(1)
 
     def to(self, device: str | torch.device) -> VARResult:
         """A copy with every tensor on ``device`` (e.g. ``"cpu"`` to keep results off the GPU)."""
@@ -670,7 +748,6 @@ class VAR:
         self, method: Attributor, *, classes: ClassesLike = DEFAULT_CLASSES, preset: str | VARConfig | None = None,
         ranked: bool | None = None, **overrides: object,
     ) -> None:
-        from .classes import parse_class_set
         from .methods.base import Attributor
 
         if not isinstance(method, Attributor):
@@ -681,7 +758,7 @@ class VAR:
         self.method = method
         self.classes = classes if isinstance(classes, torch.Tensor) else parse_class_set(classes)
         self.config = get_preset(preset, **overrides)
-        self.ranked = (isinstance(self.classes, ClassSet) and not self.classes.fixed) if ranked is None else ranked
+        self.ranked = is_ranked(self.classes) if ranked is None else ranked
         if method.class_agnostic:
             warnings.warn(
                 f"method {method.name or type(method).__name__} is class-agnostic: its maps are the same for "
