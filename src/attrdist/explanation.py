@@ -19,7 +19,8 @@ import numpy as np
 from PIL import Image
 
 from ._lazy import lazy
-from .var import PRESETS, VARConfig, VARResult, get_preset
+from .classes import class_id
+from .var import PRESETS, VARConfig, VARResult, get_preset, preset_margins
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -34,6 +35,16 @@ def _value(v: object) -> str:
     if isinstance(v, tuple | list):
         return ",".join(_value(x) for x in v)
     return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _refined(results: dict[str, VARResult], cfg: VARConfig) -> dict[str, VARResult]:
+    """Every method's result refined under ``cfg``; a result already refined under it is kept (not refined again)."""
+    return {m: r if r.config == cfg else r.refine(cfg) for m, r in results.items()}
+
+
+def _zeroed(result: VARResult) -> list[bool]:
+    """Per class of the set, whether VAR kept no pixel of the map (:func:`~attrdist.var.kept_nothing`)."""
+    return [bool(z) for z in result.kept_nothing[0].tolist()]
 
 
 def preset_label(config: VARConfig) -> str:
@@ -71,7 +82,8 @@ class Explanation:
         settings: The run's settings, saved in the JSON record.
         input_kind: ``"photo"`` or ``"grid"`` (a grid of photos: the figure's footer says why probabilities are low).
         method_options: Per method, the options given to it (the figure's footer names them).
-        presets: The VAR rows of the figure, by label (:meth:`with_presets`); empty: one row, :attr:`config`.
+        preset_results: The VAR rows of the figure: per preset label, every method's result, refined once by
+            :meth:`with_presets` (the first preset's are :attr:`results`); empty: one row, :attr:`results`.
     """
 
     image: Image.Image
@@ -81,10 +93,10 @@ class Explanation:
     model: dict[str, str] = field(default_factory=dict)
     class_rule: str = ""
     source: str = ""
-    settings: dict = field(default_factory=dict)
+    settings: dict[str, object] = field(default_factory=dict)
     input_kind: str = "photo"
-    method_options: dict[str, dict] = field(default_factory=dict)
-    presets: dict[str, VARConfig] = field(default_factory=dict)
+    method_options: dict[str, dict[str, object]] = field(default_factory=dict)
+    preset_results: dict[str, dict[str, VARResult]] = field(default_factory=dict)
 
     @property
     def _first(self) -> VARResult:
@@ -93,7 +105,7 @@ class Explanation:
     @property
     def classes(self) -> list[int]:
         """The class set (class ids)."""
-        return self._first.classes[0].tolist()
+        return [int(c) for c in self._first.classes[0].tolist()]
 
     @property
     def target(self) -> int:
@@ -103,22 +115,37 @@ class Explanation:
     @property
     def probabilities(self) -> list[float]:
         """Softmax probability of each class of the set."""
-        return self._first.probabilities[0].tolist()
+        return [float(p) for p in self._first.probabilities[0].tolist()]
 
     @property
     def config(self) -> VARConfig:
         """The VAR parameters of the refined maps."""
         return self._first.config
 
+    @property
+    def presets(self) -> dict[str, VARConfig]:
+        """The VAR rows' configurations, by label (:meth:`with_presets`); empty: one row, :attr:`config`."""
+        return {label: next(iter(rows.values())).config for label, rows in self.preset_results.items()}
+
+    @property
+    def ranked(self) -> bool:
+        """Whether the class set was chosen by rank (``tau_ranked`` applies: :meth:`~attrdist.var.VARConfig.margin`)."""
+        return self._first.ranked
+
+    def margins(self) -> dict[str, float]:
+        """Per preset, the margin that applies to this class set (:func:`~attrdist.var.preset_margins`)."""
+        return preset_margins(self.ranked)
+
     def refine(self, preset: str | VARConfig | None = None, **overrides: object) -> Explanation:
         """The same explanation with VAR re-applied to its raw maps under other parameters (no model call)."""
-        return dataclasses.replace(self, results={m: r.refine(preset, **overrides) for m, r in self.results.items()},
-                                   presets={})
+        return dataclasses.replace(self, results=_refined(self.results, get_preset(
+            self.config if preset is None else preset, **overrides)), preset_results={})
 
     def with_presets(self, presets: Sequence[str | VARConfig], **overrides: object) -> Explanation:
         """The same raw maps refined under each preset, drawn as one VAR row per preset (no model call).
 
-        :attr:`results` hold the first preset's maps; :meth:`variant_results` has every preset's.
+        Each preset's maps are refined once, here: :attr:`results` hold the first preset's maps,
+        :attr:`preset_results` (and :meth:`variant_results`) every preset's.
 
         Args:
             presets: Preset names or configurations.
@@ -141,27 +168,50 @@ class Explanation:
         suffix = f" ({', '.join(f'{k}={_value(v)}' for k, v in given.items())})" if given else ""
         labels = [f"{p}{suffix}" if isinstance(p, str) else preset_label(c)
                   for p, c in zip(presets, configs, strict=True)]
-        first = self.refine(configs[0])
-        return dataclasses.replace(first, presets=dict(zip(labels, configs, strict=True)))
+        first = _refined(self.results, configs[0])
+        rows = {label: first if i == 0 else _refined(first, cfg)
+                for i, (label, cfg) in enumerate(zip(labels, configs, strict=True))}
+        return dataclasses.replace(self, results=first, preset_results=rows)
 
     def variant_results(self) -> dict[str, dict[str, VARResult]]:
-        """Per VAR row of the figure (a preset's label), the results of every method (refined without a model call)."""
-        if not self.presets:
-            return {preset_label(self.config): self.results}
-        return {label: {m: r if r.config == cfg else r.refine(cfg) for m, r in self.results.items()}
-                for label, cfg in self.presets.items()}
+        """Per VAR row of the figure (a preset's label), the results of every method (held, not recomputed)."""
+        return self.preset_results or {preset_label(self.config): self.results}
 
-    def with_target(self, class_id: int) -> Explanation:
+    def class_of(self, query: int | str) -> int:
+        """A class of the set from its id (``285``, ``"285"``) or its name (case-insensitive, as everywhere).
+
+        Raises:
+            ValueError: If no class of the set has that id or name.
+
+        Example:
+            >>> exp.class_of("tiger cat"), exp.class_of("282")  # doctest: +SKIP
+            (282, 282)
+        """
+        text = str(query).strip()
+        try:
+            cid = int(text) if text.lstrip("+-").isdigit() else self.classes[class_id(text, self.class_names)]
+        except ValueError as err:
+            raise ValueError(f"class {text[:80]!r} is not in the class set {self.class_names}: {err}") from None
+        if cid not in self.classes:
+            raise ValueError(f"class {cid} is not in the class set {self.classes}")
+        return cid
+
+    def with_target(self, target: int | str) -> Explanation:
         """The same explanation explaining another class of its set (no model call: every class has its maps).
+
+        Args:
+            target: The class, an id or a name of the set (:meth:`class_of`).
 
         Raises:
             ValueError: If the class is not in the set.
         """
-        if class_id not in self.classes:
-            raise ValueError(f"class {class_id} is not in the class set {self.classes}")
-        results = {m: dataclasses.replace(r, target=torch.full_like(r.target, class_id))
-                   for m, r in self.results.items()}
-        return dataclasses.replace(self, results=results)
+        cid = self.class_of(target)
+
+        def retarget(results: dict[str, VARResult]) -> dict[str, VARResult]:
+            return {m: dataclasses.replace(r, target=torch.full_like(r.target, cid)) for m, r in results.items()}
+
+        return dataclasses.replace(self, results=retarget(self.results), preset_results={
+            label: retarget(rows) for label, rows in self.preset_results.items()})
 
     def caption(self) -> str:
         """The figure's footer: model and weights, method options, VAR preset(s), class set, and what the rows show.
@@ -211,8 +261,8 @@ class Explanation:
             "target": {"index": self.target, "name": self.class_names[self.classes.index(self.target)]},
             "timings_s": {m: r.seconds for m, r in self.results.items()},
             "vjp": {m: r.vjp for m, r in self.results.items()},
-            "zeroed_by_var": {m: [bool(not k.any()) for k in r.keep[0]] for m, r in self.results.items()},
-            "zeroed_by_preset": {label: {m: [bool(not k.any()) for k in r.keep[0]] for m, r in results.items()}
+            "zeroed_by_var": {m: _zeroed(r) for m, r in self.results.items()},
+            "zeroed_by_preset": {label: {m: _zeroed(r) for m, r in results.items()}
                                  for label, results in self.variant_results().items()},
         }
 
@@ -226,7 +276,7 @@ class Explanation:
         out: dict[str, dict[str, list[str]]] = {}
         for label, results in self.variant_results().items():
             for m, r in results.items():
-                names = [n for n, refined in zip(self.class_names, r.refined[0], strict=True) if not refined.any()]
+                names = [n for n, zeroed in zip(self.class_names, _zeroed(r), strict=True) if zeroed]
                 if names:
                     out.setdefault(label, {})[m] = names
         return out
