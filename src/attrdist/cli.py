@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .classes import ClassSet
+    from .explain import ExplainConfig
     from .explanation import Explanation
+    from .models import LoadedModel
 
 __all__ = ["build_parser", "main"]
 
@@ -400,6 +403,94 @@ def _zeroed_line(exp: Explanation) -> str:
             "them): " + "; ".join(parts))
 
 
+@dataclasses.dataclass(frozen=True)
+class _ExplainRun:
+    """What every input of one ``attrdist explain`` shares: settings, model, class set, target, output places."""
+
+    cfg: ExplainConfig
+    overrides: dict[str, object]
+    lm: LoadedModel
+    target: int | None
+    classes: ClassSet | None
+    places: dict[str, tuple[Path, str]]
+
+
+def _explain_problem(cfg: ExplainConfig) -> str:
+    """What makes the run impossible before a model loads (an unknown method, a missing CUDA device), or nothing."""
+    import torch
+
+    from .methods import METHODS
+
+    unknown = [m for m in cfg.methods if m not in METHODS]
+    if not cfg.methods or unknown:
+        return (f"unknown method(s) {unknown}{_did_you_mean(unknown, METHODS.names())}; choose from "
+                f"{', '.join(METHODS.names())}")
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        return "--device cuda was asked for, but no CUDA device is available"
+    return ""
+
+
+def _explain_run(args: argparse.Namespace) -> _ExplainRun | str:
+    """The run's shared state, or why there is none (a one-line error)."""
+    from .classes import class_id, class_set
+    from .explain import ExplainConfig
+    from .models import WeightsUnavailableError, load_model
+    from .var import VARConfig
+
+    cfg = ExplainConfig(**_given(args, ExplainConfig))
+    problem = _explain_problem(cfg)
+    if problem:
+        return problem
+    try:
+        lm = load_model(cfg.model, weights=cfg.weights, trust_checkpoint=cfg.trust_checkpoint)
+        # class names (case-insensitive) or ids, against the model's own label set: checked before any image
+        target = None if cfg.target is None else class_id(cfg.target, lm.class_names)
+        classes = None if cfg.classes is None else class_set(cfg.classes, lm.class_names)
+    except (WeightsUnavailableError, ValueError, ImportError) as err:
+        return str(err)
+    return _ExplainRun(cfg=cfg, overrides=_given(args, VARConfig), lm=lm, target=target, classes=classes,
+                       places=_output_places(args.images))
+
+
+def _explain_one(run: _ExplainRun, source: str, kind: str) -> Explanation:
+    """Explain one input (an image file, or the sample grid), save its files and say what was written."""
+    from tqdm import tqdm
+
+    from .classes import DEFAULT_CLASSES
+    from .data import read_image
+    from .data.prepare import sample_grid, sample_view
+    from .data.samples import SAMPLES
+    from .explain import explain_image, grid_classes
+
+    cfg, lm = run.cfg, run.lm
+    classes: ClassSet | Sequence[int] | str = run.classes if run.classes is not None else DEFAULT_CLASSES
+    if kind == "grid":
+        names = tuple(SAMPLES)
+        # CNNs see the grid at full resolution (one model input per cell); ViTs need their input size
+        image = sample_grid(names, cell=lm.input_size[0] // 2 if lm.input_size else lm.preprocess.crop)
+        if run.classes is None:
+            classes = grid_classes(lm, [sample_view(n, squared=True) for n in names], cfg.device)
+    else:
+        image = read_image(source)
+    # several presets refine the same raw maps: one model call, one VAR row per preset
+    exp = explain_image(lm, image, methods=cfg.methods, classes=classes, target=run.target, preset=cfg.preset,
+                        device=cfg.device, crop=kind != "grid", input_kind="grid" if kind == "grid" else "photo",
+                        method_options={m: cfg.method_kwargs(m) for m in cfg.methods}, **run.overrides)
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "out"}
+    exp.source, exp.settings = source, {**settings, "var_overrides": run.overrides}
+    folder, stem = run.places.get(source, (Path(), "sample_grid"))
+    written = exp.save(Path(cfg.out) / folder, stem, cfg.format, dpi=cfg.dpi, sign=cfg.sign,
+                       multiply_input=cfg.multiply_input, width=cfg.width)
+    listing = ", ".join(f"{c} {n} ({p:.3f}){' *' if c == exp.target else ''}"
+                        for c, n, p in zip(exp.classes, exp.class_names, exp.probabilities, strict=True))
+    tqdm.write(f"{source}: class set (* the explained class) {listing}\n"
+               f"  wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    zeroed = _zeroed_line(exp)
+    if zeroed:
+        tqdm.write(f"  warning: {zeroed}", file=sys.stderr)
+    return exp
+
+
 def _cmd_explain(args: argparse.Namespace) -> int:
     from ._paths import file_problem
 
@@ -408,72 +499,24 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         return 1
-    import torch
     from tqdm import tqdm
 
-    from .data import ImageReadError, read_image
-    from .data.prepare import sample_grid, sample_view
-    from .data.samples import SAMPLES
-    from .explain import ExplainConfig, explain_image, grid_classes
-    from .methods import METHODS, MethodNotApplicableError
-    from .models import WeightsUnavailableError, load_model
-    from .var import VARConfig
+    from .data import ImageReadError
+    from .methods import MethodNotApplicableError
 
-    cfg = ExplainConfig(**_given(args, ExplainConfig))
-    overrides = _given(args, VARConfig)
-    unknown = [m for m in cfg.methods if m not in METHODS]
-    if not cfg.methods or unknown:
-        return _error(f"unknown method(s) {unknown}{_did_you_mean(unknown, METHODS.names())}; choose from "
-                      f"{', '.join(METHODS.names())}")
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        return _error("--device cuda was asked for, but no CUDA device is available")
-    try:
-        lm = load_model(cfg.model, weights=cfg.weights, trust_checkpoint=cfg.trust_checkpoint)
-    except (WeightsUnavailableError, ValueError, ImportError) as err:
-        return _error(err)
-    from .classes import class_id, named_class_set
-
-    try:  # class names (case-insensitive) or ids, against the model's own label set
-        target = None if cfg.target is None else class_id(cfg.target, lm.class_names)
-        named = None if cfg.classes is None else named_class_set(cfg.classes, lm.class_names)
-    except ValueError as err:
-        return _error(err)
+    run = _explain_run(args)
+    if isinstance(run, str):
+        return _error(run)
     jobs = [(p, "file") for p in args.images] or [("sample_grid", "grid")]
-    places = _output_places(args.images)
     failures = 0
-    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("out",)}
     # a bar for several images on a terminal (None: off when stderr is a log, where the per-image lines say it)
     for source, kind in tqdm(jobs, desc="explain", unit="image", file=sys.stderr, disable=len(jobs) < 2 or None):
         try:
-            if kind == "grid":
-                names = tuple(SAMPLES)
-                # CNNs see the grid at full resolution (one model input per cell); ViTs need their input size
-                cell = lm.input_size[0] // 2 if lm.input_size else lm.preprocess.crop
-                image = sample_grid(names, cell=cell)
-                classes = named or grid_classes(lm, [sample_view(n, squared=True) for n in names], cfg.device)
-                stem, crop = "sample_grid", False
-            else:
-                image = read_image(source)
-                classes, crop = named or "top3+worst", True
-            # several presets refine the same raw maps: one model call, one VAR row per preset
-            exp = explain_image(lm, image, methods=cfg.methods, classes=classes, target=target, preset=cfg.preset,
-                                device=cfg.device, crop=crop, input_kind=kind if kind == "grid" else "photo",
-                                method_options={m: cfg.method_kwargs(m) for m in cfg.methods}, **overrides)
-            exp.source, exp.settings = source, {**settings, "var_overrides": overrides}
-            folder, stem = places.get(source, (Path(), "sample_grid"))
-            written = exp.save(Path(cfg.out) / folder, stem, cfg.format, dpi=cfg.dpi, sign=cfg.sign,
-                               multiply_input=cfg.multiply_input, width=cfg.width)
-            listing = ", ".join(f"{c} {n} ({p:.3f}){' *' if c == exp.target else ''}"
-                                for c, n, p in zip(exp.classes, exp.class_names, exp.probabilities, strict=True))
-            tqdm.write(f"{source}: class set (* the explained class) {listing}\n"
-                       f"  wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
-            zeroed = _zeroed_line(exp)
-            if zeroed:
-                tqdm.write(f"  warning: {zeroed}", file=sys.stderr)
-        except (ImageReadError, MethodNotApplicableError, ValueError) as err:
+            _explain_one(run, source, kind)
+        except MethodNotApplicableError as err:  # the same for every input: said once
+            return _error(err)
+        except (ImageReadError, ValueError) as err:
             failures += 1
-            if isinstance(err, MethodNotApplicableError):
-                return _error(err)
             print(f"error: {err}", file=sys.stderr)
         except (RuntimeError, AssertionError) as err:
             failures += 1

@@ -13,15 +13,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from ._lazy import lazy
-from .classes import (
-    DEFAULT_CLASSES,
-    ClassSet,
-    class_id,
-    class_rule,
-    named_class_set,
-    parse_class_set,
-    resolve_classes,
-)
+from .classes import DEFAULT_CLASSES, ClassSet, class_id, class_rule, class_set, is_ranked, resolve_classes
 from .data.grids import grid_classes
 from .data.prepare import fit, model_input
 from .explanation import Explanation
@@ -109,11 +101,8 @@ def explain_image(
     """
     from .methods import get_method  # the methods import their autograd hooks: not on the help path
 
-    if isinstance(classes, str):
-        try:
-            parse_class_set(classes)
-        except ValueError:  # class names, alone or among ids: "tiger cat, tabby, 285"
-            classes = named_class_set(classes, lm.class_names)
+    if isinstance(classes, str):  # a spec, or class ids and names: "tiger cat, tabby, 285"
+        classes = class_set(classes, lm.class_names)
     if isinstance(target, str):
         target = class_id(target, lm.class_names)
 
@@ -125,7 +114,7 @@ def explain_image(
     x = x.to(device)
     model = lm.model.to(device)
     rule = class_rule(classes, 1, device)
-    ranked = isinstance(rule, ClassSet) and not rule.fixed
+    ranked = is_ranked(rule)
     with torch.inference_mode():
         cls, tgt = resolve_classes(rule, model(x), target)
     built = {name: get_method(name, lm, **(method_options or {}).get(name, {})) for name in methods}
