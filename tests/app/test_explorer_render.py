@@ -3,9 +3,18 @@ only what a VAR control changes."""
 
 import pytest
 
-from attrdist.app import AppConfig, Explorer
-from attrdist.app import server as server_module
-from attrdist.app.server import UserError
+from attrdist.app import AppConfig, ExplainRequest, Explorer, UserError, VarRequest
+from attrdist.app import render as render_module
+
+
+def explain(explorer, query):
+    """The explorer's answer to an explain request's query string (parsed as the server parses it)."""
+    return explorer.explain(ExplainRequest.parse(query))
+
+
+def panels(explorer, query):
+    """The explorer's answer to a VAR request's query string."""
+    return explorer.panels(VarRequest.parse(query))
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +25,7 @@ def explorer(lite0):
 @pytest.fixture(scope="module")
 def named(explorer):
     """Gradient maps (the cheapest method) of classes given by name, the target too."""
-    return explorer.explain(None, {"sample": "chelsea", "methods": "gradcam,gradient",
+    return explain(explorer, {"sample": "chelsea", "methods": "gradcam,gradient",
                                    "classes": "Tabby, tiger cat,285", "target": "egyptian CAT"})
 
 
@@ -26,13 +35,13 @@ def test_class_names_in_the_class_set_and_as_target(explorer, named):
     assert [c["index"] for c in res["classes"]] == [281, 282, 285] and res["target"] == 285
     # the same classes by id: the same result (one cache entry, one model call)
     calls = explorer.model_calls
-    same = explorer.explain(None, {"sample": "chelsea", "methods": "gradcam,gradient", "classes": "281,282,285",
+    same = explain(explorer, {"sample": "chelsea", "methods": "gradcam,gradient", "classes": "281,282,285",
                                    "target": "285"})
     assert same["key"] == res["key"] and explorer.model_calls == calls
     # a VAR request may name its target too, among the class set
-    assert explorer.panels({"key": res["key"], "target": "Tiger Cat"})["target"] == 282
+    assert panels(explorer, {"key": res["key"], "target": "Tiger Cat"})["target"] == 282
     with pytest.raises(UserError, match="not in the class set"):
-        explorer.panels({"key": res["key"], "target": "goldfish"})
+        panels(explorer, {"key": res["key"], "target": "goldfish"})
 
 
 @pytest.mark.parametrize("params, message", [
@@ -41,17 +50,17 @@ def test_class_names_in_the_class_set_and_as_target(explorer, named):
 ])
 def test_unknown_class_names_say_what_was_meant(explorer, params, message):
     with pytest.raises(UserError, match=message):
-        explorer.explain(None, {"sample": "chelsea", "methods": "gradcam", **params})
+        explain(explorer, {"sample": "chelsea", "methods": "gradcam", **params})
 
 
 @pytest.mark.slow
 def test_var_change_redraws_only_the_refined_rows(explorer, named, monkeypatch):
     res = named
-    first = explorer.panels({"key": res["key"], "preset": "paper"})
+    first = panels(explorer, {"key": res["key"], "preset": "paper"})
     drawn = []
-    real = server_module._png
-    monkeypatch.setattr(server_module, "_png", lambda a: drawn.append(a.shape) or real(a))
-    second = explorer.panels({"key": res["key"], "preset": "smoothed", "tau": "0.2"})
+    real = render_module.png
+    monkeypatch.setattr(render_module, "png", lambda a: drawn.append(a.shape) or real(a))
+    second = panels(explorer, {"key": res["key"], "preset": "smoothed", "tau": "0.2"})
     # per method: 3 refined maps and the dominance map; the image and the vanilla rows come from the first call
     assert len(drawn) == 2 * (3 + 1)
     assert second["image"] == first["image"]
@@ -59,7 +68,7 @@ def test_var_change_redraws_only_the_refined_rows(explorer, named, monkeypatch):
         assert second["panels"][name]["vanilla"] == first["panels"][name]["vanilla"]
         assert second["panels"][name]["var"]["panels"] != first["panels"][name]["var"]["panels"]
     drawn.clear()
-    other_sign = explorer.panels({"key": res["key"], "preset": "smoothed", "tau": "0.2", "sign": "absolute"})
+    other_sign = panels(explorer, {"key": res["key"], "preset": "smoothed", "tau": "0.2", "sign": "absolute"})
     assert len(drawn) == 1 + 2 * (3 + 3 + 1)  # another sign draws the vanilla rows anew
     assert other_sign["panels"]["gradient"]["vanilla"] != first["panels"]["gradient"]["vanilla"]
 
@@ -69,14 +78,14 @@ def test_new_target_or_sign_reuses_the_refined_maps(explorer, named, monkeypatch
     from attrdist.explanation import Explanation
 
     params = {"key": named["key"], "preset": "normalized", "tau": "0.05"}
-    explorer.panels(params)
+    panels(explorer, params)
     runs = []
     real = Explanation.refine
     monkeypatch.setattr(Explanation, "refine", lambda self, *a, **k: runs.append(k) or real(self, *a, **k))
-    assert explorer.panels({**params, "target": "281"})["target"] == 281
-    explorer.panels({**params, "sign": "absolute"})
+    assert panels(explorer, {**params, "target": "281"})["target"] == 281
+    panels(explorer, {**params, "sign": "absolute"})
     assert runs == []  # VAR ran once for these parameters
-    explorer.panels({**params, "tau": "0.06"})
+    panels(explorer, {**params, "tau": "0.06"})
     assert len(runs) == 1
 
 
@@ -85,7 +94,7 @@ def test_a_class_keeps_its_colour_across_class_sets(explorer, named):
     """The page colours classes as the figures do (by id): tabby keeps its colour in another set, at another place."""
     from attrdist.viz import class_colors
 
-    other = explorer.explain(None, {"sample": "chelsea", "methods": "gradcam", "classes": "285,3,281"})
+    other = explain(explorer, {"sample": "chelsea", "methods": "gradcam", "classes": "285,3,281"})
     colour = {c["index"]: c["color"] for c in named["classes"]}
     assert [c["color"] for c in named["classes"]] == class_colors([281, 282, 285])
     assert {c["index"]: c["color"] for c in other["classes"]}[281] == colour[281]

@@ -17,8 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from attrdist.app import AppConfig, Explorer, LRUCache, make_server
-from attrdist.app.server import UserError
+from attrdist.app import AppConfig, ExplainRequest, Explorer, LRUCache, UserError, make_server
 
 
 def test_lru_cache_is_bounded():
@@ -306,11 +305,10 @@ def test_fuzz_malformed_requests(server):
 
 
 def test_explorer_errors():
-    ex = Explorer(AppConfig(port=0))
     with pytest.raises(UserError, match="upload an image"):
-        ex.explain(None, {"methods": "gradcam"})
+        ExplainRequest.parse({"methods": "gradcam"})
     with pytest.raises(UserError, match="no sample"):
-        ex.explain(None, {"sample": "moon", "methods": "gradcam"})
+        ExplainRequest.parse({"sample": "moon", "methods": "gradcam"})
     with pytest.raises(ValueError, match="at least one model"):
         AppConfig(models=())
 
@@ -345,7 +343,7 @@ def test_other_sites_cannot_use_the_explorer(server):
     # keys: a server's secret makes them unguessable (the same request on another server gets another key)
     key = json.loads(call(url, data=b"")[1])["key"]
     other = Explorer(AppConfig(port=0), models={"efficientnet_lite0": explorer.model("efficientnet_lite0")})
-    assert other.explain(None, {"sample": "coffee", "methods": "gradcam"})["key"] != key
+    assert other.explain(ExplainRequest.parse({"sample": "coffee", "methods": "gradcam"}))["key"] != key
 
 
 def test_allowed_hosts_option():
@@ -359,11 +357,11 @@ def test_allowed_hosts_option():
 def test_admission_before_decode_and_bounded_figures(lite0, monkeypatch):
     """Issue 22, item 3: an upload answered 503 is never decoded; figures wait in the same queue as attributions
     and are bounded in size."""
-    import attrdist.app.server as server_module
+    import attrdist.app.explorer as explorer_module
 
     decoded = []
-    real = server_module.read_image_bytes
-    monkeypatch.setattr(server_module, "read_image_bytes", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    real = explorer_module.read_image_bytes
+    monkeypatch.setattr(explorer_module, "read_image_bytes", lambda *a, **k: decoded.append(1) or real(*a, **k))
     explorer = Explorer(AppConfig(port=0, workers=1, queue=0), models={"efficientnet_lite0": lite0})
     srv, base = start(explorer)
     key = json.loads(call(f"{base}/api/explain?sample=coffee&methods=gradcam", data=b"")[1])["key"]

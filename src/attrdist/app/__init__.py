@@ -9,15 +9,21 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__all__ = ["AppConfig", "Explorer", "LRUCache", "make_server", "serve"]
+__all__ = ["AppConfig", "Deadline", "ExplainRequest", "Explorer", "FigureRequest", "LRUCache", "UserError",
+           "VarRequest", "make_server", "serve"]
 
-_EXPORTS = {"AppConfig": "config", "LRUCache": "cache", "Explorer": "server", "make_server": "server",
-            "serve": "server"}
+_EXPORTS = {"AppConfig": "config", "LRUCache": "cache", "Deadline": "deadline", "UserError": "errors",
+            "ExplainRequest": "params", "VarRequest": "params", "FigureRequest": "params", "Explorer": "explorer",
+            "make_server": "server", "serve": "server"}
 
 if TYPE_CHECKING:
     from .cache import LRUCache
     from .config import AppConfig
-    from .server import Explorer, make_server, serve
+    from .deadline import Deadline
+    from .errors import UserError
+    from .explorer import Explorer
+    from .params import ExplainRequest, FigureRequest, VarRequest
+    from .server import make_server, serve
 
 
 def __getattr__(name: str) -> object:
