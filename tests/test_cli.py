@@ -207,15 +207,19 @@ def test_zeroed_panels_say_so():
 
     from attrdist.viz import explanation_figure
 
-    class Result:  # the fields the figure reads
+    class Result:  # the fields the figure reads (viz.RefinedMaps)
         maps = torch.rand(1, 2, 8, 8)
         refined = torch.zeros(1, 2, 8, 8)
         q = torch.full((1, 2, 8, 8), 0.5, dtype=torch.float64)
+        kept_nothing = torch.ones(1, 2, dtype=torch.bool)
 
-    class Exp:
+    class Exp:  # viz.ExplanationLike
         image = Image.new("RGB", (8, 8))
         classes, target, class_names, probabilities = [1, 2], 1, ["a", "b"], [0.6, 0.4]
         results, display_names = {"gradient": Result()}, {}
+
+        def variant_results(self):
+            return {"": self.results}
 
         def caption(self):
             return ""

@@ -257,15 +257,22 @@ def test_every_zeroed_map_is_marked_on_its_panel(lm, photo):
 
 
 def test_the_figure_of_a_result_without_an_image():
-    class Result:
+    class Result:  # what the figure reads of a result (viz.RefinedMaps)
         maps = torch.rand(1, 3, 8, 8)
         refined = torch.zeros(1, 3, 8, 8)
         q = torch.full((1, 3, 8, 8), 1 / 3, dtype=torch.float64)
+        kept_nothing = torch.ones(1, 3, dtype=torch.bool)
 
-    class Exp:
+    class Exp:  # what the figure reads of an explanation (viz.ExplanationLike)
         image = None
         classes, target, class_names, probabilities = [4, 2, 7], 2, ["a", "b", "c"], [0.5, 0.3, 0.2]
-        results = {"gradient": Result()}
+        results, display_names = {"gradient": Result()}, {}
+
+        def variant_results(self):
+            return {"": self.results}
+
+        def caption(self):
+            return ""
 
     fig = explanation_figure(Exp(), caption=False)
     assert [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel() in ("vanilla", "VAR")] == ["vanilla", "VAR"]

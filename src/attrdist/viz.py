@@ -35,6 +35,7 @@ from ._lazy import lazy
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure, FigureBase
+    from PIL import Image
     from torch import Tensor
 
 torch = lazy("torch")
@@ -47,6 +48,9 @@ mpatches = lazy("matplotlib.patches")
 __all__ = [
     "CLASS_COLORS",
     "MIN_FONT_PT",
+    "ExplanationLike",
+    "RefinedMaps",
+    "ResultLike",
     "SIGNS",
     "class_colors",
     "dominance_image",
@@ -385,6 +389,64 @@ def show(result: object, image: object = None, *, ax: Axes | None = None, which:
     return fig
 
 
+class RefinedMaps(Protocol):
+    """What a figure reads of one method's result (a :class:`~attrdist.var.VARResult`), a batch of one."""
+
+    @property
+    def maps(self) -> Tensor:
+        """Raw maps ``[1, K, H, W]``."""
+
+    @property
+    def refined(self) -> Tensor:
+        """Refined maps ``[1, K, H, W]``."""
+
+    @property
+    def q(self) -> Tensor:
+        """The class distribution ``[1, K, ...]``."""
+
+    @property
+    def kept_nothing(self) -> Tensor:
+        """Whether VAR kept no pixel of each map ``[1, K]`` (:func:`attrdist.var.kept_nothing`)."""
+
+
+class ExplanationLike(Protocol):
+    """What :func:`explanation_figure` reads: an :class:`~attrdist.explanation.Explanation` (viz does not import it)."""
+
+    @property
+    def image(self) -> Image.Image | np.ndarray | None:
+        """The image the model saw, or ``None`` (a result's picture)."""
+
+    @property
+    def classes(self) -> Sequence[int]:
+        """The class set."""
+
+    @property
+    def target(self) -> int:
+        """The explained class."""
+
+    @property
+    def class_names(self) -> Sequence[str]:
+        """Names of the classes of the set."""
+
+    @property
+    def probabilities(self) -> Sequence[float]:
+        """Probability of each class of the set."""
+
+    @property
+    def results(self) -> Mapping[str, RefinedMaps]:
+        """Per method, its result."""
+
+    @property
+    def display_names(self) -> Mapping[str, str]:
+        """Per method, its name in figures."""
+
+    def variant_results(self) -> Mapping[str, Mapping[str, RefinedMaps]]:
+        """Per VAR row (a preset's label), every method's result."""
+
+    def caption(self) -> str:
+        """The footer."""
+
+
 @dataclass
 class _Row:
     """One row of the figure: a method's raw maps, or its maps refined under one VAR preset."""
@@ -394,21 +456,24 @@ class _Row:
     maps: np.ndarray
     refined: bool
     q: np.ndarray | None = None
+    zeroed: Sequence[bool] = ()
 
 
-def _rows(exp: Any, multiply_input: bool, grey: np.ndarray | None) -> list[_Row]:
-    variants = getattr(exp, "variant_results", None)
-    by_preset: Mapping[str, Mapping[str, Any]] = variants() if callable(variants) else {"": exp.results}
+def _rows(exp: ExplanationLike, multiply_input: bool, grey: np.ndarray | None) -> list[_Row]:
+    by_preset = exp.variant_results()
     several = len(by_preset) > 1
+
+    def shown(maps: Tensor) -> np.ndarray:
+        values = maps[0].double().numpy()
+        return values * grey if multiply_input and grey is not None else values
+
     rows = []
     for name, res in exp.results.items():
-        vanilla = res.maps[0].double().numpy()
-        rows.append(_Row(name, "vanilla", vanilla * grey if multiply_input and grey is not None else vanilla, False))
+        rows.append(_Row(name, "vanilla", shown(res.maps), False))
         for preset, results in by_preset.items():
             r = results[name]
-            refined = r.refined[0].double().numpy()
-            refined = refined * grey if multiply_input and grey is not None else refined
-            rows.append(_Row(name, f"VAR {preset}" if several else "VAR", refined, True, r.q[0].numpy()))
+            rows.append(_Row(name, f"VAR {preset}" if several else "VAR", shown(r.refined), True, r.q[0].numpy(),
+                             [bool(z) for z in r.kept_nothing[0].tolist()]))
     return rows
 
 
@@ -481,7 +546,117 @@ class _Layout:
         return lay
 
 
-def explanation_figure(exp: Any, *, cell: float = 2.2, width: float | None = None, sign: str = "auto",
+@dataclass
+class _Canvas:
+    """The figure being drawn and its layout: where each panel goes, in inches from the top left."""
+
+    fig: Figure
+    lay: _Layout
+    width: float
+    height: float
+
+    def axes(self, x: float, row: int, w: float) -> Axes:
+        """An empty panel ``w`` inches wide at ``x`` inches from the left, in row ``row``."""
+        cell = self.lay.cell
+        y = self.height - self.lay.top - row * (cell + self.lay.gap_h) - cell
+        ax = self.fig.add_axes((x / self.width, y / self.height, w / self.width, cell / self.height))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return ax
+
+    def column(self, c: int) -> float:
+        """The left edge of column ``c`` (0: the image and the dominance maps), in inches."""
+        return self.lay.left + c * (self.lay.cell + self.lay.gap_w)
+
+
+@dataclass
+class _Footer:
+    """The legend's entries and columns and the caption's lines under the panels, and their height in inches."""
+
+    names: list[str]
+    ncol: int
+    lines: list[str]
+    height: float
+
+
+def _footer(exp: ExplanationLike, lay: _Layout, caption: bool) -> _Footer:
+    small, fig_w, k = lay.small, lay.width, len(exp.classes)
+    text = " ".join(exp.caption().split()) if caption else ""
+    lines = textwrap.wrap(text, _chars(fig_w - 0.2, small)) if text else []
+    names = [_fit(n, fig_w - 0.6, small) for n in exp.class_names]
+    entry = (max(len(n) for n in names) * _EM * small + 3.4 * small) / 72
+    ncol = max(1, min(k, int((fig_w - 0.2) // entry)))
+    legend_h = math.ceil(k / ncol) * small * 1.5 / 72 + 0.04
+    return _Footer(names, ncol, lines, 0.06 + len(lines) * small * 1.3 / 72 + 0.06 + legend_h)
+
+
+def _draw_maps(canvas: _Canvas, exp: ExplanationLike, img: np.ndarray | None, i: int, row: _Row,
+               sign: str) -> tuple[float, float, str]:
+    """The K panels of one row, framed in their class's colour (class names over the first row); its scale."""
+    lay = canvas.lay
+    classes = [int(c) for c in exp.classes]
+    colors, target_col = class_colors(classes), classes.index(int(exp.target))
+    zeroed_note = ("zeroed by VAR\n(no pixel where this\nclass dominates)" if _chars(lay.cell, lay.small) >= 21
+                   else "zeroed\nby VAR")
+    values, lo, hi, cmap = row_scale(row.maps, sign)
+    for c in range(len(classes)):
+        ax = canvas.axes(canvas.column(c + 1), i, lay.cell)
+        ax.imshow(overlay(img, values[c], lo, hi, cmap))
+        for spine in ax.spines.values():
+            spine.set_edgecolor(colors[c])
+            spine.set_linewidth(2 if lay.cell >= 1.0 else 1.2)
+        if i == 0:
+            p = float(exp.probabilities[c])
+            prob = f"p = {p:.3f}" if _chars(lay.cell, lay.title_pt) >= 10 else f"p={p:.3f}".replace("0.", ".", 1)
+            ax.set_title(f"{lay.title(exp.class_names[c], c == target_col)}\n{prob}", fontsize=lay.title_pt,
+                         color="#1d2327", pad=3, fontweight="bold" if c == target_col else "normal")
+        if row.refined and row.zeroed[c]:  # a blank panel says why it is blank
+            ax.text(0.5, 0.5, zeroed_note, ha="center", va="center", fontsize=lay.small, color="#222222",
+                    transform=ax.transAxes,
+                    bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "#999999", "pad": 2})
+    return lo, hi, cmap
+
+
+def _draw_first(canvas: _Canvas, img: np.ndarray | None, classes: Sequence[int], i: int, row: _Row) -> None:
+    """The row's first panel: the image (vanilla rows) or the class that dominates each pixel (VAR rows)."""
+    lay = canvas.lay
+    first = canvas.axes(canvas.column(0), i, lay.cell)
+    if row.refined and row.q is not None:
+        first.imshow(dominance_image(row.q, classes=classes))
+        first.set_title(lay.dominance, fontsize=lay.small, pad=2)
+    elif img is not None:
+        first.imshow(img)
+        if i == 0:
+            first.set_title("input", fontsize=lay.title_pt, pad=3)
+    else:  # no image (a result's own picture): an empty panel that keeps its row's label
+        for spine in first.spines.values():
+            spine.set_visible(False)
+    first.set_ylabel(lay.label(row.label), fontsize=lay.small, labelpad=2)
+
+
+def _draw_groups(canvas: _Canvas, groups: Mapping[str, str]) -> None:
+    """Each method's name along the left of its rows."""
+    lay, per_method = canvas.lay, canvas.lay.rows_per_method
+    for m, (method, group) in enumerate(groups.items()):
+        top = canvas.height - lay.top - m * per_method * (lay.cell + lay.gap_h)
+        middle = top - (per_method * lay.cell + (per_method - 1) * lay.gap_h) / 2
+        canvas.fig.text(0.04 / canvas.width, middle / canvas.height, lay.group(group), rotation=90, ha="left",
+                        va="center", fontsize=lay.group_pt, fontweight="bold", gid=f"method-{method}")
+
+
+def _draw_footer(canvas: _Canvas, footer: _Footer, classes: Sequence[int]) -> None:
+    """The legend (each class in its colour) and the caption."""
+    colors, small, fig_h = class_colors(classes), canvas.lay.small, canvas.height
+    handles = [mpatches.Patch(color=colors[c], label=footer.names[c]) for c in range(len(classes))]
+    canvas.fig.legend(handles=handles, loc="upper center", ncol=footer.ncol, fontsize=small, frameon=False,
+                      handlelength=1.2, columnspacing=1.0, borderaxespad=0.0,
+                      bbox_to_anchor=(0.5, (footer.height - 0.04) / fig_h))
+    if footer.lines:
+        canvas.fig.text(0.5, 0.06 / fig_h, "\n".join(footer.lines), ha="center", va="bottom", fontsize=small,
+                        color="#444444")
+
+
+def explanation_figure(exp: ExplanationLike, *, cell: float = 2.2, width: float | None = None, sign: str = "auto",
                        multiply_input: bool = False, colorbar: bool = True, caption: bool = True) -> Figure:
     """The paper-style figure of an :class:`~attrdist.explanation.Explanation`.
 
@@ -489,15 +664,15 @@ def explanation_figure(exp: Any, *, cell: float = 2.2, width: float | None = Non
     of the set, titled with its name and probability (the explained class marked ``*``), and a colour bar per row
     that says what it shows. For each method, one row of vanilla maps and one row of VAR maps per preset, each row
     on one colour scale shared by its K maps (so classes stay comparable; no map is scaled on its own). A map VAR
-    zeroed says so on its panel. Each class has its colour (:func:`class_colors`) in its panels' frames, the legend
-    and the dominance maps. The footer names the model, its weights, the method options, the preset(s) and the
-    class set (:meth:`~attrdist.explanation.Explanation.caption`).
+    zeroed (:func:`attrdist.var.kept_nothing`) says so on its panel. Each class has its colour (:func:`class_colors`)
+    in its panels' frames, the legend and the dominance maps. The footer names the model, its weights, the method
+    options, the preset(s) and the class set (:meth:`~attrdist.explanation.Explanation.caption`).
 
     Every font is at least :data:`MIN_FONT_PT` points at the figure's size: give ``width`` (in inches, such as
     3.3 for a paper's column or 6.9 for its text width) to lay the figure out for the size it is printed at.
 
     Args:
-        exp: The explanation.
+        exp: The explanation (anything with its fields: :class:`ExplanationLike`).
         cell: Size of one panel in inches (when no ``width`` is given).
         width: Width of the figure in inches; the panels shrink or grow to fill it.
         sign: How signed maps are drawn (:data:`SIGNS`).
@@ -511,103 +686,79 @@ def explanation_figure(exp: Any, *, cell: float = 2.2, width: float | None = Non
     img = None if exp.image is None else np.asarray(exp.image)
     grey = None if img is None else img.astype(np.float64).mean(-1) / 255.0
     classes = [int(c) for c in exp.classes]
-    k = len(classes)
-    colors = class_colors(classes)
     rows = _rows(exp, multiply_input, grey)
-    display = getattr(exp, "display_names", {})
-    groups = {m: display.get(m, m) for m in exp.results}
+    groups = {m: exp.display_names.get(m, m) for m in exp.results}
     per_method = len(rows) // len(groups)
     texts = (list(groups.values()), [r.label for r in rows], list(exp.class_names))
     if width:
-        lay = _Layout.for_width(width, k, per_method, colorbar, texts)
+        lay = _Layout.for_width(width, len(classes), per_method, colorbar, texts)
     else:
-        lay = _Layout(k, per_method, cell, colorbar)
+        lay = _Layout(len(classes), per_method, cell, colorbar)
         lay.fit(*texts)
-    cell, small = lay.cell, lay.small
-    fig_w = lay.width
-    text = " ".join(exp.caption().split()) if caption and callable(getattr(exp, "caption", None)) else ""
-    cap_lines = textwrap.wrap(text, _chars(fig_w - 0.2, small)) if text else []
-    names = [_fit(n, fig_w - 0.6, small) for n in exp.class_names]
-    entry = (max(len(n) for n in names) * _EM * small + 3.4 * small) / 72
-    ncol = max(1, min(k, int((fig_w - 0.2) // entry)))
-    legend_h = math.ceil(k / ncol) * small * 1.5 / 72 + 0.04
-    bottom = 0.06 + len(cap_lines) * small * 1.3 / 72 + 0.06 + legend_h
-    fig_h = lay.top + len(rows) * cell + (len(rows) - 1) * lay.gap_h + bottom
-    fig = plt.figure(figsize=(fig_w, fig_h))
-
-    def axes(x: float, row: int, w: float) -> Axes:
-        y = fig_h - lay.top - row * (cell + lay.gap_h) - cell
-        ax = fig.add_axes((x / fig_w, y / fig_h, w / fig_w, cell / fig_h))
-        ax.set_xticks([])
-        ax.set_yticks([])
-        return ax
-
-    def column(c: int) -> float:
-        return lay.left + c * (cell + lay.gap_w)
-
-    target_col = classes.index(int(exp.target))
-    zeroed_note = ("zeroed by VAR\n(no pixel where this\nclass dominates)" if _chars(cell, small) >= 21
-                   else "zeroed\nby VAR")
+    footer = _footer(exp, lay, caption)
+    fig_h = lay.top + len(rows) * lay.cell + (len(rows) - 1) * lay.gap_h + footer.height
+    canvas = _Canvas(plt.figure(figsize=(lay.width, fig_h)), lay, lay.width, fig_h)
     for i, row in enumerate(rows):
-        values, lo, hi, cmap = row_scale(row.maps, sign)
-        for c in range(k):
-            ax = axes(column(c + 1), i, cell)
-            ax.imshow(overlay(img, values[c], lo, hi, cmap))
-            for spine in ax.spines.values():
-                spine.set_edgecolor(colors[c])
-                spine.set_linewidth(2 if cell >= 1.0 else 1.2)
-            if i == 0:
-                p = float(exp.probabilities[c])
-                prob = f"p = {p:.3f}" if _chars(cell, lay.title_pt) >= 10 else f"p={p:.3f}".replace("0.", ".", 1)
-                ax.set_title(f"{lay.title(exp.class_names[c], c == target_col)}\n{prob}", fontsize=lay.title_pt,
-                             color="#1d2327", pad=3, fontweight="bold" if c == target_col else "normal")
-            if row.refined and not row.maps[c].any():  # a blank panel says why it is blank
-                ax.text(0.5, 0.5, zeroed_note, ha="center", va="center", fontsize=small, color="#222222",
-                        transform=ax.transAxes,
-                        bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "#999999", "pad": 2})
+        lo, hi, cmap = _draw_maps(canvas, exp, img, i, row, sign)
         if colorbar:
-            cax = axes(column(k + 1), i, lay.bar_w)
-            _colorbar(fig, cax, lo, hi, cmap, cax=cax, label=_bar_label(sign, row.maps, row.refined, cell, small),
-                      size=small)
-        first = axes(column(0), i, cell)
-        if row.refined and row.q is not None:
-            first.imshow(dominance_image(row.q, classes=classes))
-            first.set_title(lay.dominance, fontsize=small, pad=2)
-        elif img is not None:
-            first.imshow(img)
-            if i == 0:
-                first.set_title("input", fontsize=lay.title_pt, pad=3)
-        else:  # no image (a result's own picture): an empty panel that keeps its row's label
-            for spine in first.spines.values():
-                spine.set_visible(False)
-        first.set_ylabel(lay.label(row.label), fontsize=small, labelpad=2)
-    for m, (method, group) in enumerate(groups.items()):  # the method's name along the left of its rows
-        top = fig_h - lay.top - m * per_method * (cell + lay.gap_h)
-        middle = top - (per_method * cell + (per_method - 1) * lay.gap_h) / 2
-        fig.text(0.04 / fig_w, middle / fig_h, lay.group(group), rotation=90, ha="left", va="center",
-                 fontsize=lay.group_pt, fontweight="bold", gid=f"method-{method}")
-    handles = [mpatches.Patch(color=colors[c], label=names[c]) for c in range(k)]
-    fig.legend(handles=handles, loc="upper center", ncol=ncol, fontsize=small, frameon=False, handlelength=1.2,
-               columnspacing=1.0, borderaxespad=0.0, bbox_to_anchor=(0.5, (bottom - 0.04) / fig_h))
-    if cap_lines:
-        fig.text(0.5, 0.06 / fig_h, "\n".join(cap_lines), ha="center", va="bottom", fontsize=small, color="#444444")
-    return fig
+            cax = canvas.axes(canvas.column(len(classes) + 1), i, lay.bar_w)
+            _colorbar(canvas.fig, cax, lo, hi, cmap, cax=cax, size=lay.small,
+                      label=_bar_label(sign, row.maps, row.refined, lay.cell, lay.small))
+        _draw_first(canvas, img, classes, i, row)
+    _draw_groups(canvas, groups)
+    _draw_footer(canvas, footer, classes)
+    return canvas.fig
 
 
 @dataclass
 class _ResultView:
-    """What :func:`explanation_figure` reads, for a result without an image."""
+    """What :func:`explanation_figure` reads (:class:`ExplanationLike`), for a result without an image."""
 
     image: None
     classes: list[int]
     target: int
     class_names: list[str]
     probabilities: list[float]
-    results: dict[str, Any]
+    results: dict[str, RefinedMaps]
     display_names: dict[str, str] = field(default_factory=dict)
 
+    def variant_results(self) -> dict[str, dict[str, RefinedMaps]]:
+        """One VAR row: the result's own."""
+        return {"": self.results}
 
-def result_figure(result: Any, *, sample: int = 0, sign: str = "auto", width: float | None = None) -> Figure:
+    def caption(self) -> str:
+        """No footer."""
+        return ""
+
+
+class ResultLike(RefinedMaps, Protocol):
+    """What :func:`result_figure` reads: a :class:`~attrdist.var.VARResult` (viz does not import it)."""
+
+    @property
+    def classes(self) -> Tensor:
+        """The class set ``[B, K]``."""
+
+    @property
+    def target(self) -> Tensor:
+        """The explained class ``[B]``."""
+
+    @property
+    def probabilities(self) -> Tensor:
+        """Probability of each class of the set ``[B, K]``."""
+
+    @property
+    def class_names(self) -> list[list[str]] | None:
+        """Names of the classes of the set ``[B][K]``, or ``None``."""
+
+    @property
+    def method(self) -> str:
+        """The attribution method's name."""
+
+    def __getitem__(self, index: int) -> ResultLike:
+        """The results of one sample (a batch of one)."""
+
+
+def result_figure(result: ResultLike, *, sample: int = 0, sign: str = "auto", width: float | None = None) -> Figure:
     """The raw and VAR maps of every class of one sample of a :class:`~attrdist.var.VARResult`, with the dominance.
 
     Args:
@@ -619,16 +770,17 @@ def result_figure(result: Any, *, sample: int = 0, sign: str = "auto", width: fl
     Returns:
         The figure (what a result shows in Jupyter).
     """
-    one = result[sample] if hasattr(result, "__getitem__") else result
+    one = result[sample]
     classes = [int(c) for c in one.classes[0].tolist()]
-    names = getattr(one, "class_names", None)
+    names = one.class_names
     view = _ResultView(image=None, classes=classes, target=int(one.target[0]),
                        class_names=names[0] if names else [f"class {c}" for c in classes],
-                       probabilities=one.probabilities[0].tolist(), results={one.method or "map": one})
+                       probabilities=[float(p) for p in one.probabilities[0].tolist()],
+                       results={one.method or "map": one})
     return explanation_figure(view, cell=1.6, width=width, sign=sign, caption=False)
 
 
-def result_png(result: Any) -> bytes:
+def result_png(result: ResultLike) -> bytes:
     """:func:`result_figure` as PNG bytes (a :class:`~attrdist.var.VARResult`'s picture in Jupyter)."""
     return figure_png(result_figure(result))
 
