@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from .version import __version__
 
-#: Public name -> the module that defines it.
+#: Public name -> the module that defines it: the one list of the package's face.
 _EXPORTS = {
     "METHODS": "methods",
     "PRESETS": "var",
@@ -37,34 +37,28 @@ _EXPORTS = {
     "refine": "var",
 }
 
-__all__ = [
-    "METHODS",
-    "PRESETS",
-    "VAR",
-    "Attribution",
-    "Attributor",
-    "ClassSet",
-    "Explanation",
-    "LoadedModel",
-    "VARConfig",
-    "VAROutput",
-    "VARResult",
-    "explain_image",
-    "get_method",
-    "list_methods",
-    "load_model",
-    "parse_class_set",
-    "refine",
-    "__version__",
-]
+#: The public names: those of :data:`_EXPORTS` and the version (written once; ``tests/test_decisions.py`` checks that
+#: the ``TYPE_CHECKING`` imports below, which type checkers read, name the same ones).
+__all__ = [*_EXPORTS, "__version__"]
 
-if TYPE_CHECKING:
-    from .classes import ClassSet, parse_class_set
-    from .explain import explain_image
-    from .explanation import Explanation
-    from .methods import METHODS, Attribution, Attributor, get_method, list_methods
-    from .models import LoadedModel, load_model
-    from .var import PRESETS, VAR, VARConfig, VAROutput, VARResult, refine
+if TYPE_CHECKING:  # for type checkers: the names of _EXPORTS, re-exported (`X as X`)
+    from .classes import ClassSet as ClassSet
+    from .classes import parse_class_set as parse_class_set
+    from .explain import explain_image as explain_image
+    from .explanation import Explanation as Explanation
+    from .methods import METHODS as METHODS
+    from .methods import Attribution as Attribution
+    from .methods import Attributor as Attributor
+    from .methods import get_method as get_method
+    from .methods import list_methods as list_methods
+    from .models import LoadedModel as LoadedModel
+    from .models import load_model as load_model
+    from .var import PRESETS as PRESETS
+    from .var import VAR as VAR
+    from .var import VARConfig as VARConfig
+    from .var import VAROutput as VAROutput
+    from .var import VARResult as VARResult
+    from .var import refine as refine
 
 
 def __getattr__(name: str) -> object:
