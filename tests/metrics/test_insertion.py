@@ -17,8 +17,8 @@ from attrdist.metrics.insertion import (
     pic_curves,
     pic_curves_many,
     random_mask,
-    rise_curves,
 )
+from attrdist.metrics.rise import rise_curves
 
 
 def one_blas_thread():

@@ -15,13 +15,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from .._lazy import lazy
 from .prepare import model_input
 
 if TYPE_CHECKING:
     from ..models import LoadedModel
-
-torch = lazy("torch")
 
 __all__ = ["SELECTIONS", "Candidate", "Grid", "cell_boxes", "cell_masks", "grid_classes", "select_grids"]
 
@@ -150,6 +147,8 @@ def grid_classes(lm: LoadedModel, cells: Sequence[Image.Image], device: str = "c
     Returns:
         One class per cell; duplicates are replaced by the cell's next most probable class.
     """
+    import torch  # the one function here that runs a model: the grids, their cells and masks need no torch
+
     x = torch.cat([model_input(c, lm.preprocess)[1] for c in cells]).to(device)
     with torch.inference_mode():
         order = lm.model.to(device)(x).argsort(1, descending=True).tolist()

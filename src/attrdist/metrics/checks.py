@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
-
-from .._lazy import lazy
-from .base import register_metric
-
-if TYPE_CHECKING:
-    from torch import Tensor
-
-torch = lazy("torch")
+import torch
+from torch import Tensor
 
 __all__ = ["degenerate", "unscorable"]
-
-register_metric("zeroed", task="count", higher_is_better=False,
-                summary="maps that cannot be scored (all zero after VAR, or constant), counted, never averaged")(None)
-register_metric("no_positive", task="count", higher_is_better=False,
-                summary="maps without positive mass (nothing for region attribution to share), counted")(None)
 
 
 def unscorable(maps: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""Insertion curves: Performance Information Curves (SIC, AIC) and RISE insertion / deletion.
+"""Insertion curves: Performance Information Curves (SIC, AIC); RISE insertion / deletion is :mod:`.rise`.
 
 PIC (Kapishnikov et al., 2019): the image is reconstructed from its most salient pixels plus a fixed
 random 1% of pixels by linear interpolation; the x-axis is the normalised information of that image
@@ -24,8 +24,7 @@ predictions on them, and every reconstruction two maps or two thresholds have in
 :class:`PicBase`; :func:`pic_curves_many` sends the thresholds' images of several maps through the model in
 batches.
 
-RISE (Petsiuk et al., 2018): insert pixels in saliency order into a blurred copy (insertion) or remove
-them into zeros (deletion), ``step`` pixels at a time; the AUC is the trapezoid rule on a unit x-axis.
+The module needs no torch (numpy, Pillow and scipy): the report reads its curves without it.
 """
 
 from __future__ import annotations
@@ -39,12 +38,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from .._lazy import lazy
-from ..smoothing import smooth
-from .base import register_metric
-
-torch = lazy("torch")
-
 __all__ = [
     "PIC_THRESHOLDS",
     "PicBase",
@@ -56,19 +49,8 @@ __all__ = [
     "pic_curves_many",
     "pic_from_predictions",
     "random_mask",
-    "rise_curves",
     "webp_size",
 ]
-
-for _name, _higher, _summary in (
-    ("sic_auc", True, "area under the softmax information curve (PIC), per image"),
-    ("aic_auc", True, "area under the accuracy information curve (PIC), per image"),
-    ("sic_median_curve", True, "area under the median SIC curve over images (the PIC paper's aggregate)"),
-    ("aic_median_curve", True, "area under the median AIC curve over images (the PIC paper's aggregate)"),
-    ("insertion_auc", True, "RISE insertion: area under the class probability as salient pixels are inserted"),
-    ("deletion_auc", False, "RISE deletion: area under the class probability as salient pixels are deleted"),
-):
-    register_metric(_name, task="insertion", higher_is_better=_higher, summary=_summary)(None)
 
 #: Fractions of the most salient pixels kept, as in the reference.
 PIC_THRESHOLDS = (0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.07, 0.10, 0.13, 0.21, 0.34, 0.5, 0.75)
@@ -411,41 +393,3 @@ def aggregate_curves(curves: Sequence[PicCurve], method: str = "median") -> PicC
         raise ValueError(f"unknown aggregation {method!r}; use 'median' or 'mean'")
     x = curves[0].x
     return PicCurve(x=x, y=y, auc=float(np.trapezoid(y, x)))
-
-
-def rise_curves(
-    model: torch.nn.Module, x: torch.Tensor, saliency: torch.Tensor, target: int, step: int = 224,
-    batch: int = 32,
-) -> dict[str, float]:
-    """RISE insertion and deletion AUCs of one image.
-
-    Args:
-        model: Classifier.
-        x: Normalised input ``[1, C, H, W]``.
-        saliency: ``[H, W]``, higher is more important.
-        target: The class whose softmax is tracked.
-        step: Pixels inserted or deleted per step.
-        batch: Images per forward pass.
-
-    Returns:
-        ``{"insertion": auc, "deletion": auc}`` with ``auc = (sum - first/2 - last/2) / (n - 1)``.
-    """
-    _, c, h, w = x.shape
-    n = (h * w + step - 1) // step
-    order = saliency.flatten().argsort(descending=True)
-    blurred = smooth(x, 11, 5.0, "gaussian", "zeros")  # the RISE code's 11x11 kernel, sigma 5, zero padding
-    out = {}
-    for kind, start, finish in (("insertion", blurred, x), ("deletion", x, torch.zeros_like(x))):
-        scores = []
-        for b0 in range(0, n + 1, batch):
-            idx = range(b0, min(n + 1, b0 + batch))
-            masks = torch.zeros(len(idx), h * w, device=x.device)
-            for j, i in enumerate(idx):
-                masks[j, order[: i * step]] = 1.0
-            masks = masks.view(-1, 1, h, w)
-            imgs = start * (1 - masks) + finish * masks
-            with torch.no_grad():
-                scores.append(model(imgs).softmax(1)[:, target])
-        s = torch.cat(scores).double().cpu()
-        out[kind] = float((s.sum() - s[0] / 2 - s[-1] / 2) / (len(s) - 1))
-    return out

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal, TypeAlias, cast
+from typing import Literal, cast
 
-from .._lazy import lazy
+import torch
+from torch import Tensor
+
 from ..smoothing import smooth as _smooth
-from .base import metrics_for, register_metric
-
-if TYPE_CHECKING:
-    from torch import Tensor
-
-torch = lazy("torch")
+from .base import PAPER_BORDER, PAPER_KERNEL, PAPER_SIGMA, Binarization, LocalizationFn, metrics_for
 
 __all__ = [
     "BINARIZATIONS",
@@ -32,6 +29,11 @@ __all__ = [
     "precision",
     "recall",
     "region_attribution",
+    "score_f1",
+    "score_iou",
+    "score_precision",
+    "score_recall",
+    "score_region_attribution",
     "smooth",
 ]
 
@@ -40,14 +42,6 @@ EMPTY_MAP = 1e-7
 
 _Smoothing = Literal["gaussian", "box", "none"]
 _Border = Literal["reflect", "zeros"]
-#: A localisation metric's function: ``fn(maps, masks, binary) -> [N]`` (every registered one has one).
-_LocalizationFn: TypeAlias = "Callable[[Tensor, Tensor, Tensor], Tensor]"
-
-
-#: The paper's smoothing (appendix B): an 11x11 Gaussian. Sigma and border follow the VAR authors' demo, which
-#: calls OpenCV's ``GaussianBlur(map, (11, 11), 0)``: sigma ``0.3 * ((11 - 1) * 0.5 - 1) + 0.8 = 2.0`` and
-#: reflect-101 borders.
-PAPER_KERNEL, PAPER_SIGMA, PAPER_BORDER = 11, 2.0, "reflect"
 
 
 def smooth(
@@ -103,7 +97,7 @@ def _thr_region_size(pos: Tensor, masks: Tensor, value: float) -> Tensor:
 
 
 #: Binarisation rules of the positive map part, the single list used by the metrics, runner and CLI.
-BINARIZATIONS = {
+BINARIZATIONS: dict[Binarization, Callable[[Tensor, Tensor, float], Tensor]] = {
     "mean": _thr_mean,  # A+ > value * mean(A+), value 1 (Chefer et al.: min-max then > mean)
     "max_fraction": _thr_max_fraction,  # A+ > value * max(A+), value 0.3 in T-attn
     "region_size": _thr_region_size,  # the |R| highest pixels (Quantus RelevanceRankAccuracy)
@@ -128,7 +122,7 @@ def binarize(maps: Tensor, masks: Tensor, rule: str = "mean", value: float = 1.0
     if rule not in BINARIZATIONS:
         raise ValueError(f"unknown binarisation {rule!r}; choose one of {sorted(BINARIZATIONS)}")
     pos = maps.clamp(min=0).flatten(1)
-    out = BINARIZATIONS[rule](pos, masks, value) & (pos > 0)
+    out = BINARIZATIONS[cast(Binarization, rule)](pos, masks, value) & (pos > 0)
     return out.view_as(maps)
 
 
@@ -182,17 +176,30 @@ def f1_score(pred: Tensor, masks: Tensor) -> Tensor:
     return torch.where(p + r > 0, 2 * p * r / (p + r).clamp(min=1e-12), torch.zeros_like(p))
 
 
-register_metric("region_attribution", task="localization", higher_is_better=True,
-                summary="share of the positive attribution inside the region (energy pointing game)")(
-    lambda maps, masks, binary: region_attribution(maps, masks))
-for _name, _fn, _summary in (
-    ("iou", iou, "intersection over union of the binarised map and the region"),
-    ("precision", precision, "share of the binarised map inside the region"),
-    ("recall", recall, "share of the region covered by the binarised map"),
-    ("f1", f1_score, "harmonic mean of precision and recall"),
-):
-    register_metric(_name, task="localization", higher_is_better=True, summary=_summary)(
-        lambda maps, masks, binary, fn=_fn: fn(binary, masks))
+# the registered localisation metrics (:mod:`attrdist.metrics.base` declares them): fn(maps, masks, binary)
+def score_region_attribution(maps: Tensor, masks: Tensor, binary: Tensor) -> Tensor:
+    """Metric ``region_attribution``: :func:`region_attribution` of the smoothed maps."""
+    return region_attribution(maps, masks)
+
+
+def score_iou(maps: Tensor, masks: Tensor, binary: Tensor) -> Tensor:
+    """Metric ``iou``: :func:`iou` of the binarised maps."""
+    return iou(binary, masks)
+
+
+def score_precision(maps: Tensor, masks: Tensor, binary: Tensor) -> Tensor:
+    """Metric ``precision``: :func:`precision` of the binarised maps."""
+    return precision(binary, masks)
+
+
+def score_recall(maps: Tensor, masks: Tensor, binary: Tensor) -> Tensor:
+    """Metric ``recall``: :func:`recall` of the binarised maps."""
+    return recall(binary, masks)
+
+
+def score_f1(maps: Tensor, masks: Tensor, binary: Tensor) -> Tensor:
+    """Metric ``f1``: :func:`f1_score` of the binarised maps."""
+    return f1_score(binary, masks)
 
 
 def localization_scores(
@@ -229,5 +236,5 @@ def localization_scores(
     pos = (maps if maps.dtype in (torch.float32, torch.float64) else maps.float()).clamp(min=0)
     s = smooth(pos, kernel, sigma, cast(_Smoothing, smoothing), cast(_Border, border))  # smooth() refuses others
     binary = binarize(s, masks, rule, value)
-    return {name: cast(_LocalizationFn, m.fn)(s, masks, binary)
+    return {name: cast(LocalizationFn, m.fn)(s, masks, binary)
             for name, m in metrics_for("localization", metrics).items()}

@@ -15,19 +15,14 @@ notebook. All work on channel-summed maps.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeAlias, cast
+from typing import cast
 
 import numpy as np
+import torch
+from scipy import stats
+from torch import Tensor
 
-from .._lazy import lazy
-from .base import metrics_for, register_metric
-
-if TYPE_CHECKING:
-    from torch import Tensor
-
-stats = lazy("scipy.stats")
-torch = lazy("torch")
+from .base import METRICS, SimilarityFn, metrics_for
 
 __all__ = [
     "DEFAULT_SIMILARITIES",
@@ -42,10 +37,6 @@ __all__ = [
     "ssim",
     "ssim_notebook",
 ]
-
-#: A similarity measure's function: ``fn(a, b) -> float`` for two maps ``[H, W]`` (every registered one has one).
-_SimilarityFn: TypeAlias = "Callable[[Tensor | np.ndarray, Tensor | np.ndarray], float]"
-
 
 def _np(a: Tensor | np.ndarray) -> np.ndarray:
     return a.detach().cpu().double().numpy() if isinstance(a, torch.Tensor) else np.asarray(a, dtype=np.float64)
@@ -129,24 +120,10 @@ def hog_spearman(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
     return spearman(_hog(_min_max(a)), _hog(_min_max(b)))
 
 
-_SUMMARIES = {
-    "spearman_abs": ("Spearman rank correlation of |map| (Adebayo et al.)", True),
-    "spearman": ("Spearman rank correlation of the signed maps", True),
-    "pearson": ("Pearson correlation of the signed maps", True),
-    "cosine": ("cosine similarity of the signed maps", True),
-    "ssim": ("SSIM of the maps scaled to [-1, 1], window 5 (the paper)", True),
-    "hog_pearson": ("Pearson correlation of HOG features (the paper)", True),
-    "ssim_notebook": ("SSIM as in the authors' notebook (min-max [0, 1], Gaussian window)", False),
-    "hog_spearman": ("Spearman correlation of HOG features (the authors' notebook)", False),
-}
-
-# in a sanity check the similarity to the original map should fall as weights are randomised: lower is better
-for _name, (_summary, _default) in _SUMMARIES.items():
-    register_metric(_name, task="similarity", higher_is_better=False, summary=_summary, default=_default,
-                    relative=False)(globals()[_name])
-
-#: Every similarity measure by name (the registered ``similarity`` metrics).
-SIMILARITIES = {name: m.fn for name, m in metrics_for("similarity", list(_SUMMARIES)).items()}
+#: The similarity measures of this module by name (:mod:`attrdist.metrics.base` declares them, with their direction,
+#: as ``similarity`` metrics).
+SIMILARITIES: dict[str, SimilarityFn] = {
+    name: globals()[name] for name, m in METRICS.items() if m.function == f"{__name__}:{name}"}
 
 #: The measures a sanity run computes unless told otherwise: the paper's, plus Pearson and cosine.
 DEFAULT_SIMILARITIES = tuple(metrics_for("similarity"))
@@ -159,4 +136,4 @@ def similarities(a: Tensor | np.ndarray, b: Tensor | np.ndarray,
     Raises:
         ValueError: On an unknown measure.
     """
-    return {name: cast(_SimilarityFn, m.fn)(a, b) for name, m in metrics_for("similarity", list(names)).items()}
+    return {name: cast(SimilarityFn, m.fn)(a, b) for name, m in metrics_for("similarity", list(names)).items()}
