@@ -88,8 +88,8 @@ class Insertion(Benchmark):
             PicSkip,
             pic_curves_many,
             random_mask,
-            rise_curves,
         )
+        from ..metrics.rise import rise_curves
 
         c = self.cfg
         x = prepared.x.to(c.device)

@@ -32,8 +32,7 @@ import numpy as np
 from PIL import Image
 
 from ..data.grids import SELECTIONS
-from ..metrics.base import metrics_of
-from ..metrics.localization import BINARIZATIONS, PAPER_BORDER, PAPER_KERNEL, PAPER_SIGMA
+from ..metrics.base import BINARIZATION_RULES, PAPER_BORDER, PAPER_KERNEL, PAPER_SIGMA, metrics_of
 from ..options import opt
 from .base import Benchmark, Rows
 from .config import RunConfig
@@ -76,7 +75,7 @@ class RegionConfig(RunConfig):
     sigma: float = field(default=PAPER_SIGMA, metadata=opt("Gaussian sigma (2: the authors' OpenCV blur)"))
     border: str = field(default=PAPER_BORDER, metadata=opt("smoothing border (reflect-101 or zero padding)",
                                                            ("reflect", "zeros")))
-    binarize: str = field(default="mean", metadata=opt("binarisation for IoU and F1", tuple(BINARIZATIONS)))
+    binarize: str = field(default="mean", metadata=opt("binarisation for IoU and F1", BINARIZATION_RULES))
     binarize_value: float = field(default=1.0, metadata=opt("the binarisation's factor"))
     metrics: list[str] | None = field(default=None, metadata=opt("localisation metrics (default: all)",
                                                                   lambda: metrics_of("localization")))

@@ -39,9 +39,7 @@ __all__ = ["Sanity", "SanityConfig", "depths_of", "run_sanity"]
 
 
 def _default_similarities() -> list[str]:
-    from ..metrics.similarity import DEFAULT_SIMILARITIES
-
-    return list(DEFAULT_SIMILARITIES)
+    return list(metrics_for("similarity"))
 
 
 @dataclass(kw_only=True)
