@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import numpy as np
 
 from ._lazy import lazy
+from .classes import class_id
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -262,6 +263,31 @@ def _interactive_backend(name: str) -> bool:
     return name.lower() in {b.lower() for b in interactive}
 
 
+def _class_map(result: _ClassMaps, which: str, sample: int, query: int | str | None) -> tuple[np.ndarray, str]:
+    """One class's map of a result (by id or name, default the target) and its title."""
+    if which not in ("refined", "raw"):
+        raise ValueError(f"which must be 'refined' or 'raw', got {which!r}")
+    maps = getattr(result, "refined", None) if which == "refined" else None  # an Attribution has raw maps only
+    maps = result.maps if maps is None else maps
+    classes = result.classes[sample].tolist()
+    labels: Sequence[str] | None = getattr(result, "label_set", None)
+    if query is None:
+        cid = int(result.target[sample])
+    elif labels is not None:
+        cid = class_id(query, labels)
+    else:
+        try:
+            cid = int(query)
+        except ValueError:
+            raise ValueError(f"class {query!r}: this result has no class names; give a class id") from None
+    if cid not in classes:
+        raise ValueError(f"class {cid} is not in the result's class set {classes}")
+    label = f"{labels[cid]} ({cid})" if labels is not None else f"class {cid}"
+    var = "+ VAR " if which == "refined" and hasattr(result, "q") else ""
+    title = f"{getattr(result, 'method', '')} {var}{label}"
+    return maps[sample, classes.index(cid)].detach().cpu().double().numpy(), title
+
+
 @dataclass
 class _ShownOnce:
     """A figure :func:`show` displayed in a Jupyter cell is not displayed again as that cell's value."""
@@ -346,31 +372,11 @@ def show(result: object, image: object = None, *, ax: Axes | None = None, which:
         if display:
             _display(fig)
         return fig
-    name = ""
     if isinstance(result, torch.Tensor | np.ndarray):
         m = np.asarray(result.detach().cpu() if isinstance(result, torch.Tensor) else result, dtype=np.float64)
+        name = ""
     else:
-        if which not in ("refined", "raw"):
-            raise ValueError(f"which must be 'refined' or 'raw', got {which!r}")
-        res = cast(_ClassMaps, result)
-        maps = getattr(res, "refined", None) if which == "refined" else None
-        maps = res.maps if maps is None else maps
-        classes = res.classes[sample].tolist()
-        labels = getattr(result, "label_set", None)
-        if isinstance(class_id, str) and not class_id.strip().lstrip("+-").isdigit():
-            from .classes import class_id as lookup
-
-            if labels is None:
-                raise ValueError(f"class {class_id!r}: this result has no class names; give a class id")
-            cid = lookup(class_id, labels)
-        else:
-            cid = int(res.target[sample]) if class_id is None else int(class_id)
-        if cid not in classes:
-            raise ValueError(f"class {cid} is not in the result's class set {classes}")
-        m = maps[sample, classes.index(cid)].detach().cpu().double().numpy()
-        label = f"{labels[cid]} ({cid})" if labels is not None else f"class {cid}"
-        name = f"{getattr(result, 'method', '')} {'+ VAR ' if which == 'refined' and hasattr(result, 'q') else ''}"
-        name = f"{name}{label}"
+        m, name = _class_map(cast(_ClassMaps, result), which, sample, class_id)
     if m.ndim != 2:
         raise ValueError(f"show draws a 2-D map, got shape {m.shape}")
     values, lo, hi, cmap = row_scale(m, sign)
