@@ -127,3 +127,33 @@ def test_a_waiting_request_whose_client_leaves_frees_its_place(slow):
 def test_request_timeout_must_be_finite_and_not_negative(value):
     with pytest.raises(ValueError, match="request_timeout"):
         AppConfig(request_timeout=value)
+
+
+def test_the_deadline_is_the_requests_own_object():
+    """Issue 30, item 7: the time limit travels as an object the request owns, not through thread-local state; its
+    hooks are removed after the block, also after an exception."""
+    import pathlib
+
+    import torch
+
+    from attrdist.app import Deadline
+    from attrdist.app.errors import TimeUp
+
+    src = pathlib.Path(__import__("attrdist.app", fromlist=["x"]).__file__).parent
+    assert not [p.name for p in src.glob("*.py") if "threading.local" in p.read_text()]
+    Deadline().check()  # no limit
+    late = Deadline(0.01)
+    time.sleep(0.02)
+    with pytest.raises(TimeUp, match="0.01 s"):
+        late.check()
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
+    with pytest.raises(TimeUp), late.watch(model):
+        model(torch.zeros(1, 2))
+    assert all(not m._forward_pre_hooks for m in model.modules())
+    with Deadline(60).watch(model):
+        model(torch.zeros(1, 2))  # in time: runs
+        other = Deadline(0.01)  # another request's deadline does not stop this one's forwards
+        time.sleep(0.02)
+        model(torch.zeros(1, 2))
+    assert all(not m._forward_pre_hooks for m in model.modules())
+    del other

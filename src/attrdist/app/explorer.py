@@ -307,7 +307,7 @@ class Explorer:
     def arrays(self, request: VarRequest) -> Download:
         """Raw maps, q and refined maps as an npz file."""
         buf = io.BytesIO()
-        np.savez_compressed(buf, **self.refined(request).arrays())
+        np.savez_compressed(buf, allow_pickle=False, **self.refined(request).arrays())
         return Download(body=buf.getvalue(), content_type="application/octet-stream", filename="attrdist.npz")
 
     def stats(self) -> JSON:

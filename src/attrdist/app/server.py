@@ -287,7 +287,7 @@ def serve(config: AppConfig | None = None) -> int:
         print(f"error: cannot listen on {config.host}:{config.port}: {err.strerror or err} (choose another "
               "--port or --host)", file=sys.stderr)
         return 2
-    address, port = server.server_address[:2]
+    address, port = server.socket.getsockname()[:2]  # the address bound (an IPv6 one has four parts)
     host = f"[{address}]" if ":" in str(address) else str(address)  # as a URL writes it
     if address not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: the explorer is reachable from other machines at {host}:{port}; anyone who can reach "
