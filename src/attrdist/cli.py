@@ -528,7 +528,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     import os
 
     from .bench import BENCHMARKS
-    from .bench.store import ConfigMismatchError, ResultStore
+    from .bench.store import ConfigMismatchError
     from .data.datasets import DatasetLayoutError
     from .models import WeightsUnavailableError
 
@@ -536,49 +536,26 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     try:
         cfg = bench.config.load(args.config) if args.config else bench.config()
         cfg = dataclasses.replace(cfg, **_given(args, bench.config))
-        if getattr(args, "estimate", None) is not None:
-            return _estimate(bench, cfg, args.out, args.estimate)
+        if getattr(args, "estimate", None) is not None:  # each run of a suite, like one run
+            print(bench.estimate(cfg, args.out, items=args.estimate))
+            return 0
         result = bench.run(cfg, args.out)
     except (ConfigMismatchError, DatasetLayoutError, WeightsUnavailableError, FileNotFoundError, ValueError,
             KeyError) as err:
         return _error(err.args[0] if isinstance(err, KeyError) and err.args else err)
-    if int(os.environ.get("RANK", 0)) == 0:
-        print(bench.result_text(result))
-    if isinstance(result, ResultStore):
-        result.close()
-    return 0
-
-
-def _estimate(bench: type, cfg: object, out: str, items: int) -> int:
-    """Print the projected time and disk of a run (of each run of a study: ``cfg.runs()``)."""
-    from pathlib import Path
-
-    from .models import load_model
-
-    runs = cfg.runs() if callable(getattr(cfg, "runs", None)) else {bench: cfg}
-    lm = load_model(cfg.model, cfg.weights, trust_checkpoint=cfg.trust_checkpoint)
-    total = 0.0
-    for run, run_cfg in runs.items():
-        estimate = run.estimate(run_cfg, Path(out) / run.name if run is not bench else out, items=items, lm=lm)
-        total += estimate.seconds
-        print(estimate)
-    if len(runs) > 1:
-        from .bench.runner import duration_text
-
-        print(f"{bench.name}: projected time of all its runs {duration_text(total)}")
+    with result:
+        if int(os.environ.get("RANK", 0)) == 0:
+            print(result.text())
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .bench.report import write_report
+    from .bench import BENCHMARKS
+    from .bench.report import report_benchmark, run_folders, write_report
 
-    run = Path(args.run_dir)
-    # a suite's folder (attrdist bench study) holds one run folder per benchmark: a report for each
-    runs = [run] if (run / "results.sqlite").exists() or not run.is_dir() else sorted(
-        d for d in run.iterdir() if (d / "results.sqlite").exists()) or [run]
-    for folder in runs:
+    for folder in run_folders(args.run_dir):  # a suite's folder (attrdist bench study): a report of each run
         try:
-            written = write_report(folder)
+            written = write_report(folder, BENCHMARKS.get(report_benchmark(folder)))
         except (FileNotFoundError, ValueError, KeyError) as err:
             return _error(err.args[0] if isinstance(err, KeyError) and err.args else err)
         print(written["markdown"].read_text())

@@ -14,8 +14,8 @@ for _name in ("localization", "insertion", "sanity", "study",
               *sorted(m.name for m in pkgutil.iter_modules(__path__))):
     importlib.import_module(f"{__name__}.{_name}")
 
-from .base import Benchmark  # noqa: E402
-from .config import ALL_VARIANTS, RunConfig  # noqa: E402
+from .base import Benchmark, Estimate, Estimates, RunResult  # noqa: E402
+from .config import ALL_VARIANTS, ImageRunConfig, RunConfig  # noqa: E402
 from .insertion import Insertion, InsertionConfig, run_insertion  # noqa: E402
 from .localization import (  # noqa: E402
     CocoConfig,
@@ -24,11 +24,12 @@ from .localization import (  # noqa: E402
     LocalizationConfig,
     run_localization,
 )
+from .records import Curve, CurveSkip, ItemResult, MapCheck, Score, Skip, SkippedItem, UnitAttribute  # noqa: E402
 from .registry import BENCHMARKS, register_benchmark  # noqa: E402
-from .report import summarize, write_report  # noqa: E402
-from .runner import Shard, Skip, current_shard, run_items  # noqa: E402
+from .report import report_benchmark, summarize, write_report  # noqa: E402
+from .runner import Shard, current_shard, run_items  # noqa: E402
 from .sanity import Sanity, SanityConfig, run_sanity  # noqa: E402
-from .store import ConfigMismatchError, ResultStore, Row  # noqa: E402
+from .store import ConfigMismatchError, ResultStore  # noqa: E402
 
 __all__ = [
     "ALL_VARIANTS",
@@ -37,19 +38,30 @@ __all__ = [
     "CocoConfig",
     "CocoLocalization",
     "ConfigMismatchError",
+    "Curve",
+    "CurveSkip",
+    "Estimate",
+    "Estimates",
+    "ImageRunConfig",
     "Insertion",
     "InsertionConfig",
+    "ItemResult",
     "Localization",
     "LocalizationConfig",
+    "MapCheck",
     "ResultStore",
-    "Row",
     "RunConfig",
+    "RunResult",
     "Sanity",
     "SanityConfig",
+    "Score",
     "Shard",
     "Skip",
+    "SkippedItem",
+    "UnitAttribute",
     "current_shard",
     "register_benchmark",
+    "report_benchmark",
     "run_insertion",
     "run_items",
     "run_localization",

@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .config import RunConfig
-from .runner import ItemResult, Progress, Shard, Skip, duration_text
+from .records import ItemResult, MapCheck, Skip
+from .runner import Progress, Shard, duration_text
+from .store import ResultStore
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -44,13 +46,12 @@ if TYPE_CHECKING:
     from ..models import LoadedModel
     from ..var import VARResult
     from .report import Table
-    from .store import ResultStore
 
-__all__ = ["Benchmark", "Estimate", "ImageInput", "Rows"]
+__all__ = ["Benchmark", "Estimate", "ImageInput", "Rows", "RunResult"]
 
-#: What a benchmark returns for one item: its rows ``(unit, method, variant, metric, value)``, rows and curves
-#: (:class:`~attrdist.bench.runner.ItemResult`), or why it is skipped (:class:`~attrdist.bench.runner.Skip`).
-Rows = list[tuple] | ItemResult | Skip
+#: What a benchmark returns for one item: its records (:class:`~attrdist.bench.records.ItemResult`), or why it is
+#: skipped as a whole (:class:`~attrdist.bench.records.Skip`).
+Rows = ItemResult | Skip
 
 
 @dataclass
@@ -108,6 +109,67 @@ class Estimate:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Estimates:
+    """The estimate of each run of a benchmark (one; a suite: one per benchmark of it), and their total.
+
+    Attributes:
+        benchmark: The benchmark's name.
+        runs: One :class:`Estimate` per run.
+    """
+
+    benchmark: str
+    runs: list[Estimate]
+
+    @property
+    def seconds(self) -> float:
+        """Projected wall time of every run's items left."""
+        return sum(e.seconds for e in self.runs)
+
+    def __str__(self) -> str:
+        lines = [str(e) for e in self.runs]
+        if len(self.runs) > 1:
+            lines.append(f"{self.benchmark}: projected time of all its runs {duration_text(self.seconds)}")
+        return "\n".join(lines)
+
+
+@dataclass
+class RunResult:
+    """What :meth:`Benchmark.run` leaves: the run folder and the open store of each of its runs.
+
+    Attributes:
+        benchmark: The benchmark that ran (a suite: the suite).
+        folder: The run folder.
+        stores: Subfolder (``""``: the folder itself) -> the open store of that run.
+    """
+
+    benchmark: type[Benchmark]
+    folder: Path
+    stores: dict[str, ResultStore]
+
+    @property
+    def store(self) -> ResultStore:
+        """The store of a benchmark with one run."""
+        if len(self.stores) != 1:
+            raise ValueError(f"{self.benchmark.name} made {len(self.stores)} runs: read them from .stores")
+        return next(iter(self.stores.values()))
+
+    def text(self) -> str:
+        """What ``attrdist bench`` prints after the run (:meth:`Benchmark.result_text`)."""
+        return self.benchmark.result_text(self)
+
+    def close(self) -> None:
+        """Close every store."""
+        for store in self.stores.values():
+            store.close()
+
+    def __enter__(self) -> RunResult:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -157,36 +219,73 @@ class Benchmark:
     # the pipeline ----------------------------------------------------------------------------------------
 
     @classmethod
+    def runs(cls, config: RunConfig) -> dict[str, tuple[type[Benchmark], RunConfig]]:
+        """The runs of a configuration: subfolder -> (benchmark, its configuration).
+
+        One run in the run folder itself (``""``) by default; a suite (the variant study) runs several benchmarks,
+        each in its own subfolder. :meth:`run`, :meth:`estimate` and ``attrdist report`` treat both alike.
+        """
+        return {"": (cls, config)}
+
+    @classmethod
     def run(cls, config: RunConfig, out_dir: str | Path, shard: Shard | None = None, lm: LoadedModel | None = None,
-            on_item: Callable[[str], None] | None = None, announce: bool = True) -> ResultStore:
-        """Run (or resume) the benchmark into ``out_dir``.
+            on_item: Callable[[str], None] | None = None, announce: bool = True) -> RunResult:
+        """Run (or resume) the benchmark (each run of :meth:`runs`) into ``out_dir``, then :meth:`finish`.
 
         Args:
             config: The configuration (an instance of :attr:`config`).
-            out_dir: The run folder (``results.sqlite``, ``config.yaml``).
+            out_dir: The run folder (``results.sqlite``, ``config.yaml``; a suite: a subfolder per run).
             shard: This process's shard (default: from torchrun's environment).
-            lm: A loaded model to reuse (default: loaded from the configuration).
+            lm: A loaded model to reuse (default: loaded from the configuration, once for all runs).
             on_item: Called after each item is computed (tests use it to simulate a crash).
-            announce: Print the line saying what the run is about to compute (an estimate prints its own).
+            announce: Print the line saying what a run is about to compute (an estimate prints its own).
 
         Returns:
-            The open store.
+            The :class:`RunResult`: the run folder and the open store of each run.
 
         Raises:
             ValueError: On a dataset, method, option or configuration the benchmark cannot run (before the run
                 folder is made).
             ConfigMismatchError: If the folder holds a run of another configuration.
         """
+        from .runner import current_shard
+
+        if not isinstance(config, cls.config):
+            raise TypeError(f"the {cls.name} benchmark takes a {cls.config.__name__}, got {type(config).__name__}")
+        shard = shard or current_shard()
+        plans = cls.runs(config)  # every configuration is checked before anything runs
+        if len(plans) > 1 and lm is None:
+            from ..models import load_model
+
+            lm = load_model(config.model, config.weights, trust_checkpoint=config.trust_checkpoint)
+        out = Path(out_dir)
+        result = RunResult(cls, out, {})
+        for sub, (bench, cfg) in plans.items():
+            result.stores[sub] = bench.run_one(cfg, out / sub if sub else out, shard, lm, on_item, announce)
+        if shard.rank == 0:
+            cls.finish(config, result)
+        return result
+
+    @classmethod
+    def finish(cls, config: RunConfig, result: RunResult) -> None:
+        """What follows the runs, in the first process (default: nothing; the study analyses its runs here)."""
+
+    @classmethod
+    def run_one(cls, config: RunConfig, out_dir: str | Path, shard: Shard, lm: LoadedModel | None = None,
+                on_item: Callable[[str], None] | None = None, announce: bool = True) -> ResultStore:
+        """Run (or resume) this benchmark alone into ``out_dir`` (:meth:`run` does so for each of its runs).
+
+        Returns:
+            The open store.
+        """
         from ..version import __version__
         from .config import open_run
-        from .runner import current_shard, run_batches
+        from .runner import run_batches
 
-        shard = shard or current_shard()
         bench = cls.build(config, lm)  # everything is checked before the run folder is made
         store, bench.cfg = open_run(cls.resolve(bench.cfg, bench.lm), out_dir, shard, bench.methods)
         bench.store = store
         bench.lm.model.to(bench.cfg.device)
-        cfg = bench.cfg
         items = bench.items()
         if shard.rank == 0:
             started = store.info().get("started") or datetime.datetime.now(datetime.UTC).isoformat(
@@ -204,8 +303,8 @@ class Benchmark:
                     on_item(item)
             return out
 
-        run_batches(store, items, bench.prepare, compute, shard, desc=cls.name, batch_size=cfg.batch_size,
-                    workers=cfg.workers, batch_key=bench.batch_key, progress=bench.progress)
+        run_batches(store, items, bench.prepare, compute, shard, desc=cls.name, batch_size=bench.cfg.batch_size,
+                    workers=bench.cfg.workers, batch_key=bench.batch_key, progress=bench.progress)
         return store
 
     def describe(self, items: int, done: int, out_dir: str | Path) -> str:
@@ -218,39 +317,50 @@ class Benchmark:
 
     @classmethod
     def estimate(cls, config: RunConfig, out_dir: str | Path | None = None, items: int = 3,
-                 lm: LoadedModel | None = None) -> Estimate:
-        """Project the time and disk of a whole run from a few of its items, run into a temporary folder.
+                 lm: LoadedModel | None = None) -> Estimates:
+        """Project the time and disk of a whole run (each run of :meth:`runs`) from a few of its items.
 
-        The first ``items`` items of the run after its first batch are timed (the first batch warms up: it pays for
-        the one-time measurements, and is not counted); nothing is written to ``out_dir``, whose stored items (a
-        run to resume) are subtracted from the time left.
+        Each run's first ``items`` items after its first batch are timed in a temporary folder (the first batch
+        warms up: it pays for the one-time measurements, and is not counted); nothing is written to ``out_dir``,
+        whose stored items (a run to resume) are subtracted from the time left.
 
         Args:
-            config: The run's configuration.
+            config: The configuration.
             out_dir: The run folder the run would use (read only, if it exists).
             items: Items timed after the warm-up item.
             lm: A loaded model to reuse.
 
         Returns:
-            The :class:`Estimate` (``str()`` of it is what ``attrdist bench NAME ... --estimate`` prints).
+            The :class:`Estimates` (``str()`` of it is what ``attrdist bench NAME ... --estimate`` prints).
 
         Raises:
             ValueError: As :meth:`run`, before anything is computed.
         """
-        import tempfile
-
-        from .store import ResultStore
-
         if items < 1:
             raise ValueError(f"an estimate times at least one item, got {items}")
+        plans = cls.runs(config)
+        if len(plans) > 1 and lm is None:
+            from ..models import load_model
+
+            lm = load_model(config.model, config.weights, trust_checkpoint=config.trust_checkpoint)
+        out = None if out_dir is None else Path(out_dir)
+        return Estimates(cls.name, [bench.estimate_one(cfg, None if out is None else out / sub if sub else out, items,
+                                                       lm) for sub, (bench, cfg) in plans.items()])
+
+    @classmethod
+    def estimate_one(cls, config: RunConfig, out_dir: Path | None, items: int,
+                     lm: LoadedModel | None = None) -> Estimate:
+        """The :class:`Estimate` of this benchmark alone (:meth:`estimate` makes one per run)."""
+        import tempfile
+
         bench = cls.build(config, lm)
         all_items = bench.items()
         done = 0
-        stored = Path(out_dir) / "results.sqlite" if out_dir is not None else None
+        stored = out_dir / "results.sqlite" if out_dir is not None else None
         if stored is not None and stored.is_file():
-            with ResultStore(stored) as old:
+            with ResultStore(stored, read_only=True) as old:
                 done = len(old.done() & set(all_items))
-        warm = max(1, getattr(config, "batch_size", 1))  # the first batch warms up (one-time measurements)
+        warm = max(1, config.batch_size)  # the first batch warms up (one-time measurements)
         few = min(items + warm, len(all_items))
         stamps: list[float] = []
         print(f"{cls.name}: estimating from {few - min(warm, few) or few} item(s) after a warm-up of {warm}, run "
@@ -258,21 +368,13 @@ class Benchmark:
               f"{bench.describe(len(all_items), done, out_dir or '-').split(': ', 1)[1]}", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory(prefix="attrdist-estimate-") as tmp:
             start = time.perf_counter()
-            store = cls.run(dataclasses.replace(config, max_items=few), tmp, Shard(), lm=bench.lm,
-                            on_item=lambda _: stamps.append(time.perf_counter()), announce=False)
+            store = cls.run_one(dataclasses.replace(config, max_items=few), tmp, Shard(), lm=bench.lm,
+                                on_item=lambda _: stamps.append(time.perf_counter()), announce=False)
             stages = {k: v for k, (v, _) in store.timings().items() if k != "item"}
             store.close()
             disk = _store_bytes(Path(tmp))
-        timed = len(stamps) - min(warm, len(stamps))
-        seconds = (stamps[-1] - stamps[warm - 1]) / timed if timed > 0 else (
-            (stamps[-1] - start) / len(stamps) if stamps else 0.0)
-        measured = timed if timed > 0 else len(stamps)
-        # the store's size per item, without what an empty store takes
-        with tempfile.TemporaryDirectory(prefix="attrdist-estimate-") as tmp:
-            ResultStore(Path(tmp) / "results.sqlite").close()
-            empty = _store_bytes(Path(tmp))
-        per_byte = max(disk - empty, 0) / max(len(stamps), 1)
-        return Estimate(cls.name, len(all_items), done, measured, seconds, per_byte, stages)
+        return Estimate(cls.name, len(all_items), done, *_per_item(stamps, warm, start), _per_byte(disk, stamps),
+                        stages)
 
     @classmethod
     def build(cls, config: RunConfig, lm: LoadedModel | None = None) -> Benchmark:
@@ -335,8 +437,16 @@ class Benchmark:
         return None if x is None else tuple(x.shape)
 
     def class_set(self, prepared: object) -> ClassesLike | Tensor:
-        """The class set of an item (default: the config's ``top_k`` most probable classes and the least probable)."""
-        return f"top{self.cfg.top_k}+worst"
+        """The class set of an item (default: the configuration's, :meth:`~attrdist.bench.config.RunConfig.class_set`).
+
+        Raises:
+            NotImplementedError: If the configuration names none and the benchmark does not override this.
+        """
+        spec = self.cfg.class_set()
+        if spec is None:
+            raise NotImplementedError(f"{type(self).__name__}: its configuration names no class set (derive it "
+                                      "from ImageRunConfig) and it does not override class_set()")
+        return spec
 
     def compute(self, batch: list[tuple[str, object]]) -> list[Rows]:
         """The results of a batch of prepared items (default: :meth:`score` for each)."""
@@ -390,41 +500,37 @@ class Benchmark:
         return {(name, variant): m[0] for name, result in self.attribute(x, classes, model, methods)
                 for variant, m in result.variants(self.variants, target=True).items()}
 
-    def scorable(self, skip_as: str, unit: str, method: str, variant: str, m: Tensor,
-                 original: Tensor | None = None) -> tuple[tuple, bool]:
-        """Whether a map can be scored (:func:`~attrdist.metrics.checks.unscorable`: the one definition).
+    def check_map(self, item: str, unit: str, method: str, variant: str, m: Tensor,
+                  original: Tensor | None = None) -> MapCheck:
+        """Whether a map can be scored (:func:`~attrdist.metrics.checks.degenerate`: the one definition), and why not.
 
         Args:
-            skip_as: The key its reason is recorded under when it cannot be scored.
-            unit: The row's unit.
-            method: The row's method.
-            variant: The row's variant.
+            item: The item.
+            unit: The map's unit.
+            method: The map's method.
+            variant: The map's variant.
             m: The map.
             original: A map it is compared with (the sanity check's original): it must be scorable too.
 
         Returns:
-            The ``zeroed`` row (1: cannot be scored) and whether to score the map. A map that cannot be scored is
-            recorded with its reason; ``attrdist report`` counts it and leaves it out of every mean.
+            The map's :class:`~attrdist.bench.records.MapCheck`: add it to the item's
+            :attr:`~attrdist.bench.records.ItemResult.maps`, and score the map only if it is ``scorable``;
+            ``attrdist report`` counts the others and leaves them out of every mean.
         """
         from ..metrics.checks import degenerate
 
         why = degenerate(original) if original is not None else None
         why = f"original {why}" if why else degenerate(m)
-        if why is not None and self.store is not None:
-            self.store.skip_item(skip_as, why)
-        return (unit, method, variant, "zeroed", float(why is not None)), why is None
+        return MapCheck(item, unit, method, variant, why)
 
     # report hooks ----------------------------------------------------------------------------------------
 
     @classmethod
-    def result_text(cls, result: object) -> str:
-        """What ``attrdist bench`` prints when :meth:`run` returns ``result`` (default: the report's tables)."""
+    def result_text(cls, result: RunResult) -> str:
+        """What ``attrdist bench`` prints after a run (default: the report's tables of each of its stores)."""
         from .report import markdown, summarize
-        from .store import ResultStore
 
-        if not isinstance(result, ResultStore):
-            raise TypeError(f"{cls.name}: run() returned {type(result).__name__}, not a ResultStore")
-        return markdown(summarize(result, unit=cls.report_unit(result)))
+        return "\n".join(markdown(summarize(store, unit=cls.report_unit(store))) for store in result.stores.values())
 
     @staticmethod
     def report_unit(store: ResultStore) -> str | None:
@@ -439,3 +545,21 @@ class Benchmark:
 
 def _store_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.glob("results.sqlite*") if f.is_file())
+
+
+def _per_item(stamps: list[float], warm: int, start: float) -> tuple[int, float]:
+    """``(items measured, seconds per item)`` from the times items finished, without the warm-up batch."""
+    timed = len(stamps) - min(warm, len(stamps))
+    if timed > 0:
+        return timed, (stamps[-1] - stamps[warm - 1]) / timed
+    return len(stamps), (stamps[-1] - start) / len(stamps) if stamps else 0.0
+
+
+def _per_byte(disk: int, stamps: list[float]) -> float:
+    """The store's growth per item: its size without what an empty store takes."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="attrdist-estimate-") as tmp:
+        ResultStore(Path(tmp) / "results.sqlite").close()
+        empty = _store_bytes(Path(tmp))
+    return max(disk - empty, 0) / max(len(stamps), 1)

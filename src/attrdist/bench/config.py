@@ -22,7 +22,7 @@ if typing.TYPE_CHECKING:
     from .runner import Shard
     from .store import ResultStore
 
-__all__ = ["ALL_VARIANTS", "DEFAULT_VARIANTS", "RunConfig", "opt", "open_run"]
+__all__ = ["ALL_VARIANTS", "DEFAULT_VARIANTS", "ImageRunConfig", "RunConfig", "opt", "open_run", "write_yaml"]
 
 #: The VAR variants computed by default beside vanilla (name -> preset and overrides).
 DEFAULT_VARIANTS: dict[str, dict] = {"var": {"preset": DEFAULT_PRESET}}
@@ -84,6 +84,10 @@ class RunConfig(ModelOptions):
             except (ValueError, TypeError) as err:
                 raise ValueError(f"VAR variant {name!r}: {err}") from None
 
+    def class_set(self) -> str | None:
+        """The class set of every item, where the configuration names one (default: none; the benchmark chooses)."""
+        return None
+
     def variant_configs(self) -> dict[str, VARConfig]:
         """The VAR configuration of every variant, by name."""
         return {name: variant_config(spec) for name, spec in self.variants.items()}
@@ -95,9 +99,12 @@ class RunConfig(ModelOptions):
             d.pop(key)
         return {"benchmark": self.benchmark, **d}
 
-    def save(self, path: str | Path) -> None:
-        """Write the configuration as YAML (without ``trust_checkpoint``: a file never carries that consent)."""
-        Path(path).write_text(yaml.safe_dump(shareable(self), sort_keys=False))
+    def save(self, path: str | Path, **extra: object) -> None:
+        """Write the configuration as YAML, with ``extra`` fields (the one writer of configuration files).
+
+        ``trust_checkpoint`` is left out: a file never carries that consent.
+        """
+        write_yaml(path, {**shareable(self), **extra})
 
     @classmethod
     def load(cls: type[C], path: str | Path) -> C:
@@ -142,6 +149,26 @@ class RunConfig(ModelOptions):
         """The items this run scores: ``max_items`` of them from ``first_item`` on."""
         end = None if self.limit is None else self.first_item + self.limit
         return items[self.first_item:end]
+
+
+@dataclass(kw_only=True)
+class ImageRunConfig(RunConfig):
+    """A benchmark on single images whose class set is the ``top_k`` most probable classes and the least probable.
+
+    Attributes:
+        top_k: How many of the most probable classes the class set holds (then the least probable one).
+    """
+
+    top_k: int = field(default=3, metadata=opt("class set: the top_k most probable classes and the least probable"))
+
+    def class_set(self) -> str:
+        """``top{top_k}+worst``."""
+        return f"top{self.top_k}+worst"
+
+
+def write_yaml(path: str | Path, data: dict) -> None:
+    """Write a mapping as YAML in field order."""
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def shareable(config: ModelOptions) -> dict:
@@ -202,5 +229,5 @@ def open_run(config: C, out_dir: str | Path, shard: Shard,
     store = ResultStore(out / "results.sqlite")
     store.bind_config({**config.to_dict(), **settings})
     if shard.rank == 0:
-        (out / "config.yaml").write_text(yaml.safe_dump({**shareable(config), **settings}, sort_keys=False))
+        config.save(out / "config.yaml", **settings)
     return store, dataclasses.replace(config, device=shard.device(config.device))

@@ -14,27 +14,32 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..options import opt
 from .base import Benchmark, ImageInput
-from .config import RunConfig
+from .config import ImageRunConfig
+from .records import Curve, CurveSkip, ItemResult, Score
 from .registry import register_benchmark
-from .runner import ItemResult
+
+if TYPE_CHECKING:
+    from .report import Table
+    from .store import ResultStore
 
 __all__ = ["Insertion", "InsertionConfig", "run_insertion"]
 
 
 @dataclass(kw_only=True)
-class InsertionConfig(RunConfig):
+class InsertionConfig(ImageRunConfig):
     """Configuration of an insertion run.
 
-    The fields of :class:`~attrdist.bench.config.RunConfig`, and:
+    The fields of :class:`~attrdist.bench.config.ImageRunConfig` (the class set: ``top_k`` most probable classes
+    and the least probable), and:
 
     Attributes:
         curve: ``pic`` (SIC and AIC, Kapishnikov et al.) or ``rise`` (insertion and deletion).
-        top_k: The class set is the ``top_k`` most probable classes plus the least probable one.
         saliency: Pixel order from ``abs`` (the reference notebook's choice) or ``signed`` maps.
         min_pred: PIC: skip an image whose top-1 softmax is below this (SIC).
         mask_fraction: PIC: fraction of random pixels always kept.
@@ -42,7 +47,6 @@ class InsertionConfig(RunConfig):
     """
 
     curve: str = field(default="pic", metadata=opt("PIC (SIC and AIC) or RISE insertion/deletion", ("pic", "rise")))
-    top_k: int = field(default=3, metadata=opt("class set: the top_k most probable classes and the least probable"))
     saliency: str = field(default="abs", metadata=opt("pixel order from |map| (the PIC notebook's) or the signed map",
                                                       ("abs", "signed")))
     min_pred: float = field(default=0.8, metadata=opt("PIC: skip images whose top-1 softmax is below this (SIC)"))
@@ -95,38 +99,37 @@ class Insertion(Benchmark):
         x = prepared.x.to(c.device)
         image = np.asarray(prepared.shown, dtype=np.uint8)
         seed = zlib.crc32(item.encode()) ^ c.seed
-        maps = []  # (scorable row, (method, variant, map, target) or None when not scorable)
+        out = ItemResult()
+        scored = []  # (method, variant, map, target) of the maps that can be scored
         for name, result in self.attribute(x, self.class_set(prepared)):
             for variant, m in result.variants(self.variants, target=True).items():
                 sal = (m[0].abs() if c.saliency == "abs" else m[0]).double().cpu()
-                row, ok = self.scorable(f"{item}/{name}/{variant}", "image", name, variant, sal)
-                maps.append((row, (name, variant, sal, int(result.target[0])) if ok else None))
-        scored = [m for _, m in maps if m is not None]  # an all-zero map would keep every pixel at every threshold
-        if c.curve == "pic" and scored:
-            base = PicBase.of(image, random_mask(*image.shape[:2], c.mask_fraction, seed), self.predict)
-            pic = iter(pic_curves_many(base, [sal.numpy() for _, _, sal, _ in scored], self.predict, PIC_THRESHOLDS,
-                                       c.min_pred))
-        rows, curves = [], []
-        for row, m in maps:
-            rows.append(row)
-            if m is None:
-                continue
-            name, variant, sal, target = m
-            if c.curve == "rise":
+                check = self.check_map(item, "image", name, variant, sal)
+                out.maps.append(check)
+                if check.scorable:  # an all-zero map would keep every pixel at every threshold
+                    scored.append((name, variant, sal, int(result.target[0])))
+        if c.curve == "rise":
+            for name, variant, sal, target in scored:
                 aucs = rise_curves(self.lm.model, x, sal.to(x.device), target, c.rise_step)
-                rows += [("image", name, variant, f"{kind}_auc", auc) for kind, auc in aucs.items()]
-                continue
-            for kind, res in next(pic).items():
+                out.scores += [Score(item, "image", name, variant, f"{kind}_auc", auc) for kind, auc in aucs.items()]
+            return out
+        if not scored:
+            return out
+        base = PicBase.of(image, random_mask(*image.shape[:2], c.mask_fraction, seed), self.predict)
+        pic = pic_curves_many(base, [sal.numpy() for _, _, sal, _ in scored], self.predict, PIC_THRESHOLDS,
+                              c.min_pred)
+        for (name, variant, _, _), curves in zip(scored, pic, strict=True):
+            for kind, res in curves.items():
                 if isinstance(res, PicSkip):
-                    self.store.skip_item(f"{item}/{kind}", res.reason)
+                    out.curve_skips.append(CurveSkip(item, "image", name, variant, kind, res.reason))
                     continue
-                rows.append(("image", name, variant, f"{kind}_auc", res.auc))
-                curves.append(("image", name, variant, kind, res.y.tolist()))
-        return ItemResult(rows, curves)
+                out.scores.append(Score(item, "image", name, variant, f"{kind}_auc", res.auc))
+                out.curves.append(Curve(item, "image", name, variant, kind, tuple(res.y.tolist())))
+        return out
 
     @staticmethod
-    def plots(store: object, table: object, run_dir: Path) -> dict[str, Path]:
-        """The mean insertion curves."""
+    def plots(store: ResultStore, table: Table, run_dir: Path) -> dict[str, Path]:
+        """The median insertion curves."""
         from .report import curve_plots
 
         return curve_plots(store, table, run_dir)

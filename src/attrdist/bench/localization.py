@@ -23,7 +23,6 @@ region attribution, IoU and F1 of the cell or object region.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
@@ -36,8 +35,8 @@ from ..metrics.base import BINARIZATION_RULES, PAPER_BORDER, PAPER_KERNEL, PAPER
 from ..options import opt
 from .base import Benchmark, Rows
 from .config import RunConfig
+from .records import ItemResult, MapCheck, Score, Skip
 from .registry import register_benchmark
-from .runner import Skip
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
 
     from ..data.grids import Candidate, Grid
     from ..data.kinds import ImageItem, ObjectsItem
+    from .report import Table
     from .store import ResultStore
 
 __all__ = ["CocoConfig", "CocoLocalization", "Localization", "LocalizationConfig", "RegionConfig",
@@ -177,7 +177,7 @@ class _Regions(Benchmark):
         c = self.cfg
         preps = [p if isinstance(p, Skip) else self.with_classes(p) for _, p in batch]
         live = [i for i, p in enumerate(preps) if isinstance(p, _Prepared)]
-        out: list[Rows] = [p if isinstance(p, Skip) else [] for p in preps]
+        out: list[Rows] = [p if isinstance(p, Skip) else ItemResult() for p in preps]
         if not live:
             return out
         ready = [p for p in preps if isinstance(p, _Prepared)]
@@ -188,46 +188,53 @@ class _Regions(Benchmark):
         x = torch.cat([p.x for p in ready])
         x = x.pin_memory().to(c.device, non_blocking=True) if c.device.startswith("cuda") else x
         classes = torch.tensor([p.classes for p in ready], device=x.device)
-        units = [(row, i, u) for row, (i, p) in enumerate(zip(live, ready, strict=True)) for u in p.units]
-        masks = torch.from_numpy(np.stack([u.mask for _, _, u in units])).to(x.device)
-        rows_of = torch.tensor([row for row, _, _ in units], device=x.device)
-        cols_of = torch.tensor([u.column for _, _, u in units], device=x.device)
+        units = [(batch[i][0], u) for i, p in zip(live, ready, strict=True) for u in p.units]
+        results = {batch[i][0]: out[i] for i in live}
+        masks = torch.from_numpy(np.stack([u.mask for _, u in units])).to(x.device)
+        rows_of = torch.tensor([row for row, p in enumerate(ready) for _ in p.units], device=x.device)
+        cols_of = torch.tensor([u.column for _, u in units], device=x.device)
         for name, result in self.attribute(x, classes):
             # every variant's maps of the units scored in one call: [variants x units, H, W]
             variants = result.variants(self.variants)
             stacked = torch.cat([maps.detach().float()[rows_of, cols_of] for maps in variants.values()])
-            scores = self._scores(stacked, masks.repeat(len(variants), *([1] * (masks.dim() - 1))))
+            scores, why = self._scores(stacked, masks.repeat(len(variants), *([1] * (masks.dim() - 1))))
             for v, variant in enumerate(variants):
-                for n, (_, i, u) in enumerate(units):
-                    rows = out[i]
-                    assert isinstance(rows, list)
+                for n, (item, u) in enumerate(units):
                     at = v * len(units) + n
-                    rows += [(u.name, name, variant, metric, values[at]) for metric, values in scores.items()]
+                    rec = results[item]
+                    assert isinstance(rec, ItemResult)
+                    rec.maps.append(MapCheck(item, u.name, name, variant, why.get(at)))
+                    if at not in why:
+                        rec.scores += [Score(item, u.name, name, variant, metric, values[at])
+                                       for metric, values in scores.items()]
         return out
 
-    def _scores(self, maps: torch.Tensor, masks: torch.Tensor) -> dict[str, list[float]]:
-        """Every metric of maps ``[N, H, W]`` against their regions, computed where the maps are (one transfer)."""
+    def _scores(self, maps: torch.Tensor, masks: torch.Tensor) -> tuple[dict[str, list[float]], dict[int, str]]:
+        """Every metric of maps ``[N, H, W]`` against their regions, computed where the maps are (one transfer).
+
+        Returns:
+            The values of each metric, and why each map that cannot be scored cannot (by its index).
+        """
         import torch
         import torch.nn.functional as F
 
         from ..metrics import localization_scores
-        from ..metrics.checks import unscorable
+        from ..metrics.checks import degenerate, unscorable
         from ..metrics.localization import EMPTY_MAP
 
         c = self.cfg
         if maps.shape[-2:] != masks.shape[-2:]:
             maps = F.interpolate(maps[:, None], size=masks.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
         dead = unscorable(maps)  # the one definition of a map that cannot be scored: its metrics are not recorded
+        why = {int(i): degenerate(maps[i]) or "unscorable map" for i in dead.nonzero().flatten().tolist()}
         scores = localization_scores(maps, masks, c.kernel, c.sigma, c.smoothing, c.binarize, c.binarize_value,
                                      c.border, self._metrics)
-        scores = {k: torch.where(dead, torch.full_like(v.double(), math.nan), v.double()) for k, v in scores.items()}
-        scores["zeroed"] = dead
         scores["no_positive"] = maps.clamp(min=0).flatten(1).sum(1) <= EMPTY_MAP
         values = torch.stack([v.double() for v in scores.values()]).cpu().tolist()
-        return dict(zip(scores, values, strict=True))
+        return dict(zip(scores, values, strict=True)), why
 
     @staticmethod
-    def plots(store: ResultStore, table: object, run_dir: Path) -> dict[str, Path]:
+    def plots(store: ResultStore, table: Table, run_dir: Path) -> dict[str, Path]:
         from .report import bar_plots
 
         return bar_plots(store, table, run_dir)

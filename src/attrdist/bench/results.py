@@ -1,10 +1,9 @@
-"""One aggregation of benchmark rows: paired means, bootstrap intervals of means and changes, unscorable counts.
+"""One aggregation of benchmark records: paired means, bootstrap intervals of means and changes, unscorable counts.
 
-Every report and the variant study read results through :func:`aggregate`. A result row is a
-:class:`~attrdist.bench.store.Row` ``(item, unit, method, variant, metric, value)``. A map is *unscorable* when
-the benchmark recorded it as such
-(a ``zeroed`` row with value 1: all zero, constant or non-finite, :func:`~attrdist.metrics.checks.unscorable`)
-or its value is missing or not finite; unscorable maps are counted, never averaged.
+Every report and the variant study read results through :func:`aggregate`: the :class:`~attrdist.bench.records.Score`
+records, and the :class:`~attrdist.bench.records.MapCheck` of every map. A map is *unscorable* when the benchmark
+recorded a reason it could not be scored (all zero, constant or non-finite, :func:`~attrdist.metrics.checks.unscorable`)
+or its value is not finite; unscorable maps are counted, never averaged.
 
 A variant is compared with vanilla on the same maps only: its mean, vanilla's mean and the change are taken over
 the (item, unit) pairs where both maps could be scored (the *paired* mean), so that a variant which zeroes the
@@ -18,22 +17,22 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..metrics import METRICS
-from .store import Row
+from .records import MapCheck, Score
 
-__all__ = ["UNSCORABLE", "Aggregate", "Cell", "Row", "aggregate", "is_count", "relative"]
+__all__ = ["Aggregate", "Cell", "aggregate", "change", "is_count", "relative"]
 
-#: The count metric under which every benchmark records whether a map could be scored (1) or not (0).
-UNSCORABLE = "zeroed"
+#: An (item, unit) pair: the map of one unit of one item.
+Pair = tuple[str, str]
 
 
 def is_count(metric: str) -> bool:
-    """Whether a metric is a count of maps (``zeroed``, ``no_positive``): reported as ``n/N``, never averaged."""
+    """Whether a metric is a count of maps (``no_positive``): reported as ``n/N``, never averaged."""
     return metric in METRICS and METRICS.get(metric).task == "count"
 
 
@@ -66,6 +65,10 @@ class Cell:
     mean_ci: tuple[float, float] = (math.nan, math.nan)
 
 
+#: A cell without any pair to average.
+EMPTY = Cell(math.nan, math.nan, math.nan, (math.nan, math.nan), 0, 0)
+
+
 @dataclass
 class Aggregate:
     """What :func:`aggregate` returns.
@@ -77,7 +80,7 @@ class Aggregate:
         cells: ``(method, variant, metric) -> Cell``.
         unscorable: ``(method, variant) -> (maps that could not be scored, maps)``.
         counts: ``(method, variant, count metric) -> (maps counted, maps)`` for every count metric.
-        items: Number of items with at least one row.
+        items: Number of items with at least one record.
     """
 
     methods: list[str]
@@ -96,6 +99,16 @@ def _change(mean: np.ndarray | float, base: np.ndarray | float, rel: bool) -> np
         return np.where(np.asarray(base) != 0, (np.asarray(mean) - base) / np.abs(base) * 100, np.nan)
 
 
+def change(mean: float, base: float, metric: str) -> float:
+    """``mean`` against ``base`` as the metric reads its changes: percent of ``|base|``, or the difference.
+
+    Example:
+        >>> change(0.6, 0.5, "region_attribution"), change(0.1, 0.3, "spearman")
+        (19.999999999999996, -0.19999999999999998)
+    """
+    return float(_change(mean, base, relative(metric)))
+
+
 def _interval(samples: np.ndarray, level: float) -> tuple[float, float]:
     finite = samples[np.isfinite(samples)]
     tail = (1 - level) / 2 * 100
@@ -103,12 +116,94 @@ def _interval(samples: np.ndarray, level: float) -> tuple[float, float]:
         math.nan, math.nan)
 
 
-def aggregate(rows: Iterable[Row | Sequence], *, bootstrap: int = 2000, seed: int = 0,
+class _Collected:
+    """The records sorted into what :func:`aggregate` averages and what it counts."""
+
+    def __init__(self, scores: Iterable[Score], maps: Iterable[MapCheck]) -> None:
+        self.methods: list[str] = []
+        self.variants: list[str] = ["vanilla"]
+        self.metrics: list[str] = []
+        self.items: dict[str, int] = {}
+        self.values: dict[tuple[str, str, str], dict[Pair, float]] = defaultdict(dict)
+        self.dead: set[tuple[str, str, str, str]] = set()
+        self.unscorable: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+        self.counts: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+        for m in maps:
+            self._see(m.item, m.method, m.variant)
+            tally = self.unscorable[(m.method, m.variant)]
+            tally[0] += not m.scorable
+            tally[1] += 1
+            if not m.scorable:
+                self.dead.add((m.item, m.unit, m.method, m.variant))
+        for s in scores:
+            self._see(s.item, s.method, s.variant)
+            if is_count(s.metric):
+                c = self.counts[(s.method, s.variant, s.metric)]
+                c[0] += int(s.value > 0)
+                c[1] += 1
+                continue
+            if s.metric not in self.metrics:
+                self.metrics.append(s.metric)
+            values = self.values[(s.method, s.variant, s.metric)]  # a cell even if no value is finite
+            if math.isfinite(s.value):
+                values[(s.item, s.unit)] = float(s.value)
+
+    def _see(self, item: str, method: str, variant: str) -> None:
+        self.items.setdefault(item, len(self.items))
+        for names, name in ((self.methods, method), (self.variants, variant)):
+            if name not in names:
+                names.append(name)
+
+    def scorable(self, method: str, variant: str, metric: str) -> dict[Pair, float]:
+        """The values of the maps of (method, variant) that could be scored."""
+        return {k: v for k, v in self.values.get((method, variant, metric), {}).items()
+                if (*k, method, variant) not in self.dead}
+
+
+def _weights(n_items: int, bootstrap: int, seed: int) -> np.ndarray:
+    """``[bootstrap, items]``: how often each item is drawn in each resample."""
+    if not bootstrap or not n_items:
+        return np.zeros((0, n_items))
+    rng = np.random.default_rng(seed)
+    return np.stack([np.bincount(rng.integers(0, n_items, n_items), minlength=n_items)
+                     for _ in range(bootstrap)]).astype(float)
+
+
+def _cell(c: _Collected, key: tuple[str, str, str], weights: np.ndarray, level: float) -> Cell:
+    """One cell: the paired means, the change and their bootstrap intervals."""
+    method, variant, metric = key
+    own = c.scorable(method, variant, metric)
+    vanilla = variant == "vanilla"
+    base_vals = own if vanilla else c.scorable(method, "vanilla", metric)
+    pairs = sorted(own.keys() & base_vals.keys())
+    if not pairs:
+        return EMPTY
+    idx = np.array([c.items[i] for i, _ in pairs])
+    a = np.array([own[k] for k in pairs])
+    b = np.array([base_vals[k] for k in pairs])
+    rel = relative(metric)
+    ci = mean_ci = (math.nan, math.nan)
+    if len(weights):
+        per_item = np.zeros((3, len(c.items)))
+        np.add.at(per_item[0], idx, a)
+        np.add.at(per_item[1], idx, b)
+        np.add.at(per_item[2], idx, 1.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sums = weights @ per_item.T  # [bootstrap, 3]
+            mean_ci = _interval(sums[:, 0] / sums[:, 2], level)
+            if not vanilla:
+                ci = _interval(np.asarray(_change(sums[:, 0] / sums[:, 2], sums[:, 1] / sums[:, 2], rel)), level)
+    return Cell(float(a.mean()), float(b.mean()), float(_change(a.mean(), b.mean(), rel)), ci, len(pairs),
+                len(set(idx.tolist())), mean_ci)
+
+
+def aggregate(scores: Iterable[Score], maps: Iterable[MapCheck] = (), *, bootstrap: int = 2000, seed: int = 0,
               level: float = 0.95) -> Aggregate:
-    """Paired means, bootstrap intervals (of each mean and of each change) and unscorable counts of result rows.
+    """Paired means, bootstrap intervals (of each mean and of each change) and unscorable counts of records.
 
     Args:
-        rows: ``(item, unit, method, variant, metric, value)`` tuples (a store's rows, or any subset).
+        scores: The scores (a store's, or any subset).
+        maps: The checks of the maps those scores come from: the unscorable ones are counted and never averaged.
         bootstrap: Resamples of the intervals (0: no intervals).
         seed: Seed of the resampling.
         level: Coverage of the intervals (0.95; the variant study widens it for its number of comparisons).
@@ -117,67 +212,17 @@ def aggregate(rows: Iterable[Row | Sequence], *, bootstrap: int = 2000, seed: in
         The :class:`Aggregate`.
 
     Example:
-        >>> rows = [("a", "u", "m", "vanilla", "region_attribution", 0.5), ("a", "u", "m", "var", "region_attribution",
-        ...          0.6), ("b", "u", "m", "vanilla", "region_attribution", 0.4), ("b", "u", "m", "var", "zeroed", 1)]
-        >>> cell = aggregate(rows, bootstrap=0).cells[("m", "var", "region_attribution")]
-        >>> round(cell.change, 6), cell.n  # only item a is paired: b's VAR map could not be scored
-        (20.0, 1)
+        >>> scores = [Score("a", "u", "m", "vanilla", "region_attribution", 0.5),
+        ...           Score("a", "u", "m", "var", "region_attribution", 0.6),
+        ...           Score("b", "u", "m", "vanilla", "region_attribution", 0.4)]
+        >>> maps = [MapCheck("b", "u", "m", "var", "all-zero map")]
+        >>> agg = aggregate(scores, maps, bootstrap=0)
+        >>> cell = agg.cells[("m", "var", "region_attribution")]
+        >>> round(cell.change, 6), cell.n, agg.unscorable[("m", "var")]  # only item a is paired
+        (20.0, 1, (1, 1))
     """
-    methods: list[str] = []
-    variants: list[str] = ["vanilla"]
-    metrics: list[str] = []
-    values: dict[tuple[str, str, str], dict[tuple[str, str], float]] = defaultdict(dict)
-    dead: set[tuple[str, str, str, str]] = set()
-    count_rows: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    items: dict[str, int] = {}
-    for item, unit, method, variant, metric, value in rows:
-        items.setdefault(item, len(items))
-        for lst, v in ((methods, method), (variants, variant)):
-            if v not in lst:
-                lst.append(v)
-        if is_count(metric):
-            c = count_rows[(method, variant, metric)]
-            c[0] += int(value is not None and value > 0)
-            c[1] += 1
-            if metric == UNSCORABLE and value is not None and value > 0:
-                dead.add((item, unit, method, variant))
-            continue
-        if metric not in metrics:
-            metrics.append(metric)
-        cell_values = values[(method, variant, metric)]
-        if value is not None and math.isfinite(value):
-            cell_values[(item, unit)] = float(value)
-    rng = np.random.default_rng(seed)
-    weights = np.stack([np.bincount(rng.integers(0, len(items), len(items)), minlength=len(items))
-                        for _ in range(bootstrap)]).astype(float) if bootstrap and items else np.zeros((0, len(items)))
-    cells: dict[tuple[str, str, str], Cell] = {}
-    for (method, variant, metric), vals in values.items():
-        own = {k: v for k, v in vals.items() if (*k, method, variant) not in dead}
-        base_vals = {k: v for k, v in values.get((method, "vanilla", metric), {}).items()
-                     if (*k, method, "vanilla") not in dead}
-        pairs = sorted(own.keys() & base_vals.keys()) if variant != "vanilla" else sorted(own)
-        if not pairs:
-            cells[(method, variant, metric)] = Cell(math.nan, math.nan, math.nan, (math.nan, math.nan), 0, 0)
-            continue
-        idx = np.array([items[i] for i, _ in pairs])
-        a = np.array([own[k] for k in pairs])
-        b = np.array([base_vals[k] for k in pairs]) if variant != "vanilla" else a
-        rel = relative(metric)
-        change = float(_change(a.mean(), b.mean(), rel))
-        ci: tuple[float, float] = (math.nan, math.nan)
-        mean_ci: tuple[float, float] = (math.nan, math.nan)
-        if len(weights):
-            per_item = np.zeros((3, len(items)))
-            np.add.at(per_item[0], idx, a)
-            np.add.at(per_item[1], idx, b)
-            np.add.at(per_item[2], idx, 1.0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                sums = weights @ per_item.T  # [bootstrap, 3]
-                mean_ci = _interval(sums[:, 0] / sums[:, 2], level)
-                if variant != "vanilla":
-                    ci = _interval(np.asarray(_change(sums[:, 0] / sums[:, 2], sums[:, 1] / sums[:, 2], rel)), level)
-        cells[(method, variant, metric)] = Cell(float(a.mean()), float(b.mean()), change, ci, len(pairs),
-                                                len(set(idx.tolist())), mean_ci)
-    counts = {k: (c[0], c[1]) for k, c in count_rows.items()}
-    unscorable = {(m, v): n for (m, v, metric), n in counts.items() if metric == UNSCORABLE}
-    return Aggregate(methods, variants, metrics, cells, unscorable, counts, len(items))
+    c = _Collected(scores, maps)
+    weights = _weights(len(c.items), bootstrap, seed)
+    cells = {key: _cell(c, key, weights, level) for key in c.values}
+    return Aggregate(c.methods, c.variants, c.metrics, cells, {k: (n[0], n[1]) for k, n in c.unscorable.items()},
+                     {k: (n[0], n[1]) for k, n in c.counts.items()}, len(c.items))

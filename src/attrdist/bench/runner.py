@@ -21,32 +21,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from .store import ResultStore
+from .records import ItemResult, Skip, SkippedItem
+from .store import ResultStore, StoredItem
 
-__all__ = ["ItemResult", "Progress", "Shard", "Skip", "current_shard", "duration_text", "run_batches", "run_items"]
-
-
-@dataclass(frozen=True)
-class Skip:
-    """Returned by an item's computation to skip it, with the reason (stored, never silently dropped)."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class ItemResult:
-    """Rows of one item, and optionally curves (``(unit, method, variant, name, values)``) and stage timings.
-
-    ``timings`` maps a stage the benchmark measured (the sanity check: ``depth003``) to its seconds; the store keeps
-    them beside the item (:meth:`~attrdist.bench.store.ResultStore.timings`).
-    """
-
-    rows: list[tuple]
-    curves: list[tuple] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
+__all__ = ["Progress", "Shard", "current_shard", "duration_text", "run_batches", "run_items"]
 
 
 def duration_text(seconds: float) -> str:
@@ -188,20 +169,19 @@ class _Writer:
             stop = jobs[-1] is None
             if self.error is not None:
                 continue
-            items, skipped = [], []
+            items: list[StoredItem] = []
+            skipped: list[SkippedItem] = []
             for item, out, seconds in (job for batch in jobs if batch is not None for job in batch):
                 if isinstance(out, Skip):
-                    skipped.append((item, out.reason))
-                elif isinstance(out, ItemResult):
-                    items.append((item, out.rows, seconds, self.rank, out.curves, out.timings))
+                    skipped.append(SkippedItem(item, out.reason))
                 else:
-                    items.append((item, out, seconds, self.rank, ()))
+                    items.append(StoredItem(item, out, seconds, self.rank))
             try:
                 self.store.write_items(items, skipped)
             except BaseException as err:  # noqa: BLE001 - re-raised in the main thread by close()
                 self.error = err
 
-    def put(self, jobs: list[tuple[str, object, float]]) -> None:
+    def put(self, jobs: list[tuple[str, ItemResult | Skip, float]]) -> None:
         """Queue finished items ``(item, result, seconds)`` (written together)."""
         if self.error is not None:
             raise self.error
@@ -221,7 +201,7 @@ def _todo(store: ResultStore, items: Sequence[str], shard: Shard) -> tuple[list[
 
 
 def run_items(
-    store: ResultStore, items: Sequence[str], compute: Callable[[str], list[tuple] | ItemResult | Skip],
+    store: ResultStore, items: Sequence[str], compute: Callable[[str], ItemResult | Skip],
     shard: Shard | None = None, desc: str = "items",
 ) -> int:
     """Compute and store every item of this shard that the store does not hold yet.
@@ -229,8 +209,8 @@ def run_items(
     Args:
         store: The result store.
         items: All item ids, in a deterministic order (the same in every rank).
-        compute: ``item -> rows`` (``(unit, method, variant, metric, value)``), an :class:`ItemResult`
-            or a :class:`Skip`.
+        compute: ``item ->`` its :class:`~attrdist.bench.records.ItemResult` or a
+            :class:`~attrdist.bench.records.Skip`.
         shard: This process's shard (default: from the environment).
         desc: Progress bar label.
 
@@ -265,7 +245,7 @@ def _prepared(todo: list[str], prepare: Callable[[str], object], workers: int) -
 
 def run_batches(
     store: ResultStore, items: Sequence[str], prepare: Callable[[str], object],
-    compute: Callable[[list[tuple[str, object]]], list[list[tuple] | ItemResult | Skip]],
+    compute: Callable[[list[tuple[str, object]]], list[ItemResult | Skip]],
     shard: Shard | None = None, desc: str = "items", batch_size: int = 1, workers: int = 0,
     batch_key: Callable[[object], object] | None = None, progress: Progress | None = None,
 ) -> int:

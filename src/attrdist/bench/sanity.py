@@ -23,16 +23,19 @@ from typing import TYPE_CHECKING
 from ..metrics.base import metrics_for, metrics_of
 from ..options import opt
 from .base import Benchmark, ImageInput
-from .config import RunConfig
+from .config import ImageRunConfig
+from .records import ItemResult, Score, UnitAttribute
 from .registry import register_benchmark
-from .runner import ItemResult
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from ..data.kinds import Dataset
     from ..methods import Attributor
     from ..models import LoadedModel
     from ..models.randomize import RandomizedDepths
     from .base import Rows
+    from .report import Table
     from .store import ResultStore
 
 __all__ = ["Sanity", "SanityConfig", "depths_of", "run_sanity"]
@@ -43,14 +46,13 @@ def _default_similarities() -> list[str]:
 
 
 @dataclass(kw_only=True)
-class SanityConfig(RunConfig):
+class SanityConfig(ImageRunConfig):
     """Configuration of a sanity-check run.
 
-    The fields of :class:`~attrdist.bench.config.RunConfig`, and:
+    The fields of :class:`~attrdist.bench.config.ImageRunConfig` (the class set: the ``top_k`` most probable
+    classes of the randomised model and the least probable), and:
 
     Attributes:
-        top_k: The class set is the ``top_k`` most probable classes plus the least probable one (of the
-            randomised model).
         depths: Number of randomisation depths, evenly spaced from 0 to all blocks (``None``: every depth).
         similarities: Registered ``similarity`` metrics (default: the paper's Spearman with and without abs,
             SSIM and HOG-Pearson, plus Pearson and cosine; ``ssim_notebook`` and ``hog_spearman`` are the
@@ -62,10 +64,9 @@ class SanityConfig(RunConfig):
             used here, so depth ``d`` means the first ``d`` names of the stored config.
 
     A map that cannot be compared (all zero, as when VAR keeps no pixel, or constant) gets no similarity:
-    it is recorded as ``zeroed`` with its reason and left out of the means.
+    its :class:`~attrdist.bench.records.MapCheck` records the reason, and reports leave it out of the means.
     """
 
-    top_k: int = field(default=3, metadata=opt("class set: the top_k most probable classes and the least probable"))
     depths: int | None = field(default=6, metadata=opt("randomisation depths, evenly spaced (0 or unset: every one)"))
     similarities: list[str] = field(default_factory=_default_similarities, metadata=opt(
         "similarity measures, comma-separated", lambda: metrics_of("similarity")))
@@ -135,9 +136,8 @@ class Sanity(Benchmark):
         c, n = self.cfg, len(self.cfg.blocks)
         inputs = [(item, prepared.x.to(c.device), self.class_set(prepared)) for item, prepared in batch
                   if isinstance(prepared, ImageInput)]
-        original: dict[str, dict[tuple[str, str], object]] = {}
-        rows: dict[str, list[tuple]] = {item: [] for item, _, _ in inputs}
-        timings: dict[str, dict[str, float]] = {item: {} for item, _, _ in inputs}
+        original: dict[str, dict[tuple[str, str], Tensor]] = {}
+        done = {item: ItemResult() for item, _, _ in inputs}
         for d in self.depths:
             self.doing = f"depth {d}/{n}"
             methods = None if d == 0 else self.randomized_methods
@@ -150,35 +150,34 @@ class Sanity(Benchmark):
                 maps = {k: m.double().cpu() for k, m in self.target_maps(x, classes, methods=methods).items()}
                 if d == 0:
                     original[item] = maps
-                rows[item] += self._depth_rows(item, d, maps, original[item])
-                timings[item][f"depth{d:03d}"] = moved + time.perf_counter() - start
+                done[item].extend(self._depth(item, d, maps, original[item]))
+                done[item].timings[f"depth{d:03d}"] = moved + time.perf_counter() - start
         self.doing = ""
-        done = {item: ItemResult(rows[item], [], timings[item]) for item in rows}
         return [done.get(item, prepared) for item, prepared in batch]
 
-    def _depth_rows(self, item: str, d: int, maps: dict, original: dict) -> list[tuple]:
-        """The rows of one image at one depth: fraction, zeroed and every similarity, per method and variant."""
+    def _depth(self, item: str, d: int, maps: dict[tuple[str, str], Tensor],
+               original: dict[tuple[str, str], Tensor]) -> ItemResult:
+        """The records of one image at one depth: its fraction, and every map's check and similarities."""
         from ..metrics.similarity import similarities
 
-        unit, rows = f"depth{d:03d}", []
+        unit = f"depth{d:03d}"
+        out = ItemResult(attributes=[UnitAttribute(item, unit, "fraction", d / len(self.cfg.blocks))])
         for (name, variant), m in maps.items():
-            rows.append((unit, name, variant, "fraction", d / len(self.cfg.blocks)))
-            row, ok = self.scorable(f"{item}/{unit}/{name}/{variant}", unit, name, variant, m,
-                                    original=original[(name, variant)])
-            rows.append(row)
-            if ok:
-                rows += [(unit, name, variant, k, v) for k, v in
-                         similarities(original[(name, variant)].numpy(), m.numpy(), self.cfg.similarities).items()]
-        return rows
+            check = self.check_map(item, unit, name, variant, m, original=original[(name, variant)])
+            out.maps.append(check)
+            if check.scorable:
+                values = similarities(original[(name, variant)].numpy(), m.numpy(), self.cfg.similarities)
+                out.scores += [Score(item, unit, name, variant, k, v) for k, v in values.items()]
+        return out
 
     @staticmethod
     def report_unit(store: ResultStore) -> str | None:
-        """The report's table shows the similarity once every block is randomised."""
-        depths = sorted({r[1] for r in store.rows()})
-        return depths[-1] if depths else None
+        """The report's table shows the similarity once every block is randomised (the largest fraction)."""
+        fractions = {a.unit: a.value for a in store.unit_attributes() if a.name == "fraction"}
+        return max(fractions, key=lambda u: (fractions[u], u)) if fractions else None
 
     @staticmethod
-    def plots(store: object, table: object, run_dir: Path) -> dict[str, Path]:
+    def plots(store: ResultStore, table: Table, run_dir: Path) -> dict[str, Path]:
         """The similarity against the fraction of blocks randomised."""
         from .report import sanity_plot
 

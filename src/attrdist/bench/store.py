@@ -1,10 +1,15 @@
 """An embedded SQLite store of per-item results: atomic per item, so a killed run resumes exactly.
 
-Each item's rows and its completion mark are written in one transaction (the runner writes a batch of items in
-one): after a kill at any point an item is either fully stored or absent, and the primary key rules out
-duplicates. Several processes
-(torchrun ranks) may write to one store (WAL journal, busy timeout), and several threads of one process (the
-runner writes from a background thread) share a connection under a lock.
+Each item's records (:mod:`~attrdist.bench.records`: scores, map checks, curves, curve skips, unit attributes,
+timings) and its completion mark are written in one transaction (the runner writes a batch of items in one): after
+a kill at any point an item is either fully stored or absent, and the primary keys rule out duplicates. Every kind
+of record has its own table and is read back as its record type. Several processes (torchrun ranks) may write to
+one store (WAL journal, busy timeout), and several threads of one process (the runner writes from a background
+thread) share a connection under a lock.
+
+Reports and analyses open a store read-only (``read_only=True``): nothing is created or written. Run folders
+written before the records had their own tables (layout 1: one ``results`` table with pseudo-metric rows and
+pseudo-item skips) are read through :mod:`~attrdist.bench.legacy` into the same records; they cannot be resumed.
 """
 
 from __future__ import annotations
@@ -13,42 +18,36 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import quote
 
-__all__ = ["ConfigMismatchError", "ResultStore", "Row"]
+from .legacy import LegacyRecords
+from .records import Curve, CurveSkip, ItemResult, MapCheck, Score, SkippedItem, UnitAttribute
 
+__all__ = ["LAYOUT", "ConfigMismatchError", "ResultStore", "StoredItem"]
 
-class Row(NamedTuple):
-    """One stored result: a metric's value for one unit (a cell, an object, an image, a depth) of an item.
+#: The store's layout: 2 since every kind of record has its own table (1: one ``results`` table for everything).
+LAYOUT = 2
 
-    ``value`` is ``None`` where the map could not be scored (its ``zeroed`` row says so).
-    """
-
-    item: str
-    unit: str
-    method: str
-    variant: str
-    metric: str
-    value: float | None
-
-_SCHEMA = """
+_KEY = "item TEXT NOT NULL, unit TEXT NOT NULL, method TEXT NOT NULL, variant TEXT NOT NULL"
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS results (
-    item TEXT NOT NULL, unit TEXT NOT NULL, method TEXT NOT NULL, variant TEXT NOT NULL,
-    metric TEXT NOT NULL, value REAL,
-    PRIMARY KEY (item, unit, method, variant, metric)
-);
+CREATE TABLE IF NOT EXISTS scores ({_KEY}, metric TEXT NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (item, unit, method, variant, metric));
+CREATE TABLE IF NOT EXISTS maps ({_KEY}, reason TEXT, PRIMARY KEY (item, unit, method, variant));
+CREATE TABLE IF NOT EXISTS curves ({_KEY}, name TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (item, unit, method, variant, name));
+CREATE TABLE IF NOT EXISTS curve_skips ({_KEY}, name TEXT NOT NULL, reason TEXT NOT NULL,
+    PRIMARY KEY (item, unit, method, variant, name));
+CREATE TABLE IF NOT EXISTS unit_attributes (item TEXT NOT NULL, unit TEXT NOT NULL, name TEXT NOT NULL,
+    value REAL NOT NULL, PRIMARY KEY (item, unit, name));
 CREATE TABLE IF NOT EXISTS done (item TEXT PRIMARY KEY, seconds REAL, rank INTEGER);
 CREATE TABLE IF NOT EXISTS skipped (item TEXT PRIMARY KEY, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS timings (
     item TEXT NOT NULL, stage TEXT NOT NULL, seconds REAL NOT NULL, PRIMARY KEY (item, stage)
-);
-CREATE TABLE IF NOT EXISTS curves (
-    item TEXT NOT NULL, unit TEXT NOT NULL, method TEXT NOT NULL, variant TEXT NOT NULL, name TEXT NOT NULL,
-    data TEXT NOT NULL, PRIMARY KEY (item, unit, method, variant, name)
 );
 """
 
@@ -57,18 +56,60 @@ class ConfigMismatchError(ValueError):
     """A run folder holds results of a different configuration."""
 
 
+class StoredItem(NamedTuple):
+    """One computed item as the runner hands it to the store."""
+
+    item: str
+    result: ItemResult
+    seconds: float
+    rank: int = 0
+
+
+def _text(value: object, path: Path, what: str) -> str:
+    if not isinstance(value, str):  # a database written by hand (or by someone else) may hold anything
+        raise ValueError(f"{path}: a {what} holds {value!r} where a name belongs")
+    return value
+
+
+def _number(value: object, path: Path, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{path}: a {what} holds {str(value)[:60]!r} where a number belongs")
+    return float(value)
+
+
 class ResultStore:
     """Per-item results of one benchmark run in ``RUN_DIR/results.sqlite``.
 
     Args:
         path: The database file.
+        read_only: Open an existing store for reading only (reports, analyses): nothing is created or written.
+
+    Raises:
+        FileNotFoundError: If ``read_only`` and there is no such file.
+        ValueError: If a store of the first layout is opened for writing (it can be read, not resumed).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
+        self.read_only = read_only
         self.lock = threading.RLock()
+        self._legacy: LegacyRecords | None = None
+        if read_only:
+            if not self.path.is_file():
+                raise FileNotFoundError(f"{self.path}: no such results database")
+            self.db = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True, timeout=120,
+                                      isolation_level=None, check_same_thread=False)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
+        tables = {r[0] for r in self._query("SELECT name FROM sqlite_master WHERE type='table'")}
+        self.layout = 1 if "results" in tables else LAYOUT
+        if read_only:
+            return
+        if self.layout == 1:
+            self.db.close()
+            raise ValueError(f"{self.path}: a run folder of an older attrdist (one results table); reports still "
+                             "read it, but it cannot be resumed: start a new --out folder")
         self._wal()
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
@@ -97,6 +138,8 @@ class ResultStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # configuration and facts ----------------------------------------------------------------------------------
 
     def bind_config(self, config: dict) -> None:
         """Store the run configuration, or check that it equals the stored one.
@@ -149,57 +192,112 @@ class ResultStore:
         value = self.cache_get("run_info")
         return dict(value) if isinstance(value, dict) else {}
 
-    def done(self) -> set[str]:
-        """Items fully stored (or recorded as skipped)."""
-        return {r[0] for r in self._query("SELECT item FROM done UNION SELECT item FROM skipped")}
+    def cache_get(self, key: str) -> object | None:
+        """A JSON value cached by an earlier (possibly killed) run, or ``None``."""
+        row = next(iter(self._query("SELECT value FROM cache WHERE key=?", (key,))), None)
+        return None if row is None else json.loads(row[0])
 
-    def write_item(
-        self, item: str, rows: Iterable[Sequence], seconds: float, rank: int = 0, curves: Iterable[Sequence] = ()
-    ) -> None:
-        """Store all rows (and curves) of one item and mark it done, atomically.
+    def cache_put(self, key: str, value: object) -> None:
+        """Cache a JSON value (e.g. the model's predictions for grid selection)."""
+        with self.lock:
+            self.db.execute("INSERT OR REPLACE INTO cache VALUES (?, ?)", (key, json.dumps(value)))
 
-        Args:
-            item: Item id.
-            rows: ``(unit, method, variant, metric, value)`` tuples.
-            seconds: Time spent on the item.
-            rank: The process that computed it.
-            curves: ``(unit, method, variant, name, values)`` tuples (values: a list of floats).
-        """
-        self.write_items([(item, rows, seconds, rank, curves)])
+    # writing ----------------------------------------------------------------------------------------------
 
-    def write_items(self, items: Sequence[tuple], skipped: Sequence[tuple[str, str]] = ()) -> None:
-        """Store several items (and skips) in one transaction: all of them or none.
+    def write_item(self, item: str, result: ItemResult, seconds: float = 0.0, rank: int = 0) -> None:
+        """Store every record of one item and mark it done, atomically."""
+        self.write_items([StoredItem(item, result, seconds, rank)])
 
-        Args:
-            items: ``(item, rows, seconds, rank, curves[, timings])`` per item, as :meth:`write_item` takes them;
-                ``timings`` maps a stage (``"depth003"``, ``"model"``) to its seconds (:meth:`timings`).
-            skipped: ``(item, reason)`` of skipped items (:meth:`skip_item`).
-        """
+    def write_items(self, items: Sequence[StoredItem], skipped: Sequence[SkippedItem] = ()) -> None:
+        """Store several items (and items skipped as a whole) in one transaction: all of them or none."""
         if not items and not skipped:
             return
         with self.lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self.db.executemany("INSERT OR REPLACE INTO skipped VALUES (?, ?)", list(skipped))
-                for item, rows, seconds, rank, curves, *timings in items:
-                    self._write(item, rows, seconds, rank, curves, timings[0] if timings else {})
+                self.db.executemany("INSERT OR REPLACE INTO skipped VALUES (?, ?)",
+                                    [(s.item, s.reason) for s in skipped])
+                for stored in items:
+                    self._write(stored)
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
 
+    def _write(self, stored: StoredItem) -> None:
+        r, item, many = stored.result, stored.item, self.db.executemany
+        for records in (r.scores, r.maps, r.curve_skips, r.attributes):
+            if any(rec.item != item for rec in records):
+                raise ValueError(f"item {item!r}: a record of another item was returned with it")
+        many("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?)", r.scores)
+        many("INSERT INTO maps VALUES (?, ?, ?, ?, ?)", r.maps)
+        many("INSERT INTO curves VALUES (?, ?, ?, ?, ?, ?)",
+             [(*c[:5], json.dumps([float(v) for v in c.values])) for c in r.curves if c.item == item])
+        many("INSERT INTO curve_skips VALUES (?, ?, ?, ?, ?, ?)", r.curve_skips)
+        many("INSERT INTO unit_attributes VALUES (?, ?, ?, ?)", r.attributes)
+        many("INSERT INTO timings VALUES (?, ?, ?)", [(item, stage, float(t)) for stage, t in r.timings.items()])
+        self.db.execute("INSERT INTO done VALUES (?, ?, ?)", (item, stored.seconds, stored.rank))
+
+    def skip_item(self, item: str, reason: str) -> None:
+        """Record that an item was skipped as a whole, with its reason (never silently dropped)."""
+        self.write_items([], [SkippedItem(item, reason)])
+
+    # reading ----------------------------------------------------------------------------------------------
+
     def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
         with self.lock:
             return self.db.execute(sql, params).fetchall()
 
-    def _write(self, item: str, rows: Iterable[Sequence], seconds: float, rank: int,
-               curves: Iterable[Sequence], timings: dict[str, float]) -> None:
-        self.db.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)", [(item, *r) for r in rows])
-        self.db.executemany("INSERT INTO curves VALUES (?, ?, ?, ?, ?, ?)",
-                            [(item, *c[:4], json.dumps([float(v) for v in c[4]])) for c in curves])
-        self.db.executemany("INSERT INTO timings VALUES (?, ?, ?)",
-                            [(item, stage, float(t)) for stage, t in timings.items()])
-        self.db.execute("INSERT INTO done VALUES (?, ?, ?)", (item, seconds, rank))
+    def done(self) -> set[str]:
+        """Items fully stored (or skipped as a whole)."""
+        return {r[0] for r in self._query("SELECT item FROM done UNION SELECT item FROM skipped")}
+
+    def scores(self) -> list[Score]:
+        """Every score, sorted by item, unit, method, variant and metric."""
+        if self.layout == 1:
+            return list(self._legacy_view().scores)
+        rows = self._query("SELECT * FROM scores ORDER BY item, unit, method, variant, metric")
+        p = self.path
+        return [Score(*(_text(v, p, "score") for v in r[:5]), _number(r[5], p, f"score of {str(r[4])[:60]!r}"))
+                for r in rows]
+
+    def maps(self) -> list[MapCheck]:
+        """Every map refined, with the reason it could not be scored (``None``: scorable), sorted."""
+        if self.layout == 1:
+            return list(self._legacy_view().maps)
+        rows = self._query("SELECT * FROM maps ORDER BY item, unit, method, variant")
+        return [MapCheck(*(_text(v, self.path, "map check") for v in r[:4]),
+                         None if r[4] is None else _text(r[4], self.path, "map check")) for r in rows]
+
+    def curves(self, name: str | None = None) -> list[Curve]:
+        """Stored curves (of one ``name`` if given), sorted."""
+        if self.layout == 1:
+            return [c for c in self._legacy_view().curves if name is None or c.name == name]
+        sql = "SELECT * FROM curves" + (" WHERE name=?" if name is not None else "")
+        rows = self._query(sql + " ORDER BY item, unit, method, variant, name", () if name is None else (name,))
+        return [Curve(*(_text(v, self.path, "curve") for v in r[:5]), tuple(_curve(r[5], self.path)))
+                for r in rows]
+
+    def curve_skips(self) -> list[CurveSkip]:
+        """Curves that could not be computed, with the reason, sorted."""
+        if self.layout == 1:
+            return list(self._legacy_view().curve_skips)
+        rows = self._query("SELECT * FROM curve_skips ORDER BY item, unit, method, variant, name")
+        return [CurveSkip(*(_text(v, self.path, "curve skip") for v in r)) for r in rows]
+
+    def unit_attributes(self) -> list[UnitAttribute]:
+        """Facts about units (the sanity check's depth fractions), sorted."""
+        if self.layout == 1:
+            return list(self._legacy_view().attributes)
+        rows = self._query("SELECT * FROM unit_attributes ORDER BY item, unit, name")
+        return [UnitAttribute(*(_text(v, self.path, "unit attribute") for v in r[:3]),
+                              _number(r[3], self.path, "unit attribute")) for r in rows]
+
+    def skipped(self) -> list[SkippedItem]:
+        """Items skipped as a whole and their reasons."""
+        if self.layout == 1:
+            return list(self._legacy_view().skipped)
+        return [SkippedItem(*r) for r in self._query("SELECT item, reason FROM skipped ORDER BY item")]
 
     def timings(self) -> dict[str, tuple[float, int]]:
         """Mean seconds per item of each recorded stage, and the items that recorded it: ``stage -> (mean, n)``.
@@ -213,37 +311,16 @@ class ResultStore:
             "SELECT stage, AVG(seconds), COUNT(*) FROM timings GROUP BY stage ORDER BY stage")})
         return out
 
-    def skip_item(self, item: str, reason: str) -> None:
-        """Record that an item was skipped, with its reason (never silently dropped)."""
-        with self.lock:
-            self.db.execute("INSERT OR REPLACE INTO skipped VALUES (?, ?)", (item, reason))
+    def _legacy_view(self) -> LegacyRecords:
+        """The records of a first-layout store, read once."""
+        if self._legacy is None:
+            with self.lock:
+                self._legacy = LegacyRecords.read(self.db, self.path)
+        return self._legacy
 
-    def cache_get(self, key: str) -> object | None:
-        """A JSON value cached by an earlier (possibly killed) run, or ``None``."""
-        row = next(iter(self._query("SELECT value FROM cache WHERE key=?", (key,))), None)
-        return None if row is None else json.loads(row[0])
 
-    def cache_put(self, key: str, value: object) -> None:
-        """Cache a JSON value (e.g. the model's predictions for grid selection)."""
-        with self.lock:
-            self.db.execute("INSERT OR REPLACE INTO cache VALUES (?, ?)", (key, json.dumps(value)))
-
-    def rows(self) -> list[Row]:
-        """All result rows, sorted."""
-        rows = [Row(*r) for r in self._query("SELECT * FROM results ORDER BY item, unit, method, variant, metric")]
-        for r in rows:  # a database written by hand (or by someone else) may hold anything
-            if not all(isinstance(v, str) for v in r[:5]) or not (
-                    r.value is None or isinstance(r.value, int | float) and not isinstance(r.value, bool)):
-                raise ValueError(f"{self.path}: a result row holds {r.value!r} where a number belongs "
-                                 f"(item {str(r.item)[:60]!r}, metric {str(r.metric)[:60]!r})")
-        return rows
-
-    def curves(self, name: str) -> list[tuple[str, str, str, str, list[float]]]:
-        """Stored curves called ``name``: ``(item, unit, method, variant, values)``, sorted."""
-        rows = self._query("SELECT item, unit, method, variant, data FROM curves WHERE name=? "
-                           "ORDER BY item, unit, method, variant", (name,))
-        return [(*r[:4], json.loads(r[4])) for r in rows]
-
-    def skipped(self) -> list[tuple[str, str]]:
-        """Skipped items and their reasons."""
-        return self._query("SELECT item, reason FROM skipped ORDER BY item")
+def _curve(data: object, path: Path) -> list[float]:
+    values = json.loads(_text(data, path, "curve"))
+    if not isinstance(values, list):
+        raise ValueError(f"{path}: a stored curve is not a list of numbers")
+    return [_number(v, path, "curve") for v in values]

@@ -24,27 +24,22 @@ import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..metrics.base import METRICS
 from ..options import opt
-from .base import Benchmark
-from .config import RunConfig, shareable
+from .base import Benchmark, RunResult
+from .config import RunConfig
 from .insertion import Insertion, InsertionConfig
 from .localization import Localization, LocalizationConfig
+from .ranking import UNSCORABLE_SHARE, Verdict, judge, rank
+from .records import MapCheck, Score
 from .registry import register_benchmark
+from .report.figures import frontier_plot
 from .results import Cell, aggregate
 from .sanity import Sanity, SanityConfig
 from .store import ResultStore
 
-if TYPE_CHECKING:
-    from ..models import LoadedModel
-    from .runner import Shard
-
-__all__ = ["CANDIDATES", "PAPER_RA_GAIN", "SECOND_STUDY", "Study", "StudyConfig", "analyse", "choose_default",
-           "markdown", "run_study"]
+__all__ = ["CANDIDATES", "PAPER_RA_GAIN", "SECOND_STUDY", "UNSCORABLE_SHARE", "Study", "StudyConfig", "Verdict",
+           "analyse", "choose_default", "markdown", "run_study"]
 
 #: Relative RA gains of VAR in the paper's Table 1 (ResNet-50, Quad-ImageNet), in percent.
 PAPER_RA_GAIN: dict[str, float] = {"gradcam": 25.0, "guided_backprop": 144.0, "input_x_gradient": 37.0,
@@ -98,8 +93,6 @@ SECOND_STUDY: tuple[str, ...] = (
 LOCALIZATION = ("region_attribution", "iou", "f1")
 INSERTION = ("aic_auc", "sic_auc")
 SANITY = ("spearman_abs", "spearman")
-#: The most maps a candidate may leave unscorable beyond vanilla's, as a share of the maps of a benchmark.
-UNSCORABLE_SHARE = 0.01
 
 
 def _candidates(names: tuple[str, ...] = ()) -> dict[str, dict]:
@@ -136,21 +129,6 @@ class StudyConfig(RunConfig):
     depths: int = field(default=4, metadata=opt("randomisation depths of the sanity check, 0 included"))
     bootstrap: int = field(default=20000, metadata=opt("bootstrap resamples"))
 
-    def runs(self) -> dict[type[Benchmark], RunConfig]:
-        """The configuration of each benchmark of the study (its run folder is the benchmark's name)."""
-        common = {f.name: getattr(self, f.name) for f in dataclasses.fields(RunConfig)
-                  if f.name not in ("max_items", "first_item")}
-
-        def cap(n: int) -> int:
-            return min(n, self.limit) if self.limit else n
-
-        return {
-            Localization: LocalizationConfig(**common, max_items=cap(self.grids), selection="random"),
-            Insertion: InsertionConfig(**common, max_items=cap(self.insertion_images), first_item=self.first_item),
-            Sanity: SanityConfig(**common, max_items=cap(self.sanity_images), first_item=self.first_item,
-                                 depths=self.depths, similarities=list(SANITY)),
-        }
-
 
 @register_benchmark
 class Study(Benchmark):
@@ -164,47 +142,58 @@ class Study(Benchmark):
                 "torchrun --nproc_per_node 2 -m attrdist bench study --out runs/study")
 
     @classmethod
-    def run(cls, config: RunConfig, out_dir: str | Path, shard: Shard | None = None,  # noqa: D417
-            lm: LoadedModel | None = None, on_item: object = None) -> dict:
-        """Run (or resume) the three benchmarks of the study into ``out_dir`` and analyse them.
-
-        Returns:
-            What :func:`analyse` returns (also written as ``study.json``, ``study.md`` and ``frontier.png``);
-            empty in every torchrun process but the first.
-        """
-        import yaml
-
-        from ..models import load_model
-        from .runner import current_shard
-
+    def runs(cls, config: RunConfig) -> dict[str, tuple[type[Benchmark], RunConfig]]:
+        """The three benchmarks of the study, each in the subfolder of its name, on the same methods and variants."""
         if not isinstance(config, StudyConfig):
             raise TypeError(f"the study takes a StudyConfig, got {type(config).__name__}")
-        runs = config.runs()  # every configuration is checked before anything runs
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "study.yaml").write_text(yaml.safe_dump(shareable(config), sort_keys=False))
-        lm = lm or load_model(config.model, config.weights, trust_checkpoint=config.trust_checkpoint)
-        for bench, cfg in runs.items():
-            bench.run(cfg, out / bench.name, shard, lm=lm).close()
-        if (shard or current_shard()).rank != 0:  # under torchrun, the first process writes the analysis
-            return {}
-        result = analyse(out, bootstrap=config.bootstrap, seed=config.seed)
-        (out / "study.json").write_text(json.dumps(result, indent=1))
-        (out / "study.md").write_text(markdown(result))
-        frontier_plot(result, out / "frontier.png")
-        return result
+        common = {f.name: getattr(config, f.name) for f in dataclasses.fields(RunConfig)
+                  if f.name not in ("max_items", "first_item")}
+
+        def cap(n: int) -> int:
+            return min(n, config.limit) if config.limit else n
+
+        return {
+            Localization.name: (Localization, LocalizationConfig(**common, max_items=cap(config.grids),
+                                                                 selection="random")),
+            Insertion.name: (Insertion, InsertionConfig(**common, max_items=cap(config.insertion_images),
+                                                        first_item=config.first_item)),
+            Sanity.name: (Sanity, SanityConfig(**common, max_items=cap(config.sanity_images),
+                                               first_item=config.first_item, depths=config.depths,
+                                               similarities=list(SANITY))),
+        }
 
     @classmethod
-    def result_text(cls, result: object) -> str:
+    def finish(cls, config: RunConfig, result: RunResult) -> None:
+        """Analyse the three runs: ``study.yaml``, ``study.json``, ``study.md`` and ``frontier.png``."""
+        assert isinstance(config, StudyConfig)
+        out = result.folder
+        config.save(out / "study.yaml")
+        analysis = analyse(out, bootstrap=config.bootstrap, seed=config.seed)
+        (out / "study.json").write_text(json.dumps(analysis, indent=1))
+        (out / "study.md").write_text(markdown(analysis))
+        frontier_plot([(r["variant"], r["eligible"], r["mean_ra_change"],
+                        sum(b[0] for b in analysis["unscorable"].get(r["variant"], {}).values()))
+                       for r in analysis["default"]["ranking"]], out / "frontier.png")
+
+    @staticmethod
+    def analysis(result: RunResult) -> dict:
+        """The analysis :meth:`finish` wrote (``study.json``; empty in a torchrun process but the first)."""
+        path = result.folder / "study.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    @classmethod
+    def result_text(cls, result: RunResult) -> str:
         """The study's tables and the rule's choice."""
-        if not isinstance(result, dict) or not result:
+        analysis = cls.analysis(result)
+        if not analysis:
             return ""
-        d = result["default"]
+        d = analysis["default"]
         verdict = "eligible" if d["eligible"] else "none eligible: the fewest harms"
-        return f"{markdown(result)}\nchosen: {d['chosen']} ({verdict})"
+        return f"{markdown(analysis)}\nchosen: {d['chosen']} ({verdict})"
 
 
-#: Run (or resume) the study: ``run_study(config, out_dir, shard=None, lm=None)``.
+#: Run (or resume) the study: ``run_study(config, out_dir, shard=None, lm=None)``; :meth:`Study.analysis` of what
+#: it returns is the analysis.
 run_study = Study.run
 
 
@@ -241,43 +230,30 @@ def analyse(study_dir: str | Path, bootstrap: int = 20000, seed: int = 0, alpha:
         ``default`` is :func:`choose_default`'s verdict.
     """
     root = Path(study_dir)
-    data: dict[str, tuple[list, dict]] = {}
+    data: dict[str, _Run] = {}
     for bench in (Localization.name, Insertion.name, Sanity.name):
         db = root / bench / "results.sqlite"
         if db.exists():
-            with ResultStore(db) as store:
-                data[bench] = (store.rows(), store.config())
-    fractions = sorted({r[5] for r in data.get("sanity", ([], {}))[0] if r[4] == "fraction" and r[5] > 0})
-    methods = list(dict.fromkeys(m for _, cfg in data.values() for m in cfg.get("methods", [])))
-    variants = list(dict.fromkeys(["vanilla", *(v for _, cfg in data.values() for v in cfg.get("variants", {}))]))
-    if (root / "study.yaml").exists():  # the stores keep their variants sorted: the study's own order
-        import yaml
-
-        saved = yaml.safe_load((root / "study.yaml").read_text())
-        order = ["vanilla", *(saved.get("variants") or {} if isinstance(saved, dict) else {})]
-        variants = [v for v in order if v in variants] + [v for v in variants if v not in order]
+            with ResultStore(db, read_only=True) as store:
+                data[bench] = _Run.read(store)
+    fractions = sorted({f for f in data[Sanity.name].fractions.values() if f > 0}) if Sanity.name in data else []
+    methods = list(dict.fromkeys(m for run in data.values() for m in run.config.get("methods", [])))
+    variants = _variants(root, data)
     m = comparisons(len(methods), len(fractions))
     level = 1 - 2 * alpha / m
     cells: dict[str, dict[str, dict]] = defaultdict(lambda: defaultdict(dict))
     unscorable: dict[str, dict[str, list[int]]] = defaultdict(dict)
-    for bench, (rows, _cfg) in data.items():
-        parts = [(rows, "")]
-        if bench == Sanity.name:  # one comparison per randomised depth (depth 0 compares a map with itself)
-            frac = {r[1]: r[5] for r in rows if r[4] == "fraction"}
-            parts = [([r for r in rows if r[1] == unit and r[4] != "fraction"], f"@{f:.2f}")
-                     for unit, f in sorted(frac.items(), key=lambda u: u[1]) if f > 0]
-        for part, suffix in parts:
-            agg = aggregate(part, bootstrap=bootstrap, seed=seed, level=level)
+    for bench, run in data.items():
+        for scores, maps, suffix in run.parts():
+            agg = aggregate(scores, maps, bootstrap=bootstrap, seed=seed, level=level)
             for (method, variant, metric), c in agg.cells.items():
                 if metric in (*LOCALIZATION, *INSERTION, *SANITY):
                     cells[method][variant][metric + suffix] = _cell(c)
             for (method, variant), (dead, total) in agg.unscorable.items():
-                got = unscorable[variant].setdefault(bench, [0, 0])
-                got[0] += dead
-                got[1] += total
-                mine = cells[method][variant].setdefault(f"unscorable_{bench}", [0, 0])
-                mine[0] += dead
-                mine[1] += total
+                for tally in (unscorable[variant].setdefault(bench, [0, 0]),
+                              cells[method][variant].setdefault(f"unscorable_{bench}", [0, 0])):
+                    tally[0] += dead
+                    tally[1] += total
     result = {"methods": methods, "variants": variants, "depths": fractions, "comparisons": m, "level": level,
               "cells": {k: {v: dict(c) for v, c in by.items()} for k, by in cells.items()},
               "unscorable": {v: dict(b) for v, b in unscorable.items()}}
@@ -285,46 +261,61 @@ def analyse(study_dir: str | Path, bootstrap: int = 20000, seed: int = 0, alpha:
     return result
 
 
+@dataclass
+class _Run:
+    """One benchmark's records of the study."""
+
+    config: dict
+    scores: list[Score]
+    maps: list[MapCheck]
+    fractions: dict[str, float]  # the sanity check's depth unit -> fraction of blocks randomised
+
+    @classmethod
+    def read(cls, store: ResultStore) -> _Run:
+        return cls(store.config(), store.scores(), store.maps(),
+                   {a.unit: a.value for a in store.unit_attributes() if a.name == "fraction"})
+
+    def parts(self) -> list[tuple[list[Score], list[MapCheck], str]]:
+        """What is compared at once: all of it, or the sanity check's randomised depths one by one (``@0.50``)."""
+        if not self.fractions:
+            return [(self.scores, self.maps, "")]
+        return [([s for s in self.scores if s.unit == unit], [m for m in self.maps if m.unit == unit], f"@{f:.2f}")
+                for unit, f in sorted(self.fractions.items(), key=lambda u: u[1]) if f > 0]
+
+
+def _variants(root: Path, data: dict[str, _Run]) -> list[str]:
+    """Vanilla and the candidates, in the study's own order (``study.yaml``; the stores keep theirs sorted)."""
+    variants = list(dict.fromkeys(["vanilla", *(v for run in data.values() for v in run.config.get("variants", {}))]))
+    if (root / "study.yaml").exists():
+        import yaml
+
+        saved = yaml.safe_load((root / "study.yaml").read_text())
+        order = ["vanilla", *(saved.get("variants") or {} if isinstance(saved, dict) else {})]
+        variants = [v for v in order if v in variants] + [v for v in variants if v not in order]
+    return variants
+
+
 # -- the rule (pre-registered: committed before the second study's results) -------------------------------------
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """One candidate under the rule: eligible or why not, and what ranks it."""
-
-    variant: str
-    eligible: bool
-    harms: tuple[str, ...]
-    benefits: int
-    mean_ra_change: float
+def _rule_metrics(result: dict) -> list[str]:
+    """Every metric the rule reads: localisation, insertion, and each sanity similarity at every depth."""
+    return [*LOCALIZATION, *INSERTION, *(f"{x}@{f:.2f}" for x in SANITY for f in result["depths"])]
 
 
-def _metrics_of(result: dict) -> list[tuple[str, bool]]:
-    """``(metric, higher is better)`` of every metric the rule reads (the direction: the metric registry's)."""
-    return ([(x, METRICS.get(x).higher_is_better) for x in (*LOCALIZATION, *INSERTION)]
-            + [(f"{x}@{f:.2f}", METRICS.get(x).higher_is_better) for x in SANITY for f in result["depths"]])
-
-
-def judge(result: dict, variant: str) -> Verdict:
-    """A candidate under the rule of :func:`choose_default`."""
-    harms, benefits = [], 0
-    methods = [m for m in result["methods"] if m in result["cells"]]
-    for m in methods:
-        c = result["cells"][m].get(variant, {})
-        for metric, higher in _metrics_of(result):
-            lo, hi = c.get(metric, {}).get("ci", [math.nan, math.nan])
-            if higher and hi < 0 or not higher and lo > 0:
-                harms.append(f"{m}: {metric} worse than vanilla")
-            elif higher and lo > 0 or not higher and hi < 0:
-                benefits += 1
-    base = result["unscorable"].get("vanilla", {})
-    for bench, (dead, total) in result["unscorable"].get(variant, {}).items():
-        extra = dead - base.get(bench, [0, 0])[0]
-        if total and extra > UNSCORABLE_SHARE * total:
-            harms.append(f"{bench}: {extra} of {total} maps unscorable beyond vanilla's")
-    ra = [result["cells"][m].get(variant, {}).get("region_attribution", {}).get("change", math.nan) for m in methods]
-    ra = [x for x in ra if math.isfinite(x)]
-    return Verdict(variant, not harms, tuple(harms), benefits, float(np.mean(ra)) if ra else math.nan)
+def judge_candidate(result: dict, variant: str) -> Verdict:
+    """A candidate under the rule of :func:`choose_default` (:func:`~attrdist.bench.ranking.judge` on the study)."""
+    changes = {}
+    for method in (m for m in result["methods"] if m in result["cells"]):
+        c = result["cells"][method].get(variant, {})
+        for metric in _rule_metrics(result):
+            if metric in c:
+                got = c[metric]
+                changes[(method, metric)] = Cell(got["mean"], got["base"], got["change"], (got["ci"][0], got["ci"][1]),
+                                                 got["n"], 0)
+    unscorable = {b: (n[0], n[1]) for b, n in result["unscorable"].get(variant, {}).items()}
+    base = {b: (n[0], n[1]) for b, n in result["unscorable"].get("vanilla", {}).items()}
+    return judge(variant, changes, unscorable, base)
 
 
 def choose_default(result: dict) -> dict:
@@ -336,18 +327,16 @@ def choose_default(result: dict) -> dict:
     every randomisation depth but 0 (lower is better: the map must depend on the weights). No SSIM or HOG
     similarity: they rise whenever sparse maps share zeros, also between maps of unrelated photos.
 
-    Eligible: no method with a significantly worse change on any of these metrics, and no benchmark where the
-    candidate leaves more than 1% of the maps it refines unscorable beyond those vanilla cannot score.
-    Ranking: the most significant improvements (method x metric), then the largest mean relative RA change.
-    If no candidate is eligible, the default is the candidate with the fewest harms (then the same ranking):
-    there is always a winner, and docs/presets.md says how it fails.
+    Eligible, and ranked, by the one rule (:mod:`~attrdist.bench.ranking`): no method with a significantly worse
+    change on any of these metrics, and no benchmark where the candidate leaves more than 1% of the maps it
+    refines unscorable beyond those vanilla cannot score; then the most significant improvements (method x
+    metric), then the largest mean relative RA change. If no candidate is eligible, the default is the candidate
+    with the fewest harms (then the same ranking): there is always a winner, and docs/presets.md says how it fails.
 
     Returns:
         ``{"chosen": name, "eligible": bool, "ranking": [verdicts, best first]}``.
     """
-    verdicts = [judge(result, v) for v in result["variants"] if v != "vanilla"]
-    ranked = sorted(verdicts, key=lambda v: (len(v.harms), -v.benefits,
-                                             -(v.mean_ra_change if math.isfinite(v.mean_ra_change) else -math.inf)))
+    ranked = rank(judge_candidate(result, v) for v in result["variants"] if v != "vanilla")
     chosen = ranked[0] if ranked else None
     return {"chosen": chosen.variant if chosen else None, "eligible": bool(chosen and chosen.eligible),
             "ranking": [asdict(v) for v in ranked]}
@@ -400,20 +389,3 @@ def markdown(result: dict) -> str:
 
 def _mean(c: dict | None) -> str:
     return "-" if not c or not math.isfinite(c.get("mean", math.nan)) else f"{c['mean']:.3f}"
-
-
-def frontier_plot(result: dict, path: str | Path) -> Path:
-    """Mean RA change against unscorable maps, per candidate (green: eligible under the rule)."""
-    from .report import _pyplot, _save
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in result["default"]["ranking"]:
-        z = sum(b[0] for b in result["unscorable"].get(r["variant"], {}).values())
-        ax.scatter(z, r["mean_ra_change"], color="C2" if r["eligible"] else "C3")
-        ax.annotate(r["variant"], (z, r["mean_ra_change"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
-    ax.set_xlabel("maps unscorable (all benchmarks)")
-    ax.set_ylabel("mean relative RA change (%), paired")
-    ax.set_xscale("symlog")
-    return _save(fig, Path(path))
-
