@@ -59,6 +59,7 @@ __all__ = [
     "get_preset",
     "joint_scale",
     "kept_nothing",
+    "kept_share",
     "preset_margins",
     "refine",
     "working_dtype",
@@ -565,6 +566,16 @@ def kept_nothing(keep: Tensor) -> Tensor:
     return ~keep.flatten(2).any(2)
 
 
+def kept_share(keep: Tensor) -> Tensor:
+    """The share of its pixels VAR kept of each map, ``[B, K]`` floats in [0, 1]; 0 exactly where :func:`kept_nothing`.
+
+    Example:
+        >>> kept_share(torch.tensor([[[True, False], [False, False]]])).tolist()
+        [[0.5, 0.0]]
+    """
+    return keep.flatten(2).float().mean(2)
+
+
 def _smooth_maps(h: Tensor, fraction: float) -> Tensor:
     """A Gaussian blur of every map of ``[..., H, W]``: sigma a fraction of the larger side, radius 3 sigma."""
     sigma = fraction * max(h.shape[-2:])
@@ -704,6 +715,11 @@ class VARResult:
     def kept_nothing(self) -> Tensor:
         """Whether VAR kept no pixel of each map, ``[B, K]`` (:func:`kept_nothing`: what *zeroed* means)."""
         return kept_nothing(self.keep)
+
+    @property
+    def kept_share(self) -> Tensor:
+        """The share of its pixels VAR kept of each map, ``[B, K]`` (:func:`kept_share`)."""
+        return kept_share(self.keep)
 
     @property
     def zeroed(self) -> Tensor:
