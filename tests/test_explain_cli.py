@@ -122,3 +122,25 @@ def test_a_warning_is_one_line_without_its_source_line(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if "class-agnostic" in line]
     assert lines and lines[0].startswith("warning: method rollout is class-agnostic")
     assert "warnings.warn" not in proc.stderr and ".py:" not in proc.stderr
+
+
+def test_each_preset_is_refined_once_per_explain(calls, photo, tmp_path, monkeypatch):
+    """Issue 30, item 6: the figure, the JSON, the npz and the warning line read the refined rows the explanation
+    holds; ``--preset a,b`` runs VAR once per method and preset."""
+    import attrdist.var
+
+    refined = []
+    operator = attrdist.var.refine
+
+    def counted(maps, preset=None, **kw):
+        out = operator(maps, preset, **kw)
+        refined.append(out.config)
+        return out
+
+    monkeypatch.setattr(attrdist.var, "refine", counted)
+    assert main(["explain", str(photo), "--methods", "gradient,gradcam", "--preset", "paper,authors-code", "--tau",
+                 "0.9", "--out", str(tmp_path)]) == 0
+    paper, authors = (attrdist.var.get_preset(p, tau=0.9) for p in ("paper", "authors-code"))
+    assert sorted(map(str, refined)) == sorted(map(str, [paper, paper, authors, authors]))
+    assert set(json.loads((tmp_path / "photo.json").read_text())["zeroed_by_preset"]) == {
+        "paper (tau=0.9)", "authors-code (tau=0.9)"}
