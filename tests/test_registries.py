@@ -10,15 +10,23 @@ from attrdist.bench import BENCHMARKS, Benchmark, register_benchmark
 from attrdist.bench.config import RunConfig
 from attrdist.cli import main
 from attrdist.metrics import METRICS, register_metric
-from attrdist.models import MODEL_SOURCES, ModelSource, Preprocess, register_model_source
+from attrdist.models import (
+    MODEL_SOURCES,
+    LoadedModel,
+    ModelSource,
+    Preprocess,
+    default_class_names,
+    register_model_source,
+)
 from attrdist.options import opt
 
 
 @pytest.fixture
 def toy_source(tiny_cnn):
     register_model_source(ModelSource("toy", "toy:NAME", "tiny random CNNs (tests)", lambda s: s.startswith("toy:"),
-                                      lambda spec, weights, trust: (tiny_cnn, Preprocess(crop=32, resize=36),
-                                                                    "random")))
+                                      lambda spec, weights, trust: LoadedModel(
+                                          model=tiny_cnn, preprocess=Preprocess(crop=32, resize=36), name=spec,
+                                          weights="random", class_names=default_class_names(10).names)))
     yield
     MODEL_SOURCES.remove("toy")
 

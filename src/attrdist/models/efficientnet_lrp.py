@@ -1,6 +1,11 @@
 """The LRP canonizer of EfficientNet-Lite0 (imported when LRP runs on it: zennit is imported with it)."""
+# mypy: disallow-subclassing-any=False
+# (zennit ships no types: its canonizer bases, which the canonizers here extend, are ``Any`` to a checker)
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -22,15 +27,57 @@ class _GateTakesNone(torch.autograd.Function):
         return x * gate
 
     @staticmethod
-    def setup_context(ctx: object, inputs: tuple, output: Tensor) -> None:
+    def setup_context(ctx: object, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:
         pass
 
     @staticmethod
-    def backward(ctx: object, grad: Tensor) -> tuple:
+    def backward(ctx: object, grad: Tensor) -> tuple[Tensor, None]:
         return grad, None
 
 
-def _block_forward(self: nn.Module, inputs: Tensor, drop_connect_rate: float | None = None) -> Tensor:
+_Layer = Callable[[Tensor], Tensor]
+
+
+class _BlockArgs(Protocol):
+    expand_ratio: float
+    stride: int | list[int]
+    input_filters: int
+    output_filters: int
+
+
+class _MBConv(Protocol):
+    """An ``efficientnet_lite_pytorch`` ``MBConvBlock`` with the canonizer's activation modules attached."""
+
+    _block_args: _BlockArgs
+    has_se: bool
+    id_skip: bool
+    _expand_conv: _Layer
+    _bn0: _Layer
+    _depthwise_conv: _Layer
+    _bn1: _Layer
+    _se_reduce: _Layer
+    _se_expand: _Layer
+    _project_conv: _Layer
+    _bn2: _Layer
+    canonizer_act_expand: _Layer
+    canonizer_act_dw: _Layer
+    canonizer_act_se: _Layer
+    canonizer_sum: _Layer
+
+
+class _Lite(Protocol):
+    """An ``efficientnet_lite_pytorch`` ``EfficientNet`` with the canonizer's activation modules attached."""
+
+    _conv_stem: _Layer
+    _bn0: _Layer
+    _blocks: Iterable[_Layer]
+    _conv_head: _Layer
+    _bn1: _Layer
+    canonizer_act_stem: _Layer
+    canonizer_act_head: _Layer
+
+
+def _block_forward(self: _MBConv, inputs: Tensor, drop_connect_rate: float | None = None) -> Tensor:
     """MBConv forward with one activation module per use, a relevance-passing SE gate and a Sum for the skip."""
     x = inputs
     if self._block_args.expand_ratio != 1:
@@ -39,7 +86,7 @@ def _block_forward(self: nn.Module, inputs: Tensor, drop_connect_rate: float | N
     if self.has_se:
         s = nn.functional.adaptive_avg_pool2d(x, 1)
         s = self._se_expand(self.canonizer_act_se(self._se_reduce(s)))
-        x = _GateTakesNone.apply(x, torch.sigmoid(s))
+        x = cast(Tensor, _GateTakesNone.apply(x, torch.sigmoid(s)))
     x = self._bn2(self._project_conv(x))
     args = self._block_args
     if self.id_skip and args.stride == 1 and args.input_filters == args.output_filters:
@@ -47,7 +94,7 @@ def _block_forward(self: nn.Module, inputs: Tensor, drop_connect_rate: float | N
     return x
 
 
-def _extract_features(self: nn.Module, inputs: Tensor) -> Tensor:
+def _extract_features(self: _Lite, inputs: Tensor) -> Tensor:
     """Stem, blocks and head with distinct activation modules for stem and head."""
     x = self.canonizer_act_stem(self._bn0(self._conv_stem(inputs)))
     for block in self._blocks:
@@ -56,7 +103,7 @@ def _extract_features(self: nn.Module, inputs: Tensor) -> Tensor:
 
 
 def _act_like(module: nn.Module) -> nn.Module:
-    act = module._swish
+    act = module.get_submodule("_swish")
     return type(act)() if isinstance(act, nn.ReLU6 | nn.ReLU | nn.SiLU) else act
 
 
@@ -68,7 +115,7 @@ class _LiteBatchNorm(MergeBatchNorm):
     (an exact identity) until the canonizer is removed.
     """
 
-    def register(self, linears: list[nn.Module], batch_norm: nn.Module) -> None:
+    def register(self, linears: list[nn.Module], batch_norm: nn.BatchNorm2d) -> None:
         """Merge, then make the BatchNorm an exact identity."""
         super().register(linears, batch_norm)
         self.eps = batch_norm.eps
@@ -84,7 +131,7 @@ class _LiteBatchNorm(MergeBatchNorm):
 
     def apply(self, root_module: nn.Module) -> list[Canonizer]:
         """Merge the pairs found in every sub-module."""
-        instances = []
+        instances: list[Canonizer] = []
         for module in root_module.modules():
             for conv, bn in self.PAIRS:
                 c, b = getattr(module, conv, None), getattr(module, bn, None)
@@ -95,7 +142,7 @@ class _LiteBatchNorm(MergeBatchNorm):
         return instances
 
 
-def _attribute_map(name: str, module: nn.Module) -> dict | None:
+def _attribute_map(name: str, module: nn.Module) -> dict[str, Any] | None:
     cls = type(module).__name__
     if cls == "MBConvBlock":
         return {
