@@ -406,6 +406,33 @@ def refine(
         (torch.Size([2, 4, 7, 7]), 1.0)
     """
     cfg = get_preset(preset, **overrides)
+    peak = _checked_peak(maps)
+    if warn_identical:
+        _warn_identical(maps)
+    # the joint scale is an order statistic (or the maximum) of |H|: found on the maps as they are (the same value
+    # as in float64, with half the data to move), then the distribution in float32 or float64 (working_dtype)
+    scale = joint_scale(maps.detach(), cfg.normalize, cfg.quantile)
+    dtype = working_dtype(maps, cfg, scale, peak=peak)
+    h = maps.detach().to(dtype)
+    h = h.abs() if cfg.magnitude == "abs" else (h.clamp(min=0) if cfg.magnitude == "positive" else h)
+    if cfg.normalize != "none":
+        h = h / scale.to(dtype).view(-1, *([1] * (h.dim() - 1)))
+    if cfg.smooth > 0:
+        h = _smooth_maps(h, cfg.smooth)
+    q, excess = _distribution(h, cfg, tie_eps=TIE_ULPS * torch.finfo(maps.dtype).eps)
+    keep = _kept(maps, q, excess, cfg, ranked)
+    weight = q if cfg.power == 1 else q.pow(cfg.power)
+    refined = maps * (weight * keep).to(maps.dtype)  # a product with the mask: 5x faster than torch.where on CPUs
+    return VAROutput(refined=refined, q=q.to(torch.float64), keep=keep, config=cfg)
+
+
+def _checked_peak(maps: Tensor) -> Tensor:
+    """The largest ``|H|`` of every image ``[B]``, after checking the maps: a tensor ``[B, K >= 2, ...]``, finite.
+
+    Raises:
+        TypeError: If ``maps`` is not a tensor.
+        ValueError: If ``maps`` has fewer than 3 dimensions, fewer than 2 classes, or NaN/inf values.
+    """
     if not isinstance(maps, torch.Tensor):
         raise TypeError(f"maps must be a torch.Tensor, got {type(maps).__name__}")
     if maps.dim() < 3:
@@ -420,39 +447,32 @@ def refine(
     if not bool((torch.isfinite(high) & torch.isfinite(low)).all()):
         bad = (~torch.isfinite(maps)).flatten(2).any(-1).nonzero().tolist()
         raise ValueError(f"maps contain NaN or inf values at (sample, class) {bad[:5]}")
-    if warn_identical:
-        same = (maps.amax(1) == maps.amin(1)).flatten(1).all(dim=1)  # every pixel's K values equal
-        if same.any():
-            warnings.warn(
-                f"the {k} maps of sample(s) {same.nonzero().flatten().tolist()} are identical across "
-                "classes (a class-agnostic method?): their class distribution is uniform and VAR keeps "
-                "no pixel",
-                ClassAgnosticWarning,
-                stacklevel=2,
-            )
+    return torch.maximum(high.abs(), low.abs())
 
-    # the joint scale is an order statistic (or the maximum) of |H|: found on the maps as they are (the same value
-    # as in float64, with half the data to move), then the distribution in float32 or float64 (working_dtype)
-    scale = joint_scale(maps.detach(), cfg.normalize, cfg.quantile)
-    dtype = working_dtype(maps, cfg, scale, peak=torch.maximum(high.abs(), low.abs()))
-    h = maps.detach().to(dtype)
-    h = h.abs() if cfg.magnitude == "abs" else (h.clamp(min=0) if cfg.magnitude == "positive" else h)
-    if cfg.normalize != "none":
-        h = h / scale.to(dtype).view(-1, *([1] * (h.dim() - 1)))
-    if cfg.smooth > 0:
-        h = _smooth_maps(h, cfg.smooth)
-    q, excess = _distribution(h, cfg, tie_eps=TIE_ULPS * torch.finfo(maps.dtype).eps)
+
+def _warn_identical(maps: Tensor) -> None:
+    """Warn (:class:`ClassAgnosticWarning`, at the caller of :func:`refine`) where an image's K maps are identical."""
+    same = (maps.amax(1) == maps.amin(1)).flatten(1).all(dim=1)  # every pixel's K values equal
+    if same.any():
+        warnings.warn(
+            f"the {maps.shape[1]} maps of sample(s) {same.nonzero().flatten().tolist()} are identical across "
+            "classes (a class-agnostic method?): their class distribution is uniform and VAR keeps "
+            "no pixel",
+            ClassAgnosticWarning,
+            stacklevel=3,
+        )
+
+
+def _kept(maps: Tensor, q: Tensor, excess: Tensor, cfg: VARConfig, ranked: bool) -> Tensor:
+    """The kept pixels: above the margin (a constant, or a quantile per map), plus ``min_keep``'s; all with no gate."""
     if cfg.gate == "none":
-        keep = torch.ones_like(q, dtype=torch.bool)
-    else:
-        margin = (excess.flatten(2).quantile(cfg.tau_quantile, dim=2).view(*q.shape[:2], *([1] * (q.dim() - 2)))
-                  if cfg.tau_quantile is not None else cfg.margin(ranked))
-        keep = excess > margin
-        if cfg.min_keep > 0:
-            keep = _keep_at_least(keep, excess, maps.detach() > 0, cfg.min_keep)
-    weight = q if cfg.power == 1 else q.pow(cfg.power)
-    refined = maps * (weight * keep).to(maps.dtype)  # a product with the mask: 5x faster than torch.where on CPUs
-    return VAROutput(refined=refined, q=q.to(torch.float64), keep=keep, config=cfg)
+        return torch.ones_like(q, dtype=torch.bool)
+    margin = (excess.flatten(2).quantile(cfg.tau_quantile, dim=2).view(*q.shape[:2], *([1] * (q.dim() - 2)))
+              if cfg.tau_quantile is not None else cfg.margin(ranked))
+    keep = excess > margin
+    if cfg.min_keep > 0:
+        keep = _keep_at_least(keep, excess, maps.detach() > 0, cfg.min_keep)
+    return keep
 
 
 #: Unnormalised float32 maps whose largest ``|H|`` per image lies in this range are refined in float32.
