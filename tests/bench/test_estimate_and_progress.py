@@ -7,19 +7,31 @@ import sys
 
 import pytest
 
-from attrdist.bench import LocalizationConfig, ResultStore, SanityConfig, run_localization, run_sanity
+from attrdist.bench import (
+    ItemResult,
+    LocalizationConfig,
+    ResultStore,
+    SanityConfig,
+    Score,
+    SkippedItem,
+    run_localization,
+    run_sanity,
+)
 from attrdist.bench.localization import Localization
 from attrdist.bench.runner import Progress
+from attrdist.bench.store import StoredItem
 
 
 def test_estimate_projects_the_whole_run_and_writes_nothing(tmp_path, lite0):
     out = tmp_path / "run"
     config = LocalizationConfig(methods=["gradcam"], max_items=5)
-    est = Localization.estimate(config, out, items=2, lm=lite0)
+    estimates = Localization.estimate(config, out, items=2, lm=lite0)
+    (est,) = estimates.runs  # one run: one estimate
     assert not out.exists()  # nothing in the run folder
     assert (est.items, est.done, est.measured) == (5, 0, 2)
     assert est.seconds_per_item > 0 and est.bytes_per_item > 0
     assert est.seconds == pytest.approx(5 * est.seconds_per_item) and est.bytes == pytest.approx(5 * est.bytes_per_item)
+    assert estimates.seconds == est.seconds and str(estimates) == str(est)
     assert "5 items (5 to do)" in str(est) and "projected time" in str(est)
 
 
@@ -27,7 +39,7 @@ def test_estimate_subtracts_what_the_run_folder_holds(tmp_path, lite0):
     config = LocalizationConfig(methods=["gradcam"], max_items=2)
     run_localization(config, tmp_path, lm=lite0).close()
     before = sorted(p.name for p in tmp_path.iterdir())
-    est = Localization.estimate(config, tmp_path, items=1, lm=lite0)
+    (est,) = Localization.estimate(config, tmp_path, items=1, lm=lite0).runs
     assert (est.items, est.done, est.seconds) == (2, 2, 0.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
@@ -64,7 +76,7 @@ def test_sanity_records_each_depths_cost_and_moves_per_depth(tmp_path, lite0, mo
     steps = []
     step = Progress.step
     monkeypatch.setattr(Progress, "step", lambda self, items, what="": (steps.append(what), step(self, items, what)))
-    store = run_sanity(SanityConfig(methods=["gradcam"], max_items=1, depths=3), tmp_path, lm=lite0)
+    store = run_sanity(SanityConfig(methods=["gradcam"], max_items=1, depths=3), tmp_path, lm=lite0).store
     timings = store.timings()
     store.close()
     assert {"item", "depth000", "depth010", "depth019"} <= set(timings)
@@ -72,14 +84,18 @@ def test_sanity_records_each_depths_cost_and_moves_per_depth(tmp_path, lite0, mo
     assert steps == ["depth 0/19 gradcam", "depth 10/19 gradcam", "depth 19/19 gradcam"]
 
 
+def _one(item, value, timings=None):
+    return ItemResult(scores=[Score(item, "u", "m", "v", "x", value)], timings=timings or {})
+
+
 def test_a_batch_is_one_transaction(tmp_path):
     with ResultStore(tmp_path / "results.sqlite") as store:
-        store.write_items([("a", [("u", "m", "v", "x", 1.0)], 0.1, 0, ()),
-                           ("b", [("u", "m", "v", "x", 2.0)], 0.1, 0, (), {"depth001": 0.5})], [("c", "why")])
+        store.write_items([StoredItem("a", _one("a", 1.0), 0.1), StoredItem("b", _one("b", 2.0, {"depth001": 0.5}), 0.1)],
+                          [SkippedItem("c", "why")])
         assert store.done() == {"a", "b", "c"} and store.timings()["depth001"] == (0.5, 1)
         with pytest.raises(sqlite3.IntegrityError):  # "a" again: the whole batch is rolled back
-            store.write_items([("d", [("u", "m", "v", "x", 1.0)], 0.1, 0, ()), ("a", [], 0.1, 0, ())])
-        assert store.done() == {"a", "b", "c"} and len(store.rows()) == 2
+            store.write_items([StoredItem("d", _one("d", 1.0), 0.1), StoredItem("a", ItemResult(), 0.1)])
+        assert store.done() == {"a", "b", "c"} and len(store.scores()) == 2
 
 
 @pytest.mark.slow
