@@ -201,6 +201,10 @@ def test_class_names_in_class_set_and_permalink(server, page):
     names = page.locator("#classtable tbody tr td:first-child").all_text_contents()
     assert [n.replace(" (target)", "") for n in names] == ["tabby", "tiger cat", "Egyptian cat"]
     assert page.locator("#classtable tbody tr.target").get_attribute("data-cls") == "285"
+    # the margin control follows the server's rule for this (predefined) set, within VAR's bounds
+    var_change(page, lambda: page.select_option("#preset", "authors-code"))
+    assert page.locator("#tau").input_value() == "0.1"
+    assert (page.locator("#tau").get_attribute("min"), page.locator("#tau").get_attribute("max")) == ("-0.99", "0.99")
 
 
 def test_failed_request_marks_results_stale_and_shows_error_at_top(server, page):

@@ -124,11 +124,8 @@ class Explorer:
         ``margins`` is the margin each preset applies to the default class set (:func:`attrdist.var.preset_margins`);
         an explained class set comes with its own (:meth:`explain`).
         """
-        models = [{"name": name, "architecture": self.model(name).architecture, "methods": [
-            {"name": n, "display": METHODS.get(n).display_name, "summary": METHODS.get(n).summary}
-            for n in list_methods(self.model(name).architecture)]} for name in self.config.models]
         return {
-            "models": models,
+            "models": [self._model_options(name) for name in self.config.models],
             "default_methods": list(DEFAULT_METHODS),
             "default_classes": DEFAULT_CLASSES,
             "presets": {n: p.to_dict() for n, p in PRESETS.items()},
@@ -140,6 +137,13 @@ class Explorer:
             "samples": SAMPLES,
             "max_upload_mb": self.config.max_upload_mb,
         }
+
+    def _model_options(self, name: str) -> JSON:
+        """A model's name, architecture and the methods that apply to it (names, display names, summaries)."""
+        arch = self.model(name).architecture
+        return {"name": name, "architecture": arch, "methods": [
+            {"name": n, "display": METHODS.get(n).display_name, "summary": METHODS.get(n).summary}
+            for n in list_methods(arch)]}
 
     def explain(self, request: ExplainRequest, deadline: Deadline | None = None) -> JSON:
         """Compute (or reuse) the raw maps of an image; return its class set, the key of its maps and its margins.
