@@ -22,6 +22,8 @@ from .var import DEFAULT_PRESET, PRESETS, VAR, VARConfig, get_preset
 from .viz import FORMATS, SIGNS
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from .models import LoadedModel
 
 torch = lazy("torch")
@@ -101,22 +103,14 @@ def explain_image(
     """
     from .methods import get_method  # the methods import their autograd hooks: not on the help path
 
-    if isinstance(classes, str):  # a spec, or class ids and names: "tiger cat, tabby, 285"
-        classes = class_set(classes, lm.class_names)
-    if isinstance(target, str):
-        target = class_id(target, lm.class_names)
-
     several = list(preset) if isinstance(preset, list | tuple) else None
     cfg = get_preset(several[0] if several else preset, **var_overrides)
     if not crop and lm.input_size is not None:
         image = fit(image, lm.input_size[::-1])
     shown, x = model_input(image, lm.preprocess, crop=crop)
     x = x.to(device)
-    model = lm.model.to(device)
-    rule = class_rule(classes, 1, device)
+    rule, cls, tgt = _class_set_and_target(lm, x, classes, target)
     ranked = is_ranked(rule)
-    with torch.inference_mode():
-        cls, tgt = resolve_classes(rule, model(x), target)
     built = {name: get_method(name, lm, **(method_options or {}).get(name, {})) for name in methods}
     results = {name: VAR(method, classes=cls, preset=cfg, ranked=ranked).attribute(x, target=tgt).to("cpu")
                for name, method in built.items()}
@@ -128,3 +122,20 @@ def explain_image(
         input_kind=input_kind, method_options={m: dict(o) for m, o in (method_options or {}).items() if o},
     )
     return exp.with_presets(several, **var_overrides) if several and len(several) > 1 else exp
+
+
+def _class_set_and_target(lm: LoadedModel, x: Tensor, classes: str | ClassSet | Sequence[int],
+                          target: int | str | None) -> tuple[ClassSet | Tensor | None, Tensor, Tensor]:
+    """The class-set rule, and the class set ``[1, K]`` and target ``[1]`` it gives for ``x`` (one forward pass).
+
+    Class names (in the set or as the target) are read against the model's label set (:func:`class_set`,
+    :func:`class_id`).
+    """
+    if isinstance(classes, str):  # a spec, or class ids and names: "tiger cat, tabby, 285"
+        classes = class_set(classes, lm.class_names)
+    if isinstance(target, str):
+        target = class_id(target, lm.class_names)
+    rule = class_rule(classes, 1, x.device)
+    with torch.inference_mode():
+        cls, tgt = resolve_classes(rule, lm.model.to(x.device)(x), target)
+    return rule, cls, tgt
