@@ -379,20 +379,26 @@ def show(result: object, image: object = None, *, ax: Axes | None = None, which:
         m, name = _class_map(cast(_ClassMaps, result), which, sample, class_id)
     if m.ndim != 2:
         raise ValueError(f"show draws a 2-D map, got shape {m.shape}")
+    fig = _draw_map(m, image, ax, sign=sign, alpha=alpha, title=title if title is not None else name.strip(),
+                    colorbar=colorbar, refined=which == "refined" and bool(name))
+    if ax is None and display:
+        _display(fig)
+    return fig
+
+
+def _draw_map(m: np.ndarray, image: object, ax: Axes | None, *, sign: str, alpha: float, title: str, colorbar: bool,
+              refined: bool) -> Figure:
+    """One map over the image on ``ax`` (default: a new figure of 4 inches), with its colour bar."""
     values, lo, hi, cmap = row_scale(m, sign)
-    new = ax is None
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
     ax.imshow(overlay(_as_image(image), values, lo, hi, cmap, alpha))
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title if title is not None else name.strip(), fontsize=9)
+    ax.set_title(title, fontsize=9)
     if colorbar:
-        _colorbar(ax.figure, ax, lo, hi, cmap, label=_bar_label(sign, m, which == "refined" and bool(name), 3.0))
-    fig = cast("Figure", ax.figure)
-    if new and display:
-        _display(fig)
-    return fig
+        _colorbar(ax.figure, ax, lo, hi, cmap, label=_bar_label(sign, m, refined, 3.0))
+    return cast("Figure", ax.figure)
 
 
 class RefinedMaps(Protocol):
