@@ -90,8 +90,8 @@ def _one(item, value, timings=None):
 
 def test_a_batch_is_one_transaction(tmp_path):
     with ResultStore(tmp_path / "results.sqlite") as store:
-        store.write_items([StoredItem("a", _one("a", 1.0), 0.1), StoredItem("b", _one("b", 2.0, {"depth001": 0.5}), 0.1)],
-                          [SkippedItem("c", "why")])
+        store.write_items([StoredItem("a", _one("a", 1.0), 0.1),
+                           StoredItem("b", _one("b", 2.0, {"depth001": 0.5}), 0.1)], [SkippedItem("c", "why")])
         assert store.done() == {"a", "b", "c"} and store.timings()["depth001"] == (0.5, 1)
         with pytest.raises(sqlite3.IntegrityError):  # "a" again: the whole batch is rolled back
             store.write_items([StoredItem("d", _one("d", 1.0), 0.1), StoredItem("a", ItemResult(), 0.1)])

@@ -12,7 +12,9 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from attrdist.bench.report import bar_plots, markdown, sanity_plot, summarize, write_report
+from attrdist.bench import BENCHMARKS
+from attrdist.bench.records import ItemResult, MapCheck, Score, UnitAttribute
+from attrdist.bench.report import bar_plots, markdown, report_benchmark, sanity_plot, summarize, write_report
 from attrdist.bench.results import Cell, aggregate
 from attrdist.bench.store import ResultStore
 
@@ -23,23 +25,29 @@ CONFIG = {"benchmark": "localization", "model": "torchvision:resnet50", "weights
 INFO = {"attrdist": "9.8.7", "started": "2025-01-02T03:04:05", "dataset_size": 48, "items": 13}
 
 
-def _plain_rows(i):
-    """Rows of item ``i``: RA (lrp's VAR map of img3 unscorable), spearman_abs (VAR: vanilla - 0.1), spearman."""
-    rows = []
+def _plain_result(item, i):
+    """The records of item ``i``: RA (lrp's VAR map of img3 unscorable: a check with its reason and no score),
+    spearman_abs (VAR: vanilla - 0.1), spearman, no_positive."""
+    out = ItemResult()
     for k, method in enumerate(CONFIG["methods"]):
         van = 0.3 + 0.04 * i + 0.1 * k + 0.01 * (i % 3) ** 2
-        dead = method == "lrp" and i == 3
-        rows += [("cell", method, "vanilla", "region_attribution", van), ("cell", method, "vanilla", "zeroed", 0.0),
-                 ("cell", method, "var", "region_attribution", None if dead else van * 1.2 + 0.01 * (i % 2)),
-                 ("cell", method, "var", "zeroed", float(dead)),
-                 ("cell", method, "vanilla", "no_positive", float(method == "lrp" and i < 2)),
-                 ("cell", method, "var", "no_positive", 0.0),
-                 ("cell", method, "vanilla", "spearman", -0.5), ("cell", method, "var", "spearman", -0.5)]
         sp = 0.5 + 0.02 * i + 0.03 * (i % 4)
-        rows += [("cell", method, "vanilla", "spearman_abs", sp)]
+        dead = method == "lrp" and i == 3
+        out.maps += [MapCheck(item, "cell", method, "vanilla", None),
+                     MapCheck(item, "cell", method, "var", "all-zero map" if dead else None)]
+        out.scores += [Score(item, "cell", method, "vanilla", metric, value) for metric, value in (
+            ("region_attribution", van), ("no_positive", float(method == "lrp" and i < 2)), ("spearman", -0.5),
+            ("spearman_abs", sp))]
         if not dead:
-            rows += [("cell", method, "var", "spearman_abs", sp - 0.1)]
-    return rows
+            out.scores += [Score(item, "cell", method, "var", metric, value) for metric, value in (
+                ("region_attribution", van * 1.2 + 0.01 * (i % 2)), ("no_positive", 0.0), ("spearman", -0.5),
+                ("spearman_abs", sp - 0.1))]
+    return out
+
+
+def _report(run):
+    """``attrdist report``'s call: the benchmark that wrote the run, looked up in the registry and handed in."""
+    return write_report(run, BENCHMARKS.get(report_benchmark(run)))
 
 
 def _plain(path, info=True):
@@ -48,8 +56,7 @@ def _plain(path, info=True):
         if info:
             s.set_info(**INFO)
         for i, item in enumerate(ITEMS):
-            s.write_item(item, _plain_rows(i), 0.1)
-        s.skip_item("img3/lrp/var", "all-zero map")
+            s.write_item(item, _plain_result(item, i), 0.1)
         s.skip_item("img10", "prediction on the original image 0.2194 < min_pred 0.8")
         s.skip_item("img11", "prediction on the original image 0.3611 < min_pred 0.8")
         s.skip_item("img12", "grid too small")
@@ -72,13 +79,13 @@ def _hostile(path):
     with ResultStore(path / "results.sqlite") as s:
         s.bind_config(cfg)
         for i in range(4):
-            rows = []
+            item, out = f"-item{i}", ItemResult()
             for method in HOSTILE:
                 for variant in ("vanilla", "@v"):
-                    rows.append(("=u", method, variant, "zeroed", 0.0))
-                    for metric in HOSTILE_METRICS:
-                        rows.append(("=u", method, variant, metric, 0.2 + 0.1 * i + (variant == "@v") * 0.05))
-            s.write_item(f"-item{i}", rows, 0.1)
+                    out.maps.append(MapCheck(item, "=u", method, variant, None))
+                    out.scores += [Score(item, "=u", method, variant, metric, 0.2 + 0.1 * i + (variant == "@v") * 0.05)
+                                   for metric in HOSTILE_METRICS]
+            s.write_item(item, out, 0.1)
         s.skip_item("=cmd|' /C calc'!A0", "<img src=x onerror=alert(1)> & \\end{document}")
     return path
 
@@ -86,16 +93,17 @@ def _hostile(path):
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
     run = _hostile(tmp_path_factory.mktemp("hostile"))
-    return run, write_report(run)
+    return run, _report(run)
 
 
 # --- the one aggregation: an interval of each mean -------------------------------------------------------------
 
 
 def test_mean_interval_is_a_bootstrap_over_items_on_the_same_resamples_as_the_change():
-    rows = [(item, "cell", m, v, metric, value) for i, item in enumerate(ITEMS) for (_, m, v, metric, value)
-            in [(None, *r[1:]) for r in _plain_rows(i)]]
-    agg = aggregate(rows, bootstrap=2000)
+    results = [_plain_result(item, i) for i, item in enumerate(ITEMS)]
+    scores = [s for r in results for s in r.scores]
+    maps = [m for r in results for m in r.maps]
+    agg = aggregate(scores, maps, bootstrap=2000)
     van = agg.cells[("gradcam", "vanilla", "spearman_abs")]
     var = agg.cells[("gradcam", "var", "spearman_abs")]
     # VAR is vanilla - 0.1 on every map: each resample's VAR mean is its vanilla mean - 0.1, so are the intervals
@@ -109,7 +117,8 @@ def test_mean_interval_is_a_bootstrap_over_items_on_the_same_resamples_as_the_ch
     assert van.mean_ci[0] == pytest.approx(lo, abs=0.006) and van.mean_ci[1] == pytest.approx(hi, abs=0.006)
     assert van.mean_ci[0] < van.mean < van.mean_ci[1]
     # no resamples, no interval; a Cell built without one (older callers) has none
-    assert all(math.isnan(x) for x in aggregate(rows, bootstrap=0).cells[("gradcam", "var", "spearman_abs")].mean_ci)
+    unsampled = aggregate(scores, maps, bootstrap=0).cells[("gradcam", "var", "spearman_abs")]
+    assert all(math.isnan(x) for x in unsampled.mean_ci)
     assert all(math.isnan(x) for x in Cell(1.0, 1.0, 0.0, (0.0, 0.0), 1, 1).mean_ci)
 
 
@@ -117,7 +126,7 @@ def test_mean_interval_is_a_bootstrap_over_items_on_the_same_resamples_as_the_ch
 
 
 def test_every_format_opens_with_the_runs_context(plain):
-    written = write_report(plain)
+    written = _report(plain)
     assert {"markdown", "latex", "html", "csv"} <= set(written) and written["html"].name == "report.html"
     texts = {k: written[k].read_text(encoding="utf-8") for k in ("markdown", "latex", "html")}
     for kind, text in texts.items():
@@ -209,11 +218,14 @@ def test_many_variants_give_a_row_per_variant_not_a_wider_table(tmp_path):
     with ResultStore(tmp_path / "results.sqlite") as s:
         s.bind_config({**CONFIG, "variants": {v: {"preset": "paper"} for v in variants}})
         for i, item in enumerate(ITEMS):
-            rows = []
+            out = ItemResult()
             for v in ["vanilla", *variants]:
-                rows += [("cell", "gradcam", v, "region_attribution", 0.5 + 0.01 * i + 0.1 * (v != "vanilla")),
-                         ("cell", "gradcam", v, "zeroed", float(v == "v3" and i == 0))]
-            s.write_item(item, rows, 0.1)
+                dead = v == "v3" and i == 0
+                out.maps.append(MapCheck(item, "cell", "gradcam", v, "constant map" if dead else None))
+                if not dead:
+                    out.scores.append(Score(item, "cell", "gradcam", v, "region_attribution",
+                                            0.5 + 0.01 * i + 0.1 * (v != "vanilla")))
+            s.write_item(item, out, 0.1)
         md = markdown(summarize(s, bootstrap=100))
     header, *rows = _md_table(md, "region_attribution (higher is better)")
     assert header == ["method", "variant", "region_attribution (mean)", "change against vanilla", "unscorable"]
@@ -221,28 +233,32 @@ def test_many_variants_give_a_row_per_variant_not_a_wider_table(tmp_path):
         ["average change", v] for v in variants]
     assert rows[3][4] == "1/10" and rows[0][3] == "" and re.match(r"\+\d+\.\d% \[", rows[1][3])
     header, *rows = _md_table(md, "maps counted (n/N, never averaged)")
-    assert header == ["method", "variant", "zeroed"] and ["gradcam", "v3", "1/10"] in rows
+    assert header == ["method", "variant", "unscorable"] and ["gradcam", "v3", "1/10"] in rows
 
 
 def test_count_metrics_are_n_of_N_never_averaged(plain):
-    written = write_report(plain)
+    written = _report(plain)
     md = written["markdown"].read_text()
     header, *rows = _md_table(md, "maps counted (n/N, never averaged)")
-    assert header == ["method", "zeroed (vanilla)", "zeroed (var)", "no_positive (vanilla)", "no_positive (var)"]
+    assert header == ["method", "unscorable (vanilla)", "unscorable (var)", "no_positive (vanilla)",
+                      "no_positive (var)"]
+    # no_positive counts the scorable maps only: lrp's VAR map of img3 is unscorable, so 0 of 9
     assert {r[0]: r[1:] for r in rows} == {"gradcam": ["0/10", "0/10", "0/10", "0/10"],
-                                           "lrp": ["0/10", "1/10", "2/10", "0/10"],
-                                           "in all": ["0/20", "1/20", "2/20", "0/20"]}
-    assert "## zeroed" not in md and "## no_positive" not in md
+                                           "lrp": ["0/10", "1/10", "2/10", "0/9"],
+                                           "in all": ["0/20", "1/20", "2/20", "0/19"]}
+    assert "## unscorable" not in md and "## no_positive" not in md and "zeroed" not in md
     with written["csv"].open() as f:
         rows = list(csv.DictReader(f))
-    counts = [r for r in rows if r["metric"] in ("zeroed", "no_positive")]
-    assert len(counts) == 8 and all(r["kind"] == "count" and r["mean"] == "" for r in counts)
-    lrp = {(r["variant"], r["metric"]): (r["n"], r["maps"]) for r in counts if r["method"] == "lrp"}
-    assert lrp[("var", "zeroed")] == ("1", "10") and lrp[("vanilla", "no_positive")] == ("2", "10")
+    counts = [r for r in rows if r["kind"] == "count"]
+    assert {r["metric"] for r in counts} == {"no_positive"} and "zeroed" not in {r["metric"] for r in rows}
+    assert len(counts) == 4 and all(r["mean"] == "" for r in counts)
+    lrp = {r["variant"]: r for r in counts if r["method"] == "lrp"}
+    assert (lrp["vanilla"]["n"], lrp["vanilla"]["maps"]) == ("2", "10")
+    assert (lrp["var"]["n"], lrp["var"]["unscorable"]) == ("0", "1")
 
 
 def test_csv_is_long_with_intervals(plain):
-    written = write_report(plain)
+    written = _report(plain)
     with written["csv"].open() as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["method", "variant", "metric", "kind", "mean", "ci_low", "ci_high", "base", "change",
@@ -256,6 +272,44 @@ def test_csv_is_long_with_intervals(plain):
     assert (r["n"], r["items"], r["unscorable"], r["maps"], r["change_unit"]) == ("9", "9", "1", "10", "percent")
     van = next(r for r in means if (r["method"], r["variant"], r["metric"]) == ("lrp", "vanilla", "spearman"))
     assert van["mean"] == "-0.5" and van["change"] == "" and van["ci_low"] == "-0.5"  # numbers stay numbers
+
+
+def _ranked_run(path):
+    """Three variants of known fate: ``good`` (RA +20%, spearman lower), ``zeroing`` (RA +50%, one map unscorable
+    of ten), ``worse`` (RA -20%, spearman higher)."""
+    variants = ["worse", "zeroing", "good"]  # the configuration's order is not the ranking's
+    with ResultStore(path / "results.sqlite") as s:
+        s.bind_config({**CONFIG, "methods": ["gradcam"], "variants": {v: {"preset": "paper"} for v in variants}})
+        for i, item in enumerate(ITEMS):
+            van = 0.3 + 0.04 * i
+            out = ItemResult()
+            for v, ra, rho in (("vanilla", van, 0.5), ("good", van * 1.2, 0.4), ("zeroing", van * 1.5, 0.5),
+                               ("worse", van * 0.8, 0.6)):
+                dead = v == "zeroing" and i == 0
+                out.maps.append(MapCheck(item, "cell", "gradcam", v, "all-zero map" if dead else None))
+                if not dead:
+                    out.scores += [Score(item, "cell", "gradcam", v, "region_attribution", ra),
+                                   Score(item, "cell", "gradcam", v, "spearman", rho + 0.01 * (i % 3))]
+            s.write_item(item, out, 0.1)
+    return path
+
+
+def test_the_ranking_section_ranks_variants_by_the_studys_rule(tmp_path):
+    """The study's rule on one run: a change whose interval is entirely on the worse side (by the metric's
+    registered direction: a higher spearman is worse) is a harm, so is a share of unscorable maps beyond
+    vanilla's; fewest harms first, then most improvements."""
+    run = _ranked_run(tmp_path)
+    md = _report(run)["markdown"].read_text()
+    header, *rows = _md_table(md, "variants ranked (the variant study's rule, on this run's 95% intervals)")
+    assert header == ["variant", "no harm", "harms", "improvements", "mean change (RA)"]
+    # by hand: good improves RA (+20%) and lowers spearman (-0.1): two improvements, no harm; zeroing improves RA
+    # (+50%) but leaves 1 of 10 maps unscorable (vanilla: none; the rule allows 1%); worse: RA -20% and spearman
+    # +0.1, two harms
+    assert rows == [["good", "yes", "0", "2", "+20.0%"], ["zeroing", "no", "1", "1", "+50.0%"],
+                    ["worse", "no", "2", "0", "-20.0%"]]
+    assert "variant_summary" not in md and "maps zeroed" not in md
+    # one variant: nothing to rank
+    assert "variants ranked" not in _report(_plain(tmp_path / "plain"))["markdown"].read_text()
 
 
 # --- HTML --------------------------------------------------------------------------------------------------------
@@ -272,7 +326,7 @@ class _Tags(HTMLParser):
 
 
 def test_html_is_one_self_contained_page(plain):
-    written = write_report(plain)
+    written = _report(plain)
     page = written["html"].read_text(encoding="utf-8")
     figures = [k for k in written if k.startswith("plot_")]
     assert len(figures) == 3 and page.count('src="data:image/png;base64,') == len(figures)
@@ -286,7 +340,7 @@ def test_html_is_one_self_contained_page(plain):
 
 
 def test_html_keeps_its_figures_when_the_files_go(plain):
-    written = write_report(plain)
+    written = _report(plain)
     page = written["html"].read_text(encoding="utf-8")
     for k in [k for k in written if k.startswith("plot_")]:
         written[k].unlink()
@@ -404,10 +458,12 @@ def test_bars_have_interval_error_bars_and_no_empty_groups(tmp_path, monkeypatch
     with ResultStore(tmp_path / "results.sqlite") as s:
         s.bind_config({**CONFIG, "methods": ["gradcam", "lrp", "gradient"]})
         for i, item in enumerate(ITEMS):
-            rows = _plain_rows(i)
-            rows += [("cell", "gradient", "vanilla", "iou", None), ("cell", "gradient", "var", "iou", None)]
-            rows += [("cell", "gradcam", v, "iou", 0.1 * (i % 5)) for v in ("vanilla", "var")]
-            s.write_item(item, rows, 0.1)
+            out = _plain_result(item, i)
+            # gradient's IoU is never finite (the store holds no NaN: an infinite value stands for one)
+            out.maps += [MapCheck(item, "cell", "gradient", v, None) for v in ("vanilla", "var")]
+            out.scores += [Score(item, "cell", "gradient", v, "iou", math.inf) for v in ("vanilla", "var")]
+            out.scores += [Score(item, "cell", "gradcam", v, "iou", 0.1 * (i % 5)) for v in ("vanilla", "var")]
+            s.write_item(item, out, 0.1)
         t = summarize(s, bootstrap=300)
         out = bar_plots(s, t, tmp_path)
     assert set(out) == {"plot_region_attribution", "plot_spearman_abs", "plot_spearman", "plot_iou"}
@@ -432,13 +488,15 @@ def test_sanity_panels_only_for_similarities_with_data(tmp_path, monkeypatch):
     with ResultStore(tmp_path / "results.sqlite") as s:
         s.bind_config({**CONFIG, "benchmark": "sanity"})
         for i, item in enumerate(ITEMS):
-            rows = []
+            out = ItemResult()
             for depth, frac in (("depth000", 0.0), ("depth005", 0.5), ("depth010", 1.0)):
-                rows.append((depth, "*", "*", "fraction", frac))
+                out.attributes.append(UnitAttribute(item, depth, "fraction", frac))
                 for v in ("vanilla", "var"):
-                    rows += [(depth, "gradcam", v, "zeroed", 0.0), (depth, "gradcam", v, "ssim", None),
-                             (depth, "gradcam", v, "spearman_abs", 1 - frac * (0.5 + 0.05 * (i % 3)))]
-            s.write_item(item, rows, 0.1)
+                    out.maps.append(MapCheck(item, depth, "gradcam", v, None))
+                    # ssim is never finite (the store holds no NaN: an infinite value stands for one)
+                    out.scores += [Score(item, depth, "gradcam", v, "ssim", math.inf),
+                                   Score(item, depth, "gradcam", v, "spearman_abs", 1 - frac * (0.5 + 0.05 * (i % 3)))]
+            s.write_item(item, out, 0.1)
         t = summarize(s, unit="depth010", bootstrap=100)
         out = sanity_plot(s, t, tmp_path)
     assert out["sanity"].exists()
@@ -460,7 +518,7 @@ def test_a_mean_outside_its_interval_draws_no_negative_error_bar(tmp_path, monke
     figures = _captured(monkeypatch, attrdist.viz, "save_figure")
     cells = {("m", "vanilla", "iou"): Cell(0.5, 0.5, 0.0, (math.nan, math.nan), 3, 2, (0.52, 0.6)),
              ("m", "var", "iou"): Cell(0.7, 0.5, 40.0, (10.0, 50.0), 3, 2, (0.6, 0.69))}
-    t = Table(["m"], ["vanilla", "var"], ["iou"], cells, {}, 2, [])
+    t = Table(["m"], ["vanilla", "var"], ["iou"], cells, {}, {}, 2)
     out = bar_plots(None, t, tmp_path)
     assert out["plot_iou"].exists()
     bars = [c for c in figures[0].axes[0].containers if hasattr(c, "errorbar")]
