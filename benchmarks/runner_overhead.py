@@ -44,6 +44,7 @@ import attrdist.metrics.localization as loc_metrics
 import attrdist.var as var_module
 from attrdist._memory import reuse_freed_memory
 from attrdist.bench import LocalizationConfig, run_localization
+from attrdist.bench.records import ItemResult, MapCheck, Score, Skip
 from attrdist.bench.store import ResultStore
 from attrdist.models import load_model
 
@@ -141,9 +142,9 @@ def legacy_unscorable(maps):
 
 def legacy_compute(self, batch):
     """``_Regions.compute`` before issue 24: one metrics call per method and variant."""
-    preps = [p if isinstance(p, loc.Skip) else self.with_classes(p) for _, p in batch]
+    preps = [p if isinstance(p, Skip) else self.with_classes(p) for _, p in batch]
     live = [i for i, p in enumerate(preps) if isinstance(p, loc._Prepared)]
-    out = [p if isinstance(p, loc.Skip) else [] for p in preps]
+    out = [p if isinstance(p, Skip) else ItemResult() for p in preps]
     ready = [p for p in preps if isinstance(p, loc._Prepared)]
     x = torch.cat([p.x for p in ready])
     classes = torch.tensor([p.classes for p in ready])
@@ -153,9 +154,13 @@ def legacy_compute(self, batch):
     cols_of = torch.tensor([u.column for _, _, u in units])
     for name, result in self.attribute(x, classes):
         for variant, maps in result.variants(self.variants).items():
-            scores = self._scores(maps.detach().float()[rows_of, cols_of], masks)
+            scores, why = self._scores(maps.detach().float()[rows_of, cols_of], masks)
             for n, (_, i, u) in enumerate(units):
-                out[i] += [(u.name, name, variant, metric, values[n]) for metric, values in scores.items()]
+                item = batch[i][0]
+                out[i].maps.append(MapCheck(item, u.name, name, variant, why.get(n)))
+                if n not in why:
+                    out[i].scores += [Score(item, u.name, name, variant, metric, values[n])
+                                      for metric, values in scores.items()]
     return out
 
 

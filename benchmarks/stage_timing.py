@@ -44,7 +44,8 @@ import attrdist.var as var_module
 from attrdist._memory import reuse_freed_memory
 from attrdist.bench import BENCHMARKS
 from attrdist.bench.config import open_run
-from attrdist.bench.runner import ItemResult, Shard, Skip
+from attrdist.bench.records import Skip
+from attrdist.bench.runner import Shard
 from attrdist.bench.sanity import depths_of
 from attrdist.bench.store import ResultStore
 from attrdist.models import load_model
@@ -159,8 +160,6 @@ def load_config(path: str, ig_steps: int | None, sanity_depths: int | None):
 def write(store: ResultStore, item: str, out: object, seconds: float) -> None:
     if isinstance(out, Skip):
         store.skip_item(item, out.reason)
-    elif isinstance(out, ItemResult):
-        store.write_item(item, out.rows, seconds, 0, out.curves)
     else:
         store.write_item(item, out, seconds, 0)
 
