@@ -365,7 +365,7 @@ def test_cli_read_only_or_full_disk(tmp_path, capsys, monkeypatch, failure, word
 
 
 @pytest.mark.parametrize("message", ["database or disk is full", "attempt to write a readonly database",
-                                     "UNIQUE constraint failed: results.item"])
+                                     "UNIQUE constraint failed: done.item"])
 def test_cli_database_errors_name_the_run(tmp_path, capsys, monkeypatch, message):
     """Item 9: disk full, a read-only database and an IntegrityError under two runs are one line naming the run."""
     import sqlite3
@@ -402,16 +402,20 @@ def test_an_unforeseen_error_is_one_line_and_its_traceback_on_request(monkeypatc
 
 
 @pytest.mark.parametrize(("mutation", "expected"), [
-    ("INSERT INTO results VALUES ('a','u','m','vanilla','region_attribution','abc')", "where a number belongs"),
+    ("INSERT INTO scores VALUES ('a','u','m','vanilla','region_attribution','abc')", "where a number belongs"),
+    ("INSERT INTO maps VALUES ('a','u','m','var',x'00')", "where a name belongs"),
+    ("INSERT INTO curves VALUES ('a','image','m','vanilla','aic','[0.5, \"x\"]')", "where a number belongs"),
     ("UPDATE config SET value='[1,2]' WHERE key='run'", "is a list, not a mapping"),
     ("UPDATE config SET value='{not json' WHERE key='run'", "not valid JSON"),
 ])
 def test_a_crafted_results_database_is_one_line(tmp_path, capsys, mutation, expected):
+    from attrdist.bench.records import ItemResult, MapCheck, Score
     from attrdist.bench.store import ResultStore
 
     with ResultStore(tmp_path / "results.sqlite") as store:
         store.bind_config({"benchmark": "localization", "methods": ["m"]})
-        store.write_item("b", [("u", "m", "vanilla", "region_attribution", 0.4)], 0.0, 0)
+        store.write_item("b", ItemResult(scores=[Score("b", "u", "m", "vanilla", "region_attribution", 0.4)],
+                                         maps=[MapCheck("b", "u", "m", "vanilla", None)]), 0.0, 0)
         store.db.execute(mutation)
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
