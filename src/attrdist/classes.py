@@ -142,9 +142,8 @@ def class_rule(classes: ClassesLike | None, batch: int, device: torch.device | s
     if isinstance(classes, str | ClassSet):
         return parse_class_set(classes)
     if not isinstance(classes, torch.Tensor) and hasattr(classes, "__array__"):  # a NumPy array: [K] or [B, K]
-        classes = torch.as_tensor(classes)
-        if classes.dim() == 1:
-            classes = classes.tolist()
+        array: Tensor = torch.as_tensor(classes)
+        classes = array.tolist() if array.dim() == 1 else array
     items = list(classes) if not isinstance(classes, torch.Tensor) else None
     if items is not None and items and all(isinstance(row, Sequence) and not isinstance(row, str) for row in items):
         rows = [list(row) for row in items]  # per-sample class sets [B, K], as a tensor would give them

@@ -159,7 +159,7 @@ def add_dataclass_options(parser: argparse.ArgumentParser | argparse._ArgumentGr
             continue
         meta = f.metadata
         factory = f.default_factory
-        default = f.default if f.default is not dataclasses.MISSING else factory()
+        default = factory() if f.default is dataclasses.MISSING and callable(factory) else f.default
         choices = meta.get("choices")
         choices = tuple(choices()) if callable(choices) else choices  # registries: read when the parser is built
         shown = ",".join(map(str, default)) if isinstance(default, list | tuple) else default

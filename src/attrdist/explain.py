@@ -103,8 +103,8 @@ def explain_image(
     """
     from .methods import get_method  # the methods import their autograd hooks: not on the help path
 
-    several = list(preset) if isinstance(preset, list | tuple) else None
-    cfg = get_preset(several[0] if several else preset, **var_overrides)
+    presets = _preset_list(preset)
+    cfg = get_preset(presets[0] if presets else None, **var_overrides)
     if not crop and lm.input_size is not None:
         image = fit(image, lm.input_size[::-1])
     shown, x = model_input(image, lm.preprocess, crop=crop)
@@ -121,7 +121,14 @@ def explain_image(
         class_rule=rule.spec if isinstance(rule, ClassSet) else ",".join(map(str, cls[0].tolist())),
         input_kind=input_kind, method_options={m: dict(o) for m, o in (method_options or {}).items() if o},
     )
-    return exp.with_presets(several, **var_overrides) if several and len(several) > 1 else exp
+    return exp.with_presets(presets, **var_overrides) if len(presets) > 1 else exp
+
+
+def _preset_list(preset: str | VARConfig | Sequence[str | VARConfig] | None) -> list[str | VARConfig]:
+    """The presets asked for: none (the default), one, or several (one VAR row each)."""
+    if preset is None:
+        return []
+    return [preset] if isinstance(preset, str | VARConfig) else list(preset)
 
 
 def _class_set_and_target(lm: LoadedModel, x: Tensor, classes: str | ClassSet | Sequence[int],

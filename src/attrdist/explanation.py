@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from PIL import Image
@@ -240,7 +240,7 @@ class Explanation:
                    "low.")
         return "; ".join(p for p in (model, options, preset, words, rows) if p) + "." + why
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, object]:
         """The JSON-serialisable record saved beside the figure."""
         return {
             "attrdist": __version__,
@@ -335,6 +335,6 @@ class Explanation:
         path.write_text(json.dumps(self.record(), indent=2))
         written.append(path)
         path = out / f"{stem}.npz"
-        np.savez_compressed(path, **self.arrays())
+        np.savez_compressed(path, **cast("dict[str, Any]", self.arrays()))
         written.append(path)
         return written

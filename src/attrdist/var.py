@@ -31,7 +31,7 @@ import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from ._lazy import lazy
 from .classes import DEFAULT_CLASSES, ClassesLike, ClassSet, is_ranked, parse_class_set
@@ -281,7 +281,7 @@ class VARConfig:
         """
         return self.tau_ranked if ranked and self.tau_ranked is not None else self.tau
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         """Return the configuration as plain JSON-serialisable values."""
         d = asdict(self)
         d["temperatures"] = list(self.temperatures)
@@ -341,7 +341,7 @@ def get_preset(name: str | VARConfig | None = None, **overrides: object) -> VARC
     changes = {k: v for k, v in overrides.items() if v is not None}
     if "temperatures" in changes:
         changes["temperatures"] = tuple(cast(Iterable[float], changes["temperatures"]))
-    return replace(base, **changes) if changes else base
+    return replace(base, **cast("dict[str, Any]", changes)) if changes else base
 
 
 def preset_margins(ranked: bool) -> dict[str, float]:
@@ -356,9 +356,10 @@ def preset_margins(ranked: bool) -> dict[str, float]:
     return {name: cfg.margin(ranked) for name, cfg in PRESETS.items()}
 
 
-def variant_config(spec: dict) -> VARConfig:
+def variant_config(spec: Mapping[str, object]) -> VARConfig:
     """A VAR configuration from a variant spec ``{"preset": name, **overrides}`` (the preset may be left out)."""
-    return get_preset(spec.get("preset"), **{k: v for k, v in spec.items() if k != "preset"})
+    preset = cast("str | VARConfig | None", spec.get("preset"))
+    return get_preset(preset, **{k: v for k, v in spec.items() if k != "preset"})
 
 
 @dataclass(kw_only=True)
@@ -702,10 +703,10 @@ class VARResult:
             >>> result.refine("paper", tau=0.05).refined_target  # doctest: +SKIP
         """
         cfg = get_preset(self.config if preset is None else preset, **overrides)
-        per_channel = cfg.channels == "each" and self.channel_maps is not None
-        out = refine(self.channel_maps if per_channel else self.maps, cfg, ranked=self.ranked,
+        channel_maps = self.channel_maps if cfg.channels == "each" else None
+        out = refine(self.maps if channel_maps is None else channel_maps, cfg, ranked=self.ranked,
                      warn_identical=warn_identical)
-        refined = out.refined.sum(2) if per_channel else out.refined
+        refined = out.refined if channel_maps is None else out.refined.sum(2)
         return replace(self, refined=refined, q=out.q, keep=out.keep, config=cfg)
 
     def variants(self, configs: Mapping[str, VARConfig], *, target: bool = False) -> dict[str, Tensor]:

@@ -36,6 +36,7 @@ from .classes import class_id
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure, FigureBase
+    from matplotlib.ticker import ScalarFormatter
     from PIL import Image
     from torch import Tensor
 
@@ -192,7 +193,7 @@ def _colorbar(fig: FigureBase, ax: Axes, vmin: float, vmax: float, cmap: str, ca
     mappable = mcm.ScalarMappable(mcolors.Normalize(vmin, vmax), cmap)
     bar = fig.colorbar(mappable, ax=None if cax is not None else ax, cax=cax, fraction=0.046, pad=0.02)
     bar.ax.tick_params(labelsize=size, length=2, pad=1.5)
-    bar.formatter.set_powerlimits((-2, 3))
+    cast("ScalarFormatter", bar.formatter).set_powerlimits((-2, 3))
     bar.update_ticks()
     bar.ax.yaxis.get_offset_text().set_fontsize(size)
     if label:
@@ -259,7 +260,7 @@ def _interactive_backend(name: str) -> bool:
     except ImportError:  # matplotlib < 3.9
         from matplotlib import rcsetup
 
-        interactive = rcsetup.interactive_bk
+        interactive = list(getattr(rcsetup, "interactive_bk", []))
     return name.lower() in {b.lower() for b in interactive}
 
 
@@ -298,7 +299,7 @@ class _ShownOnce:
     def __call__(self) -> None:
         from IPython.display import display
 
-        del self.figure._ipython_display_  # from now on the figure displays as any figure does
+        del vars(self.figure)["_ipython_display_"]  # from now on the figure displays as any figure does
         shell = _jupyter()
         if shell is None or shell.execution_count != self.cell:
             display(self.figure)
@@ -312,7 +313,7 @@ def _display(fig: Figure) -> None:
 
         display(fig)
         plt.close(fig)  # the inline backend would show it a second time at the end of the cell
-        fig._ipython_display_ = _ShownOnce(fig, shell.execution_count)
+        vars(fig)["_ipython_display_"] = _ShownOnce(fig, shell.execution_count)
     elif _interactive_backend(str(matplotlib.get_backend())):
         plt.show()
 
