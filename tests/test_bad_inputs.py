@@ -113,7 +113,7 @@ HTTP = {
     "class spec of 2000+ characters": ("POST", SAMPLE + "&classes=" + "%20" * 1994 + "281,285", _form(b"", "image/png"),
                                        400, "at most 2000"),
     "target not a number": ("POST", SAMPLE + "&target=abc", _form(b"", "image/png"), 400, "target must be an integer"),
-    "target out of range": ("POST", SAMPLE + "&target=5000", _form(b"", "image/png"), 400, "target must lie in"),
+    "target out of range": ("POST", SAMPLE + "&target=5000", _form(b"", "image/png"), 400, "outside the model's"),
     "target nan": ("POST", SAMPLE + "&target=nan", _form(b"", "image/png"), 400, "target must be an integer"),
     "unknown sample": ("POST", "/api/explain?sample=moon", _form(b"", "image/png"), 400, "no sample"),
     "neither image nor sample": ("POST", "/api/explain", _form(b"", "image/png"), 400, "upload an image"),

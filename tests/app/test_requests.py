@@ -15,10 +15,11 @@ KEY = "0123456789abcdef01234567"
 
 def test_explain_request_parses_the_query_and_the_upload():
     req = ExplainRequest.parse({"model": "m", "methods": "gradcam,,gradient", "classes": "tabby, 285",
-                                "target": "+285", "sample": "chelsea"})
+                                "target": " 285 ", "sample": "chelsea"})
     assert (req.model, req.methods, req.classes, req.target, req.image) == ("m", ("gradcam", "gradient"),
-                                                                            "tabby, 285", 285, None)
-    assert ExplainRequest.parse({"target": " tiger cat "}, b"png").target == "tiger cat"  # a name: looked up later
+                                                                            "tabby, 285", "285", None)
+    # an id or a name, read against the model's label set by attrdist.classes.class_id (the one reading)
+    assert ExplainRequest.parse({"target": " tiger cat "}, b"png").target == "tiger cat"
     assert ExplainRequest.parse({}, b"png").image == b"png" and ExplainRequest.parse({}, b"png").model is None
     with pytest.raises(UserError, match="at most 2000"):
         ExplainRequest.parse({"classes": "1," * 1001, "sample": "chelsea"})

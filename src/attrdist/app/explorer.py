@@ -148,6 +148,8 @@ class Explorer:
     def explain(self, request: ExplainRequest, deadline: Deadline | None = None) -> JSON:
         """Compute (or reuse) the raw maps of an image; return its class set, the key of its maps and its margins.
 
+        ``margins`` is the margin each preset applies to this class set (:meth:`Explanation.margins`).
+
         Args:
             request: The parsed request.
             deadline: The request's time limit and client (checked while it waits and before every forward of the
@@ -164,7 +166,7 @@ class Explorer:
                             zip(exp.classes, exp.class_names, exp.probabilities, class_colors(exp.classes),
                                 strict=True)],
                 "methods": [{"name": m, "display": exp.display_names.get(m, m)} for m in exp.results],
-                "margins": preset_margins(job.classes.ranked)}
+                "margins": exp.margins()}
 
     def _job(self, request: ExplainRequest) -> _Job:
         """The request checked against its model, and its cache key."""
@@ -195,16 +197,14 @@ class Explorer:
         return rule
 
     @staticmethod
-    def _target_id(target: int | str | None, lm: LoadedModel) -> int | None:
+    def _target_id(target: str | None, lm: LoadedModel) -> int | None:
         """The explained class, an id or a name of the model's label set (:func:`attrdist.classes.class_id`)."""
         if target is None:
             return None
         try:
             return class_id(target, lm.class_names)
         except ValueError as err:
-            what = (f"target must lie in [0, {len(lm.class_names) - 1}]" if isinstance(target, int)
-                    else "target must be an integer class id or a class name")
-            raise UserError(f"{what}: {err}") from None
+            raise UserError(f"target must be an integer class id or a class name: {err}") from None
 
     def _compute(self, job: _Job, deadline: Deadline) -> Explanation:
         """Run the attribution of a job admitted by the queue (only now is the upload decoded), and cache it."""
@@ -246,7 +246,7 @@ class Explorer:
         return self._with_target(out, request.target)
 
     @staticmethod
-    def _with_target(exp: Explanation, target: int | str | None) -> Explanation:
+    def _with_target(exp: Explanation, target: str | None) -> Explanation:
         """``exp`` explaining ``target``, a class id or a name of its class set (:meth:`Explanation.class_of`)."""
         if target is None:
             return exp
@@ -284,7 +284,7 @@ class Explorer:
         """One method's VAR row, its dominance map and what VAR kept of each map."""
         return {"var": render.row(img, result.refined[0].numpy(), sign),
                 "dominance": render.png(dominance_image(result.q[0].numpy(), classes=exp.classes)),
-                "kept": [float(k.float().mean()) for k in result.keep[0]],
+                "kept": [float(k) for k in result.kept_share[0]],
                 "zeroed": [bool(z) for z in result.kept_nothing[0]]}
 
     def figure(self, request: FigureRequest, deadline: Deadline | None = None) -> Download:

@@ -57,14 +57,12 @@ def _choice(query: Query, name: str, choices: Collection[str]) -> str | None:
     return value or None
 
 
-def _target(query: Query) -> int | str | None:
-    """A class id (an integer) or a class name (any other text, cut to 200 characters); ``None`` if absent."""
-    text = _text(query, "target")
-    if not text:
-        return None
-    if not text.lstrip("+-").isdigit():
-        return text[:200]
-    return int(text)
+def _target(query: Query) -> str | None:
+    """The explained class as given, an id or a name (cut to 200 characters); ``None`` if absent.
+
+    The explorer reads it with :func:`attrdist.classes.class_id` (or :meth:`Explanation.class_of` within a set).
+    """
+    return _text(query, "target")[:200] or None
 
 
 def _temperatures(query: Query) -> tuple[float, ...] | None:
@@ -96,7 +94,7 @@ class ExplainRequest:
     model: str | None = None
     methods: tuple[str, ...] = DEFAULT_METHODS
     classes: str = DEFAULT_CLASSES
-    target: int | str | None = None
+    target: str | None = None
     sample: str | None = None
     image: bytes | None = None
 
@@ -146,7 +144,7 @@ class VarRequest:
     temperatures: tuple[float, ...] | None = None
     tau: float | None = None
     choices: Mapping[str, str] = field(default_factory=dict)
-    target: int | str | None = None
+    target: str | None = None
     sign: str = "auto"
 
     @classmethod
