@@ -88,9 +88,12 @@ def test_new_benchmark_runs_resumes_and_reports(extended, tmp_path, capsys, lite
         assert store.done() == {seen[0]}
     bench.run(cfg, tmp_path, lm=lite0).close()  # resumes: the other items, none twice
     with ResultStore(tmp_path / "results.sqlite") as store:
-        rows = store.rows()
+        scores, maps = store.scores(), store.maps()
         assert len(store.done()) == 3
-    drops = [r for r in rows if r[4] == "prob_drop"]
-    assert len({r[:4] for r in drops}) == len(drops) == 3 * 2 * 2 - sum(r[5] for r in rows if r[4] == "zeroed")
+    assert len(maps) == 3 * 2 * 2  # every map refined is checked, scorable or not
+    drops = [s for s in scores if s.metric == "prob_drop"]
+    keys = {(s.item, s.unit, s.method, s.variant) for s in drops}
+    assert len(keys) == len(drops) == sum(m.scorable for m in maps)  # a score for each scorable map, none twice
+    assert keys == {(m.item, m.unit, m.method, m.variant) for m in maps if m.scorable}
     assert main(["report", str(tmp_path)]) == 0
     assert "prob_drop" in capsys.readouterr().out
