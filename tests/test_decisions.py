@@ -82,9 +82,9 @@ def test_the_margin_of_a_ranked_set_is_one_rule():
     for ranked in (True, False):
         assert preset_margins(ranked) == {n: c.margin(ranked) for n, c in PRESETS.items()}
     assert preset_margins(True)["authors-code"] == 0.01 and preset_margins(False)["authors-code"] == 0.1
-    # the rule reads tau_ranked in var.py only; the page gets each preset's margin from the server
+    # the rule reads tau_ranked in presets.py only; the page gets each preset's margin from the server
     readers = _where(r"\.tau_ranked\b(?!\s*=)", page=True)
-    assert readers == {"var.py"}, readers
+    assert readers == {"presets.py"}, readers
     assert "ClassSet) and not" not in "".join(_sources().values())  # is_ranked, not an inline test
 
 
@@ -96,7 +96,7 @@ def test_the_bounds_of_tau_are_one_constant():
         VARConfig(tau=1.0)
     assert TAU_BOUNDS.control(0.01) == {"min": -0.99, "max": 0.99, "step": 0.01}
     # no other file writes the interval (server: [-0.99, 0.99]; the page's slider: 0..0.5, before)
-    assert _where(r"-0\.99|-1\.0 < |\(-1, 1\)") <= {"var.py"}
+    assert _where(r"-0\.99|-1\.0 < |\(-1, 1\)") <= {"presets.py"}
     slider = re.search(r'<input[^>]*id="tau"[^>]*>', PAGE.read_text())
     assert slider is None or not re.search(r'\b(min|max)="', slider.group(0)), slider
 
@@ -156,3 +156,18 @@ def test_a_class_set_of_the_explanation_answers_by_id_and_name(tiny_cnn):
     assert other.target == 7 and all(int(r["gradient"].target[0]) == 7 for r in other.variant_results().values())
     with pytest.raises(ValueError, match="not in the class set"):
         exp.with_target("class 4")
+
+
+def test_the_configuration_modules_are_light_and_name_the_operators_normalisations():
+    """``attrdist.presets`` and ``attrdist.explain_config`` hold what the help paths read: no torch, no matplotlib."""
+    import subprocess
+    import sys
+
+    from attrdist.presets import NORMALIZATION_NAMES
+    from attrdist.var import NORMALIZATIONS
+
+    assert tuple(NORMALIZATIONS) == NORMALIZATION_NAMES == VARConfig.choices()["normalize"]
+    code = ("import sys, attrdist.presets, attrdist.explain_config; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'matplotlib', 'numpy')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

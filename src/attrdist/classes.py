@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
 from ._lazy import lazy
+from .presets import DEFAULT_CLASSES
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -44,8 +45,6 @@ __all__ = [
 _TOP = re.compile(r"^top(\d+)(\+worst)?$")
 _IDS = re.compile(r"[\d,\s-]*")
 
-#: The class set used when none is named: the 3 most probable classes and the least probable one.
-DEFAULT_CLASSES = "top3+worst"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .classes import ClassSet
-    from .explain import ExplainConfig
+    from .explain_config import ExplainConfig
     from .explanation import Explanation
     from .models import LoadedModel
 
@@ -110,7 +110,7 @@ def _method_opt(text: str) -> tuple[str, str, object]:
 def _variants(text: str) -> dict[str, dict]:
     """``all`` or ``name=preset[+normalisation],...``."""
     from .bench.config import ALL_VARIANTS
-    from .var import DEFAULT_PRESET, NORMALIZATIONS, PRESETS
+    from .presets import DEFAULT_PRESET, NORMALIZATION_NAMES, PRESETS
 
     if text == "all":
         return dict(ALL_VARIANTS)
@@ -118,10 +118,10 @@ def _variants(text: str) -> dict[str, dict]:
     for part in _csv(text):
         name, _, spec = part.partition("=")
         preset, _, norm = (spec or DEFAULT_PRESET).partition("+")
-        if preset not in PRESETS or (norm and norm not in NORMALIZATIONS):
+        if preset not in PRESETS or (norm and norm not in NORMALIZATION_NAMES):
             raise argparse.ArgumentTypeError(
                 f"variant {part!r}: use NAME=PRESET[+NORMALISATION] with a preset in {', '.join(PRESETS)} and a "
-                f"normalisation in {', '.join(NORMALIZATIONS)}")
+                f"normalisation in {', '.join(NORMALIZATION_NAMES)}")
         out[name] = {"preset": preset, **({"normalize": norm} if norm else {})}
     return out
 
@@ -243,8 +243,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _explain_parser(p: argparse.ArgumentParser) -> None:
-    from .explain import ExplainConfig
-    from .var import VARConfig
+    from .explain_config import ExplainConfig
+    from .presets import VARConfig
 
     p.add_argument("images", nargs="*", help="image files; none: a 2x2 grid of the sample photos (scikit-image)")
     add_dataclass_options(p, ExplainConfig)
@@ -433,9 +433,9 @@ def _explain_problem(cfg: ExplainConfig) -> str:
 def _explain_run(args: argparse.Namespace) -> _ExplainRun | str:
     """The run's shared state, or why there is none (a one-line error)."""
     from .classes import class_id, class_set
-    from .explain import ExplainConfig
+    from .explain_config import ExplainConfig
     from .models import WeightsUnavailableError, load_model
-    from .var import VARConfig
+    from .presets import VARConfig
 
     cfg = ExplainConfig(**_given(args, ExplainConfig))
     problem = _explain_problem(cfg)
@@ -456,11 +456,11 @@ def _explain_one(run: _ExplainRun, source: str, kind: str) -> Explanation:
     """Explain one input (an image file, or the sample grid), save its files and say what was written."""
     from tqdm import tqdm
 
-    from .classes import DEFAULT_CLASSES
     from .data import read_image
     from .data.prepare import sample_grid, sample_view
     from .data.samples import SAMPLES
     from .explain import explain_image, grid_classes
+    from .presets import DEFAULT_CLASSES
 
     cfg, lm = run.cfg, run.lm
     classes: ClassSet | Sequence[int] | str = run.classes if run.classes is not None else DEFAULT_CLASSES

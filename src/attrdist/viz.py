@@ -32,6 +32,7 @@ import numpy as np
 
 from ._lazy import lazy
 from .classes import class_id
+from .explain_config import FORMATS, SIGNS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -83,11 +84,6 @@ class _ClassMaps(Protocol):
 #: The class colours (colour-blind-safe Okabe-Ito palette); :func:`class_colors` picks a class's colour by its id.
 CLASS_COLORS = ["#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#F0E442", "#000000"]
 
-#: How signed maps are drawn (see the module docstring).
-SIGNS = ("auto", "positive", "absolute", "diverging")
-
-#: Figure formats :func:`save_figure` writes (PDF and SVG are vector graphics).
-FORMATS = ("png", "pdf", "svg")
 
 #: The smallest font of every figure, in points at the figure's own size (a paper's smallest legible print).
 MIN_FONT_PT = 7.0
