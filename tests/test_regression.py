@@ -11,7 +11,7 @@ maps of O(1) scale (issue 24), which moved one sanity row (a near-zero HOG corre
 The sanity check's default blocks no longer count normalisation-only modules; ``--blocks all`` randomises the
 blocks of the recording.
 
-Values are compared to 1e-5 relative (float32 kernels round differently on another CPU, and ``vjp="auto"`` may
+Values are compared to 1e-4 relative (float32 kernels round differently on another CPU, and ``vjp="auto"`` may
 pick batched or sequential VJPs, whose float32 gradients can differ in the last digits); everything else (items,
 units, methods, variants, metrics, skips) exactly. The sample grid of ``explain`` is the one recorded change of
 the redesign: its cells are now resized like the benchmarks' (bilinear, one image-preparation module) instead of
@@ -47,8 +47,15 @@ def _run(*args):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+#: The relative tolerance. 1e-5 held on the AMD EPYC the reference was recorded on; on an Intel Xeon (AVX-512
+#: kernels) 5 of the 1440 localisation rows move by 2e-5 to 5.6e-5, the code of the recording (c4ca9d8) included:
+#: one pixel at a threshold (VAR's 1/K under `paper`, IoU's binarisation) falls on the other side. One pixel of a
+#: 112-px cell changes a share by about 1e-4 of itself at most; any real change of a method moves far more rows.
+REL = 1e-4
+
+
 def _close(a, b):
-    return a == b or (a is not None and b is not None and abs(a - b) <= 1e-5 * max(abs(a), abs(b), 1e-6))
+    return a == b or (a is not None and b is not None and abs(a - b) <= REL * max(abs(a), abs(b), 1e-6))
 
 
 @pytest.mark.parametrize("benchmark", list(COMMANDS))

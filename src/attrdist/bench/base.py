@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,10 +39,10 @@ from .runner import Progress, Shard, duration_text
 from .store import ResultStore
 
 if TYPE_CHECKING:
-    from torch import Tensor
+    from torch import Tensor, nn
 
     from ..classes import ClassesLike
-    from ..data.kinds import Dataset
+    from ..data.kinds import Dataset, ImageItem
     from ..methods import Attributor
     from ..models import LoadedModel
     from ..var import VARResult
@@ -410,9 +411,13 @@ class Benchmark:
 
     # hooks -----------------------------------------------------------------------------------------------
 
+    @cached_property
+    def _images(self) -> dict[str, ImageItem]:
+        """The dataset's single images by id."""
+        return {it.id: it for it in self.dataset.images()}
+
     def all_items(self) -> list[str]:
         """Every item id the dataset offers, in a deterministic order (default: its single images)."""
-        self._images = {it.id: it for it in self.dataset.images()}
         return list(self._images)
 
     def items(self) -> list[str]:
@@ -458,7 +463,7 @@ class Benchmark:
 
     # building blocks -------------------------------------------------------------------------------------
 
-    def attribute(self, x: Tensor, classes: ClassesLike | Tensor, model: object | None = None,
+    def attribute(self, x: Tensor, classes: ClassesLike | Tensor, model: nn.Module | None = None,
                   methods: dict[str, Attributor] | None = None) -> Iterator[tuple[str, VARResult]]:
         """One :class:`~attrdist.var.VAR` result per method, refined by the first variant.
 
@@ -483,7 +488,7 @@ class Benchmark:
             self.progress.step(x.shape[0] / self.progress_steps(), f"{self.doing} {name}".strip())
             yield name, result
 
-    def methods_for(self, model: object) -> dict[str, Attributor]:
+    def methods_for(self, model: nn.Module) -> dict[str, Attributor]:
         """The run's methods, with their options, built for another model (built again on every call)."""
         from ..methods import get_method
 
@@ -494,7 +499,7 @@ class Benchmark:
         """Calls of :meth:`attribute`'s methods per item (the progress bar's steps; default: one per method)."""
         return max(1, len(self.methods))
 
-    def target_maps(self, x: Tensor, classes: ClassesLike | Tensor, model: object | None = None,
+    def target_maps(self, x: Tensor, classes: ClassesLike | Tensor, model: nn.Module | None = None,
                     methods: dict[str, Attributor] | None = None) -> dict[tuple[str, str], Tensor]:
         """The target's map of the first sample, vanilla and every variant: ``(method, variant) -> [H, W]``."""
         return {(name, variant): m[0] for name, result in self.attribute(x, classes, model, methods)

@@ -71,7 +71,7 @@ class Insertion(Benchmark):
                 "attrdist bench insertion --curve rise --out runs/rise")
     cfg: InsertionConfig
 
-    def predict(self, batch: object) -> object:
+    def predict(self, batch: np.ndarray) -> np.ndarray:
         """Softmax of the model on ``uint8`` images ``[N, H, W, 3]`` (what the PIC curves call)."""
         import torch
 
@@ -79,7 +79,7 @@ class Insertion(Benchmark):
         with torch.inference_mode():
             return self.lm.model(x.to(self.cfg.device)).softmax(1).double().cpu().numpy()
 
-    def score(self, item: str, prepared: ImageInput) -> ItemResult:
+    def score(self, item: str, prepared: object) -> ItemResult:
         """The insertion curves (or RISE areas) of each method's target map, vanilla and every variant.
 
         PIC: the image's shared part (its random mask's reconstruction, the information estimates, the model on
@@ -95,6 +95,7 @@ class Insertion(Benchmark):
         )
         from ..metrics.rise import rise_curves
 
+        assert isinstance(prepared, ImageInput)
         c = self.cfg
         x = prepared.x.to(c.device)
         image = np.asarray(prepared.shown, dtype=np.uint8)
@@ -115,7 +116,8 @@ class Insertion(Benchmark):
             return out
         if not scored:
             return out
-        base = PicBase.of(image, random_mask(*image.shape[:2], c.mask_fraction, seed), self.predict)
+        height, width = image.shape[:2]
+        base = PicBase.of(image, random_mask(height, width, c.mask_fraction, seed), self.predict)
         pic = pic_curves_many(base, [sal.numpy() for _, _, sal, _ in scored], self.predict, PIC_THRESHOLDS,
                               c.min_pred)
         for (name, variant, _, _), curves in zip(scored, pic, strict=True):

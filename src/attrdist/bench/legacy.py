@@ -73,7 +73,8 @@ class LegacyRecords:
         out.attributes = [UnitAttribute(i, u, "fraction", v) for (i, u), v in sorted(attributes.items())]
         for row in db.execute("SELECT item, unit, method, variant, name, data FROM curves "
                               "ORDER BY item, unit, method, variant, name"):
-            out.curves.append(Curve(*row[:5], tuple(float(v) for v in json.loads(row[5]))))
+            item, unit, method, variant, name, data = (str(v) for v in row)
+            out.curves.append(Curve(item, unit, method, variant, name, tuple(float(v) for v in json.loads(data))))
         out._expand_curve_skips(part_skips)
         return out
 
@@ -87,9 +88,11 @@ class LegacyRecords:
             if split is None:
                 self.skipped.append(SkippedItem(str(key), str(reason)))
             elif len(split[1]) == 3:  # the sanity check: item/unit/method/variant
-                reasons[(split[0], *split[1])] = str(reason)
+                unit, method, variant = split[1]
+                reasons[(split[0], unit, method, variant)] = str(reason)
             elif len(split[1]) == 2:  # insertion: item/method/variant
-                reasons[(split[0], "", *split[1])] = str(reason)
+                method, variant = split[1]
+                reasons[(split[0], "", method, variant)] = str(reason)
             else:  # a PIC curve: item/curve
                 part_skips.append((split[0], split[1][0], str(reason)))
         return reasons, part_skips

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from PIL import Image
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..data.grids import Candidate, Grid
-    from ..data.kinds import ImageItem, ObjectsItem
+    from ..data.kinds import ObjectsItem
     from .report import Table
     from .store import ResultStore
 
@@ -175,7 +175,7 @@ class _Regions(Benchmark):
         import torch
 
         c = self.cfg
-        preps = [p if isinstance(p, Skip) else self.with_classes(p) for _, p in batch]
+        preps = [p if isinstance(p, Skip) else self.with_classes(cast(_Prepared, p)) for _, p in batch]
         live = [i for i, p in enumerate(preps) if isinstance(p, _Prepared)]
         out: list[Rows] = [p if isinstance(p, Skip) else ItemResult() for p in preps]
         if not live:
@@ -268,10 +268,6 @@ class Localization(_Regions):
         return lru_cache(maxsize=64)(self._cell_image)
 
     @cached_property
-    def _images(self) -> dict[str, ImageItem]:
-        return {it.id: it for it in self.dataset.images()}
-
-    @cached_property
     def _own_grids(self) -> bool:
         return self.grids_of_dataset is not None
 
@@ -350,7 +346,8 @@ class Localization(_Regions):
         from ..data.prepare import compose_grid, fit
 
         grid, c = self.grids[item], self.cfg
-        cells, objects = [], []
+        cells: list[Image.Image] = []
+        objects: list[np.ndarray | None] = []
         for it in grid.items:
             cells.append(self._cell(it))
             mask = None if self._own_grids else self._images[it].mask

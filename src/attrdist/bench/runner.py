@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .records import ItemResult, Skip, SkippedItem
 from .store import ResultStore, StoredItem
@@ -236,10 +236,11 @@ class _Prepared:
 def _prepared(todo: list[str], prepare: Callable[[str], object], workers: int) -> Iterator[tuple[str, object]]:
     if workers < 1:
         return ((it, prepare(it)) for it in todo)
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, Dataset
 
-    loader = DataLoader(_Prepared(todo, prepare), batch_size=None, num_workers=workers, prefetch_factor=4,
-                        persistent_workers=False)
+    loader: DataLoader[tuple[str, object]] = DataLoader(
+        cast("Dataset[tuple[str, object]]", _Prepared(todo, prepare)), batch_size=None, num_workers=workers,
+        prefetch_factor=4, persistent_workers=False)
     return iter(loader)
 
 

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 from ..metrics.base import metrics_for, metrics_of
 from ..options import opt
 from .base import Benchmark, ImageInput
-from .config import ImageRunConfig
-from .records import ItemResult, Score, UnitAttribute
+from .config import ImageRunConfig, RunConfig
+from .records import ItemResult, Score, Skip, UnitAttribute
 from .registry import register_benchmark
 
 if TYPE_CHECKING:
@@ -76,6 +76,12 @@ class SanityConfig(ImageRunConfig):
         "or comma-separated dotted module names; the run's stored config lists the names used"))
 
 
+def _skip(prepared: object) -> Skip:
+    """An item the preparation skipped (anything else was computed)."""
+    assert isinstance(prepared, Skip), prepared
+    return prepared
+
+
 def depths_of(n_blocks: int, count: int | None) -> list[int]:
     """Evenly spaced cumulative depths from 0 (original) to ``n_blocks`` (all randomised)."""
     if not count or count >= n_blocks + 1:
@@ -95,15 +101,17 @@ class Sanity(Benchmark):
     cfg: SanityConfig
 
     @classmethod
-    def check(cls, config: SanityConfig, dataset: Dataset) -> None:
+    def check(cls, config: RunConfig, dataset: Dataset) -> None:
         """Unknown similarity measures fail before the model loads."""
+        assert isinstance(config, SanityConfig)
         metrics_for("similarity", config.similarities)
 
     @classmethod
-    def resolve(cls, config: SanityConfig, lm: LoadedModel) -> SanityConfig:
+    def resolve(cls, config: RunConfig, lm: LoadedModel) -> SanityConfig:
         """The block names randomised, from the output towards the input (stored with the run)."""
         from ..models.randomize import randomization_blocks
 
+        assert isinstance(config, SanityConfig)
         return dataclasses.replace(config, blocks=randomization_blocks(lm.model, config.blocks))
 
     @cached_property
@@ -153,7 +161,7 @@ class Sanity(Benchmark):
                 done[item].extend(self._depth(item, d, maps, original[item]))
                 done[item].timings[f"depth{d:03d}"] = moved + time.perf_counter() - start
         self.doing = ""
-        return [done.get(item, prepared) for item, prepared in batch]
+        return [done[item] if item in done else _skip(prepared) for item, prepared in batch]
 
     def _depth(self, item: str, d: int, maps: dict[tuple[str, str], Tensor],
                original: dict[tuple[str, str], Tensor]) -> ItemResult:

@@ -248,6 +248,14 @@ class ResultStore:
         with self.lock:
             return self.db.execute(sql, params).fetchall()
 
+    def _name(self, value: object, what: str) -> str:
+        return _text(value, self.path, what)
+
+    def _key(self, row: tuple, what: str) -> tuple[str, str, str, str]:
+        """``(item, unit, method, variant)`` of a stored row, checked to be names."""
+        return (self._name(row[0], what), self._name(row[1], what), self._name(row[2], what),
+                self._name(row[3], what))
+
     def done(self) -> set[str]:
         """Items fully stored (or skipped as a whole)."""
         return {r[0] for r in self._query("SELECT item FROM done UNION SELECT item FROM skipped")}
@@ -257,17 +265,16 @@ class ResultStore:
         if self.layout == 1:
             return list(self._legacy_view().scores)
         rows = self._query("SELECT * FROM scores ORDER BY item, unit, method, variant, metric")
-        p = self.path
-        return [Score(*(_text(v, p, "score") for v in r[:5]), _number(r[5], p, f"score of {str(r[4])[:60]!r}"))
-                for r in rows]
+        return [Score(*self._key(r, "score"), self._name(r[4], "score"),
+                      _number(r[5], self.path, f"score of {str(r[4])[:60]!r}")) for r in rows]
 
     def maps(self) -> list[MapCheck]:
         """Every map refined, with the reason it could not be scored (``None``: scorable), sorted."""
         if self.layout == 1:
             return list(self._legacy_view().maps)
         rows = self._query("SELECT * FROM maps ORDER BY item, unit, method, variant")
-        return [MapCheck(*(_text(v, self.path, "map check") for v in r[:4]),
-                         None if r[4] is None else _text(r[4], self.path, "map check")) for r in rows]
+        return [MapCheck(*self._key(r, "map check"), None if r[4] is None else self._name(r[4], "map check"))
+                for r in rows]
 
     def curves(self, name: str | None = None) -> list[Curve]:
         """Stored curves (of one ``name`` if given), sorted."""
@@ -275,7 +282,7 @@ class ResultStore:
             return [c for c in self._legacy_view().curves if name is None or c.name == name]
         sql = "SELECT * FROM curves" + (" WHERE name=?" if name is not None else "")
         rows = self._query(sql + " ORDER BY item, unit, method, variant, name", () if name is None else (name,))
-        return [Curve(*(_text(v, self.path, "curve") for v in r[:5]), tuple(_curve(r[5], self.path)))
+        return [Curve(*self._key(r, "curve"), self._name(r[4], "curve"), tuple(_curve(r[5], self.path)))
                 for r in rows]
 
     def curve_skips(self) -> list[CurveSkip]:
@@ -283,21 +290,24 @@ class ResultStore:
         if self.layout == 1:
             return list(self._legacy_view().curve_skips)
         rows = self._query("SELECT * FROM curve_skips ORDER BY item, unit, method, variant, name")
-        return [CurveSkip(*(_text(v, self.path, "curve skip") for v in r)) for r in rows]
+        return [CurveSkip(*self._key(r, "curve skip"), self._name(r[4], "curve skip"), self._name(r[5], "curve skip"))
+                for r in rows]
 
     def unit_attributes(self) -> list[UnitAttribute]:
         """Facts about units (the sanity check's depth fractions), sorted."""
         if self.layout == 1:
             return list(self._legacy_view().attributes)
         rows = self._query("SELECT * FROM unit_attributes ORDER BY item, unit, name")
-        return [UnitAttribute(*(_text(v, self.path, "unit attribute") for v in r[:3]),
-                              _number(r[3], self.path, "unit attribute")) for r in rows]
+        return [UnitAttribute(self._name(r[0], "unit attribute"), self._name(r[1], "unit attribute"),
+                              self._name(r[2], "unit attribute"), _number(r[3], self.path, "unit attribute"))
+                for r in rows]
 
     def skipped(self) -> list[SkippedItem]:
         """Items skipped as a whole and their reasons."""
         if self.layout == 1:
             return list(self._legacy_view().skipped)
-        return [SkippedItem(*r) for r in self._query("SELECT item, reason FROM skipped ORDER BY item")]
+        return [SkippedItem(self._name(r[0], "skip"), self._name(r[1], "skip"))
+                for r in self._query("SELECT item, reason FROM skipped ORDER BY item")]
 
     def timings(self) -> dict[str, tuple[float, int]]:
         """Mean seconds per item of each recorded stage, and the items that recorded it: ``stage -> (mean, n)``.

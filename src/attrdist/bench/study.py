@@ -53,7 +53,7 @@ CANDIDATES: dict[str, dict] = {
     "paper": {"preset": "paper"},
     "authors-code": {"preset": "authors-code"},
     "normalized": {"preset": "normalized"},
-    **{name: {"preset": "normalized", **fields} for name, fields in {
+    **{name: {"preset": "normalized", **fields} for name, fields in dict[str, dict[str, object]]({
         "n+abs": {"magnitude": "abs"},
         "n+positive": {"magnitude": "positive"},
         "n+each": {"channels": "each"},
@@ -77,7 +77,7 @@ CANDIDATES: dict[str, dict] = {
                                                   "temperatures": [0.1, 0.3, 1.0], "min_keep": 0.05},
         "n+abs+smooth.02+t.1-.3-1+keep.05": {"magnitude": "abs", "smooth": 0.02, "temperatures": [0.1, 0.3, 1.0],
                                              "min_keep": 0.05},
-    }.items()},
+    }).items()},
 }
 
 #: The candidates of the second study (2026-11-30): the three presets of the paper's formula and the authors' code,

@@ -12,7 +12,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,11 +30,12 @@ class _Figures:
     """Figures without pyplot: no backend is chosen or switched (a notebook keeps its own), nothing stays open."""
 
     @staticmethod
-    def subplots(*args: object, figsize: tuple[float, float], **kwargs: object) -> tuple:
+    def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float],
+                 squeeze: bool = True) -> tuple[Figure, Any]:
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=figsize)
-        return fig, fig.subplots(*args, **kwargs)
+        return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
 
 
 def _pyplot() -> _Figures:

@@ -215,7 +215,8 @@ def header(t: Table) -> list[tuple[str, str]]:
             f"{reason}: {n}" for reason, n in _skip_reasons(recorded))
     else:
         skips = "none recorded"
-    specs = cfg.get("variants") if isinstance(cfg.get("variants"), dict) else {}
+    given = cfg.get("variants")
+    specs: dict = given if isinstance(given, dict) else {}
     variants = ["vanilla (the raw maps)"]
     for v in t.variants[1:]:
         spec = specs.get(v)
