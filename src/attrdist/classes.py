@@ -160,7 +160,7 @@ def class_rule(classes: ClassesLike | None, batch: int, device: torch.device | s
     return validate_classes(torch.as_tensor([items], device=device).expand(batch, -1))
 
 
-def is_ranked(rule: object) -> bool:
+def is_ranked(rule: ClassesLike | None) -> bool:
     """Whether a class-set rule is chosen by rank (a ranked :class:`ClassSet`); lists and tensors are predefined.
 
     The one answer to "does ``tau_ranked`` apply" (:meth:`~attrdist.var.VARConfig.margin`).

@@ -107,7 +107,7 @@ def _method_opt(text: str) -> tuple[str, str, object]:
     return method.strip(), option.strip().replace("-", "_"), parsed
 
 
-def _variants(text: str) -> dict[str, dict]:
+def _variants(text: str) -> dict[str, dict[str, str]]:
     """``all`` or ``name=preset[+normalisation],...``."""
     from .bench.config import ALL_VARIANTS
     from .presets import DEFAULT_PRESET, NORMALIZATION_NAMES, PRESETS

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from PIL import Image
@@ -40,7 +40,7 @@ def explain_image(
     preset: str | VARConfig | Sequence[str | VARConfig] | None = None,
     device: str = "cpu",
     crop: bool = True,
-    method_options: dict[str, dict] | None = None,
+    method_options: Mapping[str, Mapping[str, object]] | None = None,
     input_kind: str = "photo",
     **var_overrides: object,
 ) -> Explanation:

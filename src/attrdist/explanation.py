@@ -24,7 +24,11 @@ from .var import PRESETS, VARConfig, VARResult, get_preset, preset_margins
 from .version import __version__
 
 if TYPE_CHECKING:
+    from typing import Unpack
+
     from matplotlib.figure import Figure
+
+    from .viz import FigureOptions
 
 torch = lazy("torch")
 
@@ -298,7 +302,7 @@ class Explanation:
                     arrays[f"refined_{name}@{label}"] = r.refined[0].numpy()
         return arrays
 
-    def figure(self, **options: Any) -> Figure:
+    def figure(self, **options: Unpack[FigureOptions]) -> Figure:
         """The paper-style figure (:func:`attrdist.viz.explanation_figure`; ``options``: ``sign``, ``width``, ...)."""
         from .viz import explanation_figure
 
@@ -311,7 +315,7 @@ class Explanation:
         return figure_png(self.figure())
 
     def save(self, out_dir: str | Path, stem: str, formats: Sequence[str] = ("png",), *, dpi: int = 200,
-             **figure_options: Any) -> list[Path]:
+             **figure_options: Unpack[FigureOptions]) -> list[Path]:
         """Write ``<stem>.<format>`` (the figure), ``<stem>.json`` and ``<stem>.npz`` into ``out_dir``.
 
         Args:

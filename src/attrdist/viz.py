@@ -26,7 +26,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypedDict, cast, runtime_checkable
 
 import numpy as np
 
@@ -51,6 +51,9 @@ mpatches = lazy("matplotlib.patches")
 __all__ = [
     "CLASS_COLORS",
     "MIN_FONT_PT",
+    "ClassMaps",
+    "FigureOptions",
+    "ImageLike",
     "ExplanationLike",
     "RefinedMaps",
     "ResultLike",
@@ -68,17 +71,36 @@ __all__ = [
 ]
 
 
-class _ClassMaps(Protocol):
+@runtime_checkable
+class ClassMaps(Protocol):
     """What :func:`show` reads from a result: a :class:`~attrdist.var.VARResult` or an ``Attribution``."""
 
     @property
-    def maps(self) -> Tensor: ...
+    def maps(self) -> Tensor:
+        """Raw maps ``[B, K, H, W]``."""
 
     @property
-    def classes(self) -> Tensor: ...
+    def classes(self) -> Tensor:
+        """The class set ``[B, K]``."""
 
     @property
-    def target(self) -> Tensor: ...
+    def target(self) -> Tensor:
+        """The explained class ``[B]``."""
+
+
+#: An image to draw maps over: PIL, a uint8 array ``[H, W, 3]``, a ``[3, H, W]`` tensor in [0, 1], or none.
+ImageLike: TypeAlias = "Image.Image | np.ndarray | Tensor | None"
+
+
+class FigureOptions(TypedDict, total=False):
+    """The options of :func:`explanation_figure` (``Explanation.figure(**options)`` and ``save`` pass them on)."""
+
+    cell: float
+    width: float | None
+    sign: str
+    multiply_input: bool
+    colorbar: bool
+    caption: bool
 
 
 #: The class colours (colour-blind-safe Okabe-Ito palette); :func:`class_colors` picks a class's colour by its id.
@@ -230,7 +252,7 @@ def _fit(text: str, length_in: float, size: float, lines: int = 1) -> str:
     return "\n".join(out)
 
 
-def _as_image(image: object) -> np.ndarray | None:
+def _as_image(image: ImageLike) -> np.ndarray | None:
     if image is None:
         return None
     if isinstance(image, torch.Tensor):
@@ -260,7 +282,7 @@ def _interactive_backend(name: str) -> bool:
     return name.lower() in {b.lower() for b in interactive}
 
 
-def _class_map(result: _ClassMaps, which: str, sample: int, query: int | str | None) -> tuple[np.ndarray, str]:
+def _class_map(result: ClassMaps, which: str, sample: int, query: int | str | None) -> tuple[np.ndarray, str]:
     """One class's map of a result (by id or name, default the target) and its title."""
     if which not in ("refined", "raw"):
         raise ValueError(f"which must be 'refined' or 'raw', got {which!r}")
@@ -329,9 +351,10 @@ def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
-def show(result: object, image: object = None, *, ax: Axes | None = None, which: str = "refined", sample: int = 0,
-         class_id: int | str | None = None, sign: str = "auto", colorbar: bool = True, alpha: float = 0.6,
-         title: str | None = None, display: bool = True) -> Figure:
+def show(result: Tensor | np.ndarray | ClassMaps | ExplanationLike, image: ImageLike = None, *,
+         ax: Axes | None = None, which: str = "refined", sample: int = 0, class_id: int | str | None = None,
+         sign: str = "auto", colorbar: bool = True, alpha: float = 0.6, title: str | None = None,
+         display: bool = True) -> Figure:
     """Draw one map of a result in one line, and show it.
 
     Args:
@@ -363,9 +386,8 @@ def show(result: object, image: object = None, *, ax: Axes | None = None, which:
         >>> fig.axes[0].images[0].get_array().shape
         (8, 8, 3)
     """
-    draw = getattr(result, "figure", None)
-    if callable(draw):  # an Explanation draws its own figure (viz does not import it: no import circle)
-        fig = cast("Figure", draw(sign=sign))
+    if isinstance(result, ExplanationLike):  # an Explanation: its whole figure (viz does not import it: no circle)
+        fig = explanation_figure(result, sign=sign)
         if display:
             _display(fig)
         return fig
@@ -373,7 +395,7 @@ def show(result: object, image: object = None, *, ax: Axes | None = None, which:
         m = np.asarray(result.detach().cpu() if isinstance(result, torch.Tensor) else result, dtype=np.float64)
         name = ""
     else:
-        m, name = _class_map(cast(_ClassMaps, result), which, sample, class_id)
+        m, name = _class_map(result, which, sample, class_id)
     if m.ndim != 2:
         raise ValueError(f"show draws a 2-D map, got shape {m.shape}")
     fig = _draw_map(m, image, ax, sign=sign, alpha=alpha, title=title if title is not None else name.strip(),
@@ -383,7 +405,7 @@ def show(result: object, image: object = None, *, ax: Axes | None = None, which:
     return fig
 
 
-def _draw_map(m: np.ndarray, image: object, ax: Axes | None, *, sign: str, alpha: float, title: str, colorbar: bool,
+def _draw_map(m: np.ndarray, image: ImageLike, ax: Axes | None, *, sign: str, alpha: float, title: str, colorbar: bool,
               refined: bool) -> Figure:
     """One map over the image on ``ax`` (default: a new figure of 4 inches), with its colour bar."""
     values, lo, hi, cmap = row_scale(m, sign)
@@ -418,6 +440,7 @@ class RefinedMaps(Protocol):
         """Whether VAR kept no pixel of each map ``[1, K]`` (:func:`attrdist.var.kept_nothing`)."""
 
 
+@runtime_checkable
 class ExplanationLike(Protocol):
     """What :func:`explanation_figure` reads: an :class:`~attrdist.explanation.Explanation` (viz does not import it)."""
 
