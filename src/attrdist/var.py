@@ -9,7 +9,8 @@ each class, only the pixels where that class is more likely than uniform::
 
 The authors' public code differs from the paper text (``|H|``, one temperature used as a multiplier,
 per-channel distributions, ``tau = 0.1`` for predefined class sets and ``0.01`` for ranked ones); both are
-presets here, and every parameter can be set on its own.
+presets, and every parameter can be set on its own. The parameters (:class:`VARConfig`), the presets and their
+bounds live in the light module :mod:`attrdist.presets` and are re-exported here.
 
 :class:`VAR` wraps any attribution method: ``VAR(method, classes=..., preset=...).attribute(x)`` computes
 the raw maps of the class set once and returns a :class:`VARResult`, whose :meth:`VARResult.refine`
