@@ -67,6 +67,12 @@ def test_var_matches_cpu_and_auto_vjp_measures_on_cuda():
         torch.testing.assert_close(gpu.q.cpu(), cpu.q, rtol=1e-6, atol=1e-12)
 
 
+def _values(store):
+    """Every score of a run by its map and metric; every map's check (``None``: scorable, else the reason)."""
+    scores = {(s.item, s.unit, s.method, s.variant, s.metric): s.value for s in store.scores()}
+    return scores, {(m.item, m.unit, m.method, m.variant): m.reason for m in store.maps()}
+
+
 def test_benchmark_run_on_cuda_matches_cpu(tmp_path):
     import subprocess
 
@@ -82,11 +88,12 @@ def test_benchmark_run_on_cuda_matches_cpu(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "attrdist", *args, "--out", str(out), "--device", device],
                               capture_output=True, text=True, timeout=600, env=env)
         assert proc.returncode == 0, proc.stderr
-        with ResultStore(out / "results.sqlite") as store:
-            values[device] = {tuple(r[:5]): r[5] for r in store.rows()}
-    assert values["cpu"].keys() == values["cuda"].keys() and len(values["cpu"]) > 0
-    for key, v in values["cpu"].items():
-        assert values["cuda"][key] == pytest.approx(v, rel=1e-3, abs=1e-4), key
+        with ResultStore(out / "results.sqlite", read_only=True) as store:
+            values[device] = _values(store)
+    (cpu, cpu_maps), (gpu, gpu_maps) = values["cpu"], values["cuda"]
+    assert cpu_maps == gpu_maps and cpu.keys() == gpu.keys() and len(cpu) > 0
+    for key, v in cpu.items():
+        assert gpu[key] == pytest.approx(v, rel=1e-3, abs=1e-4), key
 
 
 @pytest.fixture
@@ -129,8 +136,9 @@ def test_batched_benchmark_items_match_single_on_cuda(tmp_path, no_tf32):
     for batch in (1, 4):
         cfg = LocalizationConfig(methods=["gradcam", "gradient"], max_items=4, cell=64, batch_size=batch,
                                  device="cuda")
-        with run_localization(cfg, tmp_path / str(batch)) as store:
-            values[batch] = {tuple(r[:5]): r[5] for r in store.rows()}
-    assert values[1].keys() == values[4].keys()
-    for key, v in values[1].items():
-        assert values[4][key] == pytest.approx(v, rel=1e-3, abs=1e-4), key
+        with run_localization(cfg, tmp_path / str(batch)) as run:
+            values[batch] = _values(run.store)
+    (one, one_maps), (four, four_maps) = values[1], values[4]
+    assert one_maps == four_maps and one.keys() == four.keys()
+    for key, v in one.items():
+        assert four[key] == pytest.approx(v, rel=1e-3, abs=1e-4), key

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attrdist.bench import CocoConfig, CocoLocalization, Localization, LocalizationConfig, ResultStore, run_localization
+from attrdist.bench import (
+    CocoConfig,
+    CocoLocalization,
+    Localization,
+    LocalizationConfig,
+    ResultStore,
+    SkippedItem,
+    run_localization,
+)
 from attrdist.data.grids import Candidate
 from attrdist.data.imagenet import imagenet_class_names
 from attrdist.data.samples import sample_image
@@ -42,13 +50,12 @@ def test_coco_run(tmp_path, lite0):
     (tmp_path / "annotations" / "instances_val2017.json").write_text(
         json.dumps({"images": images, "annotations": anns, "categories": cats}))
     cfg = CocoConfig(dataset=f"coco:{tmp_path}", methods=["gradcam"])
-    store = CocoLocalization.run(cfg, tmp_path / "run", lm=lite0)
-    rows = store.rows()
-    assert {r[1] for r in rows} == {"obj1:cat", "obj2:cup"}
-    ra = {(r[1], r[3]): r[5] for r in rows if r[4] == "region_attribution"}
+    with CocoLocalization.run(cfg, tmp_path / "run", lm=lite0) as run:
+        scores, maps, skipped = run.store.scores(), run.store.maps(), run.store.skipped()
+    assert {s.unit for s in scores} == {m.unit for m in maps} == {"obj1:cat", "obj2:cup"}
+    ra = {(s.unit, s.variant): s.value for s in scores if s.metric == "region_attribution"}
     assert ra[("obj1:cat", "vanilla")] > 0.5 and ra[("obj2:cup", "vanilla")] > 0.5
-    assert store.skipped() == [("8", "1 category with probability >= 0.0001; VAR needs 2")]
-    store.close()
+    assert skipped == [SkippedItem("8", "1 category with probability >= 0.0001; VAR needs 2")]
 
 
 def test_part_quad_run(tmp_path, lite0):
@@ -64,10 +71,10 @@ def test_part_quad_run(tmp_path, lite0):
                                                      "categories": [{"id": 1, "name": "part"}]}))
     cfg = LocalizationConfig(dataset=f"parts:{tmp_path}", methods=["gradcam"], cell=64, selection="random")
     run_localization(cfg, tmp_path / "run", lm=lite0).close()
-    with ResultStore(tmp_path / "run" / "results.sqlite") as s:
-        rows = s.rows()
-    assert {r[1] for r in rows} == {"cell0", "cell1", "cell2", "cell3"}
-    assert np.isfinite([r[5] for r in rows]).all()
+    with ResultStore(tmp_path / "run" / "results.sqlite", read_only=True) as s:
+        scores, maps = s.scores(), s.maps()
+    assert {x.unit for x in scores} == {m.unit for m in maps} == {"cell0", "cell1", "cell2", "cell3"}
+    assert np.isfinite([x.value for x in scores]).all()
     # the region of a cell is the object's mask inside it (the central quarter), not the whole cell
     bench = Localization.build(cfg, lite0)
     prep = bench.prepare(bench.items()[0])
@@ -109,9 +116,9 @@ def test_coco_at_the_model_input_size_on_a_vit(tmp_path):
                            "--methods", "gradcam,gae", "--min-prob", "0", "--out", str(tmp_path / "run")],
                           capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    with ResultStore(tmp_path / "run" / "results.sqlite") as s:
-        rows = s.rows()
-    assert {r[1] for r in rows} == {"obj1:cat", "obj2:cup"} and {r[2] for r in rows} == {"gradcam", "gae"}
+    with ResultStore(tmp_path / "run" / "results.sqlite", read_only=True) as s:
+        maps = s.maps()
+    assert {m.unit for m in maps} == {"obj1:cat", "obj2:cup"} and {m.method for m in maps} == {"gradcam", "gae"}
 
 
 def test_coco_masks_follow_the_resize(tmp_path, lite0):

@@ -17,10 +17,9 @@ def test_all_maps_of_an_image_share_one_base_and_batched_forwards(tmp_path, lite
         return predict(self, batch)
 
     monkeypatch.setattr(Insertion, "predict", counting)
-    store = run_insertion(InsertionConfig(methods=["gradcam", "input_x_gradient"], max_items=1), tmp_path / "i",
-                          lm=lite0)
-    aic = [r for r in store.rows() if r[4] == "aic_auc"]
-    store.close()
+    with run_insertion(InsertionConfig(methods=["gradcam", "input_x_gradient"], max_items=1), tmp_path / "i",
+                       lm=lite0) as run:
+        aic = [s for s in run.store.scores() if s.metric == "aic_auc"]
     assert len(aic) == 4  # two methods, vanilla and VAR: four maps
     # the original and the fully blurred image once, then every map's thresholds in one forward (at most 64)
     assert calls[0] == 2 and len(calls) == 2 and 13 < calls[1] <= 4 * 13

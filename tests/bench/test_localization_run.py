@@ -9,7 +9,15 @@ import time
 
 import pytest
 
-from attrdist.bench import ConfigMismatchError, LocalizationConfig, ResultStore, run_localization, write_report
+from attrdist.bench import (
+    BENCHMARKS,
+    ConfigMismatchError,
+    LocalizationConfig,
+    ResultStore,
+    report_benchmark,
+    run_localization,
+    write_report,
+)
 
 pytestmark = pytest.mark.slow  # end-to-end: `pytest -m "not slow"` leaves it out
 
@@ -22,9 +30,20 @@ def cli(*args):
     return [sys.executable, "-m", "attrdist", *args], {**os.environ, **ENV}
 
 
-def rows_of(run_dir):
-    with ResultStore(run_dir / "results.sqlite") as s:
-        return s.rows()
+def records_of(run_dir):
+    """Every record of a run: its scores and its map checks."""
+    with ResultStore(run_dir / "results.sqlite", read_only=True) as s:
+        return s.scores(), s.maps()
+
+
+def key(record):
+    """The map a record belongs to."""
+    return record.item, record.unit, record.method, record.variant
+
+
+def report(run_dir):
+    """``attrdist report``'s call: the benchmark that wrote the run, from the registry."""
+    return write_report(run_dir, BENCHMARKS.get(report_benchmark(run_dir)))
 
 
 @pytest.fixture(scope="module")
@@ -37,19 +56,22 @@ def reference(tmp_path_factory):
     return out
 
 
-def test_rows_complete(reference):
-    rows = rows_of(reference)
-    items = {r[0] for r in rows}
-    assert len(items) == 6
-    # 6 grids x 4 cells x 2 methods x 2 variants x 7 metrics (RA, IoU, precision, recall, F1, zeroed,
-    # no_positive)
-    assert len(rows) == 6 * 4 * 2 * 2 * 7
-    assert {r[4] for r in rows} == {"region_attribution", "iou", "precision", "recall", "f1", "zeroed", "no_positive"}
-    assert {r[3] for r in rows} == {"vanilla", "var"}
-    dead = {r[:4] for r in rows if r[4] == "zeroed" and r[5]}
-    for r in rows:
-        if r[4] == "region_attribution":  # a map that cannot be scored has no score (not 0): it is left out
-            assert (r[5] is None) == (r[:4] in dead) and (r[5] is None or 0 <= r[5] <= 1), r
+def test_records_complete(reference):
+    scores, maps = records_of(reference)
+    assert len({m.item for m in maps}) == 6
+    # 6 grids x 4 cells x 2 methods x 2 variants: a check of every map
+    assert len(maps) == 6 * 4 * 2 * 2 and len({key(m) for m in maps}) == len(maps)
+    assert {m.variant for m in maps} == {"vanilla", "var"}
+    # 6 metrics (RA, IoU, precision, recall, F1, no_positive) of every scorable map, none of the others
+    metrics = {"region_attribution", "iou", "precision", "recall", "f1", "no_positive"}
+    assert {s.metric for s in scores} == metrics
+    scorable = {key(m) for m in maps if m.scorable}
+    assert len(scores) == len(scorable) * len(metrics)
+    assert {key(s) for s in scores} == scorable
+    assert all(m.reason for m in maps if not m.scorable)  # an unscorable map says why
+    for s in scores:
+        if s.metric == "region_attribution":
+            assert 0 <= s.value <= 1, s
 
 
 def test_config_records_every_method_setting(reference):
@@ -84,7 +106,7 @@ def test_resume_after_sigkill(reference, tmp_path):
     assert 1 <= partial < 6
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
-    assert rows_of(out) == rows_of(reference)
+    assert records_of(out) == records_of(reference)
 
 
 def test_torchrun_two_processes_equal_one(reference, tmp_path):
@@ -95,7 +117,7 @@ def test_torchrun_two_processes_equal_one(reference, tmp_path):
                            "localization", "--out", str(out), *ARGS], env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert rows_of(out) == rows_of(reference)
+    assert records_of(out) == records_of(reference)
     with ResultStore(out / "results.sqlite") as s:
         ranks = {r[0] for r in s.db.execute("SELECT rank FROM done")}
     assert ranks == {0, 1}
@@ -108,7 +130,7 @@ def test_other_config_in_same_folder_is_refused(reference):
 
 
 def test_report_files(reference):
-    written = write_report(reference)
+    written = report(reference)
     md = written["markdown"].read_text()
     assert "| gradcam |" in md and "average change" in md and "%" in md
     assert "\\begin{tabular}" in written["latex"].read_text() and written["html"].name == "report.html"
@@ -150,17 +172,17 @@ def test_report_writes_only_inside_the_run_folder(reference, tmp_path):
     (run / "report.md").unlink(missing_ok=True)
     (run / "report.md").symlink_to(outside)
     with sqlite3.connect(run / "results.sqlite") as db:
-        cols = [r[1] for r in db.execute("PRAGMA table_info(results)")]
-        row = db.execute(f"SELECT {', '.join(cols)} FROM results LIMIT 1").fetchone()
+        cols = [r[1] for r in db.execute("PRAGMA table_info(scores)")]
+        row = db.execute(f"SELECT {', '.join(cols)} FROM scores LIMIT 1").fetchone()
         values = dict(zip(cols, row, strict=True)) | {"metric": "a/../../escaped"}
-        db.execute(f"INSERT INTO results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+        db.execute(f"INSERT INTO scores ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                    [values[c] for c in cols])
-    written = write_report(run)
+    written = report(run)
     assert outside.read_text() == "keep" and not (tmp_path / "escaped.png").exists()
     assert all(p.resolve().parent == run.resolve() for p in written.values())
     (run / "results.sqlite").write_bytes(b"not a database" * 100)
     with pytest.raises(ValueError, match="not a readable results database"):
-        write_report(run)
+        report(run)
 
 
 def test_config_yaml_round_trip(reference, tmp_path):
@@ -181,24 +203,28 @@ def test_default_preset_zeroes_no_map_on_the_sample_benchmark(tmp_path, lite0):
     from attrdist import list_methods
 
     cfg = LocalizationConfig(methods=list_methods("cnn"), max_items=4)
-    store = run_localization(cfg, tmp_path, lm=lite0)
-    zeroed = [r for r in store.rows() if r[3] == "var" and r[4] == "zeroed"]
-    assert len(zeroed) == 4 * 4 * len(list_methods("cnn"))
-    assert sum(r[5] for r in zeroed) == 0, [r for r in zeroed if r[5]]
-    store.close()
+    with run_localization(cfg, tmp_path, lm=lite0) as run:
+        checks = [m for m in run.store.maps() if m.variant == "var"]
+    assert len(checks) == 4 * 4 * len(list_methods("cnn"))
+    assert all(m.scorable for m in checks), [m for m in checks if not m.scorable]
 
 
-def test_variant_summary_orders_by_the_default_rule(tmp_path, lite0):
-    from attrdist.bench.report import markdown, summarize, variant_summary
+def test_the_ranking_section_puts_a_variant_that_zeroes_maps_last(tmp_path, lite0):
+    from attrdist.bench.report import markdown, summarize
 
     cfg = LocalizationConfig(methods=["gradcam", "lrp"], max_items=2, variants={
         "paper": {"preset": "paper"}, "authors-code": {"preset": "authors-code"},
         "paper+quantile": {"preset": "paper", "normalize": "quantile"}})
-    with run_localization(cfg, tmp_path, lm=lite0) as store:
-        t = summarize(store)
-    summary = variant_summary(t)
-    assert summary[-1]["variant"] == "authors-code" and summary[-1]["zeroed"] > 0  # it zeroes LRP maps
-    assert "maps zeroed" in markdown(t)
+    with run_localization(cfg, tmp_path, lm=lite0) as run:
+        t = summarize(run.store)
+        dead = [m for m in run.store.maps() if not m.scorable]
+    assert dead and {m.variant for m in dead} == {"authors-code"}  # it zeroes LRP maps, the others none
+    md = markdown(t)
+    section = md.split("## variants ranked (the variant study's rule")[1].split("\n\n")[1].splitlines()
+    assert section[0] == "| variant | no harm | harms | improvements | mean change (RA) |"
+    last = [c.strip() for c in section[-1].strip("|").split("|")]
+    assert last[:2] == ["authors-code", "no"] and int(last[2]) >= 1
+    assert "unscorable" in md and "zeroed" not in md
 
 
 def test_vit_runs_448_pixel_grids(tmp_path):
@@ -208,11 +234,12 @@ def test_vit_runs_448_pixel_grids(tmp_path):
                    "--weights", "random", "--cell", "224", "--max-items", "1", "--methods", "gradcam,gae")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = rows_of(tmp_path)
-    dead = {r[:4] for r in rows if r[4] == "zeroed" and r[5]}
-    ra = [r for r in rows if r[4] == "region_attribution"]
-    assert len(ra) == 4 * 2 * 2 and all((r[5] is None) == (r[:4] in dead) for r in ra)
-    assert all(0 <= r[5] <= 1 for r in ra if r[5] is not None) and len(dead) < len(ra)
+    scores, maps = records_of(tmp_path)
+    dead = {key(m) for m in maps if not m.scorable}
+    ra = [s for s in scores if s.metric == "region_attribution"]
+    assert len(maps) == 4 * 2 * 2 and len(ra) == len(maps) - len(dead)
+    assert not {key(s) for s in ra} & dead  # an unscorable map has no score
+    assert all(0 <= s.value <= 1 for s in ra) and len(dead) < len(maps)
 
 
 
