@@ -287,6 +287,11 @@ register_family(Family(
 ))
 
 
+def _last_child(model: nn.Module, path: str) -> str:
+    """The dotted name of the last child of the container at ``path``."""
+    return f"{path}.{list(dict(model.get_submodule(path).named_children()))[-1]}"
+
+
 def _tv_vit_blocks(model: nn.Module) -> list[str]:
     layers = [f"encoder.layers.{n}" for n, _ in model.get_submodule("encoder.layers").named_children()]
     return ["heads", "encoder.ln", *layers[::-1], "conv_proj"]
@@ -299,7 +304,7 @@ def _timm_vit_blocks(model: nn.Module) -> list[str]:
 
 register_family(Family(
     "vit_torchvision", _is("torchvision.models.vision_transformer.VisionTransformer"),
-    lambda m: f"{_tv_vit_blocks(m)[2]}.ln_1", _no_canonizers,
+    lambda m: f"{_last_child(m, 'encoder.layers')}.ln_1", _no_canonizers,
     "torchvision ViT; CAM: last block's ln_1 (tokens on the patch grid)", _tv_vit_blocks,
 ))
 register_family(Family(
