@@ -27,6 +27,10 @@ class AppConfig:
         request_timeout: Longest an attribution request may take, in seconds, waiting for a worker included
             (a longer one is stopped and answered 422); 0: no limit. A request whose client disconnects is stopped
             as well.
+        header_timeout: Longest the request line and headers may take to arrive, in seconds (a slower client gets
+            408 and its connection closed; an idle kept-alive connection is closed after as long).
+        body_timeout: Longest an upload may take to arrive, in seconds (then 408).
+        max_answer_mb: Largest answer of ``/api/var`` and ``/api/maps`` (a larger one is refused with 422).
         allowed_hosts: Host names the server answers to besides ``localhost`` and IP addresses (a request whose
             ``Host`` header names another host is refused: what a DNS-rebinding page would send); ``*``: any.
     """
@@ -43,6 +47,12 @@ class AppConfig:
     queue: int = field(default=32, metadata=opt("jobs that may wait for a worker (more: 503 Retry-After)"))
     request_timeout: float = field(default=120.0, metadata=opt(
         "longest an attribution request may take in seconds (then it stops with a clear error); 0: no limit"))
+    header_timeout: float = field(default=10.0, metadata=opt(
+        "longest the request line and headers may take to arrive in seconds (a slower client gets 408)"))
+    body_timeout: float = field(default=60.0, metadata=opt(
+        "longest an upload may take to arrive in seconds (a slower client gets 408)"))
+    max_answer_mb: float = field(default=64.0, metadata=opt(
+        "largest answer of the VAR controls and the maps download in MB (larger: 422)"))
     trust_checkpoint: bool = field(default=False, metadata=opt(
         "allow --models checkpoint files that hold pickled code (unpickling runs it: only files you trust)"))
     allowed_hosts: tuple[str, ...] = field(default=(), metadata=opt(
@@ -57,7 +67,7 @@ class AppConfig:
                                    else tuple(m for m in getattr(self, name).split(",") if m))
         if not self.models:
             raise ValueError("the explorer needs at least one model")
-        for name in ("max_upload_mb", "max_megapixels"):
+        for name in ("max_upload_mb", "max_megapixels", "header_timeout", "body_timeout", "max_answer_mb"):
             if not 0 < getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be a positive, finite number, got {getattr(self, name)}")
         if not 0 <= self.request_timeout < float("inf"):

@@ -2,7 +2,9 @@
 
 The HTTP handler makes one :class:`Deadline` per request and passes it down, explicitly, to where the work waits or
 runs: the job queue checks it while a request waits for a worker, and :meth:`Deadline.watch` makes every forward of
-the model check it while the request's attribution runs. Nothing is kept per thread.
+the model, and every gradient that flows back through one of its modules, check it while the request's attribution
+runs (so a method that computes K class gradients after one forward stops between them, and within one). Nothing is
+kept per thread.
 """
 
 from __future__ import annotations
@@ -71,18 +73,33 @@ class Deadline:
 
     @contextlib.contextmanager
     def watch(self, model: torch.nn.Module) -> Iterator[None]:
-        """Every module of ``model`` checks this deadline before its forward, while the block runs.
+        """Every module of ``model`` checks this deadline before its forward and when a gradient reaches its output.
 
-        The hooks are removed when the block ends, also after an exception (the model is shared between requests:
-        the caller holds the model's lock for the block).
+        The gradient checks are hooks on the output tensors of the forwards run inside the block (a tensor hook
+        returns nothing, so it changes no gradient): the class gradients a method computes after its forward, one
+        backward pass per class or one batched pass, stop at the next module once the time is up or the client
+        left. The module hooks are removed when the block ends, also after an exception (the model is shared between
+        requests: the caller holds the model's lock for the block); the tensor hooks live and die with the block's
+        tensors, and check nothing once the block has ended.
         """
+        watching = True
 
-        def hook(module: torch.nn.Module, args: tuple[object, ...]) -> None:
+        def before(module: torch.nn.Module, args: tuple[object, ...]) -> None:
             self.check()
 
-        handles = [m.register_forward_pre_hook(hook) for m in model.modules()]
+        def on_gradient(grad: torch.Tensor) -> None:
+            if watching:
+                self.check()
+
+        def after(module: torch.nn.Module, args: tuple[object, ...], output: object) -> None:
+            if isinstance(output, torch.Tensor) and output.requires_grad:
+                output.register_hook(on_gradient)
+
+        handles = [m.register_forward_pre_hook(before) for m in model.modules()]
+        handles += [m.register_forward_hook(after) for m in model.modules()]
         try:
             yield
         finally:
+            watching = False
             for h in handles:
                 h.remove()

@@ -255,19 +255,43 @@ class Explorer:
         except ValueError as err:
             raise UserError(f"target {err}") from None
 
-    def panels(self, request: VarRequest) -> JSON:
+    def panels(self, request: VarRequest, deadline: Deadline | None = None) -> JSON:
         """Per method, the vanilla and VAR panels (data URLs), each row's colour scale, the class dominance.
 
-        Each map says which share of its pixels VAR kept (``kept``) and whether it kept none (``zeroed``:
-        :func:`attrdist.var.kept_nothing`, what the figure marks).
+        Drawn in the job queue like an attribution (a full queue answers 503), checking the request's deadline
+        between rows, and refused if the answer would exceed ``max_answer_mb``. Each map says which share of its
+        pixels VAR kept (``kept``) and whether it kept none (``zeroed``: :func:`attrdist.var.kept_nothing`, what the
+        figure marks).
+
+        Raises:
+            UserError: 422 if the answer would be larger than ``max_answer_mb``; 503 if the queue is full.
         """
+        limit = deadline or Deadline()
+        answer = self.jobs.run(f"var:{secrets.token_hex(8)}", lambda: self._panels(request, limit), lambda: None,
+                               limit)
+        self._bounded(len(json.dumps(answer, default=str)), "the VAR panels")
+        return answer
+
+    def _panels(self, request: VarRequest, deadline: Deadline) -> JSON:
+        """The answer of :meth:`panels`, drawn now."""
         exp = self.refined(request)
         img = np.asarray(exp.image)
         drawn = self._unrefined(request, exp, img)
-        panels = {name: {"vanilla": drawn.vanilla[name], **self._refined_row(img, r, exp, request.sign),
-                         "display": exp.display_names.get(name, name)} for name, r in exp.results.items()}
+        panels: JSON = {}
+        for name, r in exp.results.items():
+            deadline.check()
+            panels[name] = {"vanilla": drawn.vanilla[name], **self._refined_row(img, r, exp, request.sign),
+                            "display": exp.display_names.get(name, name)}
         return {"panels": panels, "image": drawn.image, "target": exp.target, "config": exp.config.to_dict(),
                 "model_calls": self.model_calls}
+
+    def _bounded(self, size: int, what: str) -> None:
+        """Refuse an answer of ``size`` bytes beyond ``max_answer_mb`` (422, naming the cap)."""
+        cap = self.config.max_answer_mb
+        if size > cap * 2**20:
+            raise UserError(f"{what} would be {size / 2**20:.1f} MB; this server sends at most {cap:g} MB "
+                            "(explain fewer classes or methods, or start it with a larger --max-answer-mb)",
+                            HTTPStatus.UNPROCESSABLE_ENTITY)
 
     def _unrefined(self, request: VarRequest, exp: Explanation, img: np.ndarray) -> _Unrefined:
         """The image and the vanilla rows, drawn once per key and sign (no VAR control changes them)."""
@@ -308,11 +332,22 @@ class Explorer:
         ext = request.format
         return Download(body=body, content_type=CONTENT_TYPES[ext], filename=f"attrdist.{ext}")
 
-    def arrays(self, request: VarRequest) -> Download:
-        """Raw maps, q and refined maps as an npz file."""
-        buf = io.BytesIO()
-        np.savez_compressed(buf, allow_pickle=False, **self.refined(request).arrays())
-        return Download(body=buf.getvalue(), content_type="application/octet-stream", filename="attrdist.npz")
+    def arrays(self, request: VarRequest, deadline: Deadline | None = None) -> Download:
+        """Raw maps, q and refined maps as an npz file, made in the job queue, at most ``max_answer_mb``.
+
+        Raises:
+            UserError: 422 if the file would be larger than ``max_answer_mb``; 503 if the queue is full.
+        """
+
+        def write() -> bytes:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, allow_pickle=False, **self.refined(request).arrays())
+            return buf.getvalue()
+
+        limit = deadline or Deadline()
+        body = self.jobs.run(f"maps:{secrets.token_hex(8)}", write, lambda: None, limit)
+        self._bounded(len(body), "the maps file")
+        return Download(body=body, content_type="application/octet-stream", filename="attrdist.npz")
 
     def stats(self) -> JSON:
         """Cache and job counters."""

@@ -27,6 +27,7 @@ the request's own :class:`~attrdist.app.deadline.Deadline`, to the :class:`~attr
 from __future__ import annotations
 
 import contextlib
+import io
 import ipaddress
 import json
 import math
@@ -44,6 +45,7 @@ from .deadline import Deadline
 from .errors import ClientGone, TimeUp, UserError
 from .explorer import Download, Explorer
 from .params import ExplainRequest, FigureRequest, Query, VarRequest
+from .reader import DeadlineReader
 
 __all__ = ["AppConfig", "Explorer", "UserError", "make_server", "serve"]
 
@@ -59,9 +61,11 @@ def _finite(obj: object) -> object:
     return obj
 
 
-#: The page loads nothing from elsewhere.
+#: The page loads nothing from elsewhere, and no page (this one included) may frame it.
 _CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self' 'unsafe-inline'")
+        "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+#: Every other answer (JSON, downloads, errors) runs nothing and may not be framed either.
+_CSP_DATA = "default-src 'none'; frame-ancestors 'none'"
 
 #: Bodies larger than the limit but at most this much are read and discarded, so that the client can read the
 #: 413 (a client that is still sending when the connection closes sees a broken pipe, not the answer).
@@ -83,11 +87,33 @@ class _Handler(BaseHTTPRequestHandler):
     explorer: Explorer
     server_version = "attrdist"
     sys_version = ""
-    timeout = 60  # seconds without progress before a connection is dropped (slow clients cannot hold threads)
+    # seconds one read or write may wait; reading the request line and headers, and the body, have their own total
+    # deadlines (AppConfig.header_timeout, body_timeout), so a client that trickles its bytes cannot hold a thread
+    timeout = 60
     default_request_version = "HTTP/1.0"  # answers to malformed request lines carry a status line
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass  # quiet; errors are returned to the page
+
+    def setup(self) -> None:
+        """Read the connection through a :class:`DeadlineReader` (the request's bytes arrive against the clock)."""
+        super().setup()
+        self.rfile.close()  # the socket's own reader (closed, so that the socket closes with the connection)
+        self._reader = DeadlineReader(self.connection, self.timeout)
+        self.rfile = io.BufferedReader(self._reader)
+        self._responded = False
+
+    def handle_one_request(self) -> None:
+        """One request, its line and headers read within ``header_timeout`` (else 408, or a silent close if idle)."""
+        self.command, self.request_version, self.requestline = "", self.default_request_version, ""  # until parsed
+        self._responded = False
+        self._reader.arm(self.explorer.config.header_timeout)
+        super().handle_one_request()
+        if self._reader.expired and not self._responded:
+            self.close_connection = True
+            if self._reader.received:  # a client that sent part of a request (an idle connection is just closed)
+                self.send_error(HTTPStatus.REQUEST_TIMEOUT, f"the request did not arrive within "
+                                f"{self._reader.limit:g} s (this server's --header-timeout)")
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Errors raised by the HTTP layer itself (bad request lines, unknown methods) as JSON, never a 5xx."""
@@ -106,7 +132,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Cache-Control", "no-store")
-        for k, v in (extra or {}).items():
+        self.send_header("X-Frame-Options", "DENY")  # no page may frame any answer (clickjacking, blind work)
+        headers = {"Content-Security-Policy": _CSP_DATA, **(extra or {})}
+        self._responded = True
+        for k, v in headers.items():
             self.send_header(k, v)
         self.end_headers()
         if self.command != "HEAD":
@@ -118,22 +147,21 @@ class _Handler(BaseHTTPRequestHandler):
     def _check_origin(self) -> None:
         """Refuse what a page on another site could make a browser send (DNS rebinding, cross-site POSTs).
 
-        The ``Host`` must be ``localhost``, an IP address or a name the operator allowed; a POST must come from
-        this origin (``Origin``, ``Sec-Fetch-Site``) and carry the image as ``application/octet-stream`` or
-        ``image/*``, types a cross-site form or a no-CORS fetch cannot send without the browser asking first.
+        The ``Host`` (one header) and the authority of an absolute-form request target must be ``localhost``, an IP
+        address or a name the operator allowed; a POST must come from this origin (one ``Origin`` header,
+        ``Sec-Fetch-Site``) and carry the image as ``application/octet-stream`` or ``image/*``, types a cross-site
+        form or a no-CORS fetch cannot send without the browser asking first.
         """
-        allowed = self.explorer.config.allowed_hosts
-        host = (self.headers.get("Host") or "").strip().lower()
-        name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") and "]:" in host else host
-        if "*" not in allowed and not _local_or_ip(name) and name not in allowed:
-            raise UserError(f"this server does not answer to host {host[:80]!r} (start it with --allowed-hosts "
-                            "NAME to allow a name)", HTTPStatus.FORBIDDEN)
+        host = self._check_host()
+        origins = self.headers.get_all("Origin") or []
+        if len(origins) > 1:  # which one would the browser have meant? (the first used to win)
+            self.close_connection = True
+            raise UserError("two Origin headers; send one", HTTPStatus.BAD_REQUEST)
         if self.command != "POST":
             return
-        origin = self.headers.get("Origin")
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         refusal = None
-        if origin is not None and urlparse(origin).netloc.lower() != host:
+        if origins and urlparse(origins[0]).netloc.lower() != host:
             refusal = UserError("cross-origin requests are refused", HTTPStatus.FORBIDDEN)
         elif (self.headers.get("Sec-Fetch-Site") or "same-origin").lower() not in ("same-origin", "none"):
             refusal = UserError("cross-site requests are refused", HTTPStatus.FORBIDDEN)
@@ -145,6 +173,37 @@ class _Handler(BaseHTTPRequestHandler):
                 self._body()  # read and drop what was sent (never decoded), so that the client reads the answer
             self.close_connection = True
             raise refusal
+
+    def _check_host(self) -> str:
+        """The request's one ``Host`` (lower case), checked, and the authority of an absolute-form target checked.
+
+        Raises:
+            UserError: 400 for two ``Host`` headers or a target naming a host this server does not answer to; 403 for
+                a ``Host`` it does not answer to.
+        """
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) > 1:  # RFC 9112, 3.2: a request with more than one Host is answered 400
+            self.close_connection = True
+            raise UserError("two Host headers; send one", HTTPStatus.BAD_REQUEST)
+        host = (hosts[0] if hosts else "").strip().lower()
+        if not self._host_allowed(host):
+            raise UserError(f"this server does not answer to host {host[:80]!r} (start it with --allowed-hosts "
+                            "NAME to allow a name)", HTTPStatus.FORBIDDEN)
+        if not self.path.startswith("/") or self.path.startswith("//"):  # absolute-form: its authority is the host
+            authority = urlparse(self.path).netloc.lower()
+            if not authority:
+                raise UserError("the request target must be a path starting with /")
+            if not self._host_allowed(authority):
+                self.close_connection = True
+                raise UserError(f"the request target names host {authority[:80]!r}, which this server does not "
+                                "answer to", HTTPStatus.BAD_REQUEST)
+        return host
+
+    def _host_allowed(self, host: str) -> bool:
+        """Whether ``host`` (``name`` or ``name:port``) is ``localhost``, an IP address or an allowed name."""
+        allowed = self.explorer.config.allowed_hosts
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") and "]:" in host else host
+        return "*" in allowed or _local_or_ip(name) or name in allowed
 
     def _query(self) -> tuple[str, Query]:
         """The request's path and its query (each parameter's last value)."""
@@ -196,11 +255,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/api/stats":
             self._json(HTTPStatus.OK, ex.stats())
         elif path == "/api/var":
-            self._json(HTTPStatus.OK, ex.panels(VarRequest.parse(query)))
+            self._json(HTTPStatus.OK, ex.panels(VarRequest.parse(query), deadline))
         elif path == "/api/figure":
             self._download(ex.figure(FigureRequest.parse(query), deadline))
         elif path == "/api/maps":
-            self._download(ex.arrays(VarRequest.parse(query)))
+            self._download(ex.arrays(VarRequest.parse(query), deadline))
         else:
             raise UserError(f"no page {path[:80]}", HTTPStatus.NOT_FOUND)
 
@@ -221,6 +280,16 @@ class _Handler(BaseHTTPRequestHandler):
         if length < 0:
             self.close_connection = True
             raise UserError("invalid Content-Length")
+        self._reader.arm(self.explorer.config.body_timeout)
+        try:
+            return self._read_body(length)
+        except TimeoutError:
+            self.close_connection = True
+            raise UserError(f"the upload did not arrive within {self.explorer.config.body_timeout:g} s (this "
+                            "server's --body-timeout)", HTTPStatus.REQUEST_TIMEOUT) from None
+
+    def _read_body(self, length: int) -> bytes:
+        """The body of ``length`` bytes; one over the upload limit is read and dropped (up to a limit), then refused."""
         limit = int(self.explorer.config.max_upload_mb * 2**20)
         if length > limit:
             self.close_connection = True
