@@ -142,6 +142,15 @@ HTTP = {
     "url too long": ("GET", "/api/var?key=" + "a" * 70_000, {}, 414, "URI"),
     "header too long": ("GET", "/api/options", {"headers": {"X-Big": "a" * 70_000}}, 431, "too long"),
     "malformed request line": ("RAW", "NONSENSE\r\n\r\n", {}, 400, "request"),
+    # issue 34, item 8: one Host, one Origin, and no foreign host in an absolute-form target
+    "two host headers": ("GET", "/api/options", {"headers": {"Host": ["127.0.0.1", "127.0.0.1"]}}, 400,
+                         "two Host headers"),
+    "absolute-form target of another host": ("GET", "http://evil.example/api/options", {}, 400, "evil.example"),
+    "absolute-form post to another host": ("POST", "http://evil.example" + SAMPLE,
+                                           _form(b"", "application/octet-stream"), 400, "evil.example"),
+    "two origin headers": ("POST", SAMPLE, _form(b"", "application/octet-stream",
+                                                 Origin=["http://127.0.0.1", "http://evil.example"]), 400,
+                           "two Origin headers"),
 }
 
 
