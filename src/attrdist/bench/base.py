@@ -284,7 +284,8 @@ class Benchmark:
         from .runner import run_batches
 
         bench = cls.build(config, lm)  # everything is checked before the run folder is made
-        store, bench.cfg = open_run(cls.resolve(bench.cfg, bench.lm), out_dir, shard, bench.methods)
+        opened = open_run(cls.resolve(bench.cfg, bench.lm), out_dir, shard, bench.methods)
+        store, bench.cfg = opened.store, opened.config
         bench.store = store
         bench.lm.model.to(bench.cfg.device)
         items = bench.items()
@@ -294,7 +295,7 @@ class Benchmark:
             store.set_info(attrdist=__version__, started=started, dataset_size=bench.dataset_size(),
                            items=len(items))
             if announce:
-                print(bench.describe(len(items), len(store.done() & set(items)), out_dir), file=sys.stderr,
+                print(bench.describe(len(items), len(opened.done & set(items)), out_dir), file=sys.stderr,
                       flush=True)
 
         def compute(batch: list[tuple[str, object]]) -> list[Rows]:
@@ -305,7 +306,7 @@ class Benchmark:
             return out
 
         run_batches(store, items, bench.prepare, compute, shard, desc=cls.name, batch_size=bench.cfg.batch_size,
-                    workers=bench.cfg.workers, batch_key=bench.batch_key, progress=bench.progress)
+                    workers=bench.cfg.workers, batch_key=bench.batch_key, progress=bench.progress, done=opened.done)
         return store
 
     def describe(self, items: int, done: int, out_dir: str | Path) -> str:

@@ -22,7 +22,8 @@ if typing.TYPE_CHECKING:
     from .runner import Shard
     from .store import ResultStore
 
-__all__ = ["ALL_VARIANTS", "DEFAULT_VARIANTS", "ImageRunConfig", "RunConfig", "opt", "open_run", "write_yaml"]
+__all__ = ["ALL_VARIANTS", "DEFAULT_VARIANTS", "ImageRunConfig", "OpenRun", "RunConfig", "opt", "open_run",
+           "write_yaml"]
 
 #: The VAR variants computed by default beside vanilla (name -> preset and overrides).
 DEFAULT_VARIANTS: dict[str, dict] = {"var": {"preset": DEFAULT_PRESET}}
@@ -205,9 +206,28 @@ def _fits_all(values: typing.Iterable, hint: object) -> bool:
     return all(_fits(v, hint) for v in values)
 
 
+@dataclass
+class OpenRun(typing.Generic[C]):
+    """A run folder opened by :func:`open_run`.
+
+    Attributes:
+        store: This process's store (its own part of the folder), bound to the configuration.
+        config: The configuration, on this process's device.
+        done: The items the folder held when the run started (every part), which the run skips.
+    """
+
+    store: ResultStore
+    config: C
+    done: set[str]
+
+
 def open_run(config: C, out_dir: str | Path, shard: Shard,
-             methods: dict[str, Attributor] | None = None) -> tuple[ResultStore, C]:
-    """Open (or resume) a run folder: the store bound to the configuration, and the config on this rank's device.
+             methods: dict[str, Attributor] | None = None) -> OpenRun[C]:
+    """Open (or resume) a run folder: this process's part of the store, bound to the configuration.
+
+    Every process reads what the folder's parts hold (read-only) and waits for the others before it opens its own
+    part (:func:`~attrdist.bench.store.part_path`) for writing, so that no file is read by one machine while
+    another writes it.
 
     Args:
         config: The run's configuration.
@@ -219,15 +239,19 @@ def open_run(config: C, out_dir: str | Path, shard: Shard,
     Raises:
         ConfigMismatchError: If the folder holds a run of another configuration.
     """
-    from .store import ResultStore
+    from .runner import barrier
+    from .store import ResultStore, part_path, read_done
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: a file, not a run folder (choose another --out)")
-    out.mkdir(parents=True, exist_ok=True)
     settings = {"method_settings": {n: m.settings() for n, m in methods.items()}} if methods else {}
-    store = ResultStore(out / "results.sqlite")
-    store.bind_config({**config.to_dict(), **settings})
+    stored = {**config.to_dict(), **settings}
+    done = read_done(out, stored) if out.is_dir() else set()  # every process reads before any of them writes
+    barrier(shard)
+    out.mkdir(parents=True, exist_ok=True)
+    store = ResultStore(part_path(out, shard.rank))  # this process's own file: none is written by two
+    store.bind_config(stored)
     if shard.rank == 0:
         config.save(out / "config.yaml", **settings)
-    return store, dataclasses.replace(config, device=shard.device(config.device))
+    return OpenRun(store, dataclasses.replace(config, device=shard.device(config.device)), done)

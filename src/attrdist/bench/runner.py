@@ -136,7 +136,8 @@ def current_shard() -> Shard:
                  int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def _barrier(shard: Shard) -> None:
+def barrier(shard: Shard) -> None:
+    """Wait until every process of the run gets here (nothing to wait for in a single process)."""
     if shard.world < 2:
         return
     import torch
@@ -194,10 +195,15 @@ class _Writer:
             raise self.error
 
 
-def _todo(store: ResultStore, items: Sequence[str], shard: Shard) -> tuple[list[str], int]:
-    done = store.done()
-    mine = [it for i, it in enumerate(items) if i % shard.world == shard.rank]
-    return [it for it in mine if it not in done], len(mine)
+def _todo(done: set[str], items: Sequence[str], shard: Shard) -> tuple[list[str], int]:
+    """This process's items: every ``world``-th of the items no part of the run folder holds, and the bar's total.
+
+    The items left are shared out, not all items: a resume with another number of processes neither loses nor
+    repeats an item.
+    """
+    left = [it for it in items if it not in done]
+    mine = left[shard.rank::shard.world]
+    return mine, (len(items) if shard.world == 1 else len(mine))
 
 
 def run_items(
@@ -249,6 +255,7 @@ def run_batches(
     compute: Callable[[list[tuple[str, object]]], list[ItemResult | Skip]],
     shard: Shard | None = None, desc: str = "items", batch_size: int = 1, workers: int = 0,
     batch_key: Callable[[object], object] | None = None, progress: Progress | None = None,
+    done: set[str] | None = None,
 ) -> int:
     """Like :func:`run_items`, with the input preparation split off and batched computation.
 
@@ -264,12 +271,14 @@ def run_batches(
         batch_key: Items go into one batch only while this key of their prepared input is equal (input size,
             class-set size); default: all may.
         progress: The progress bar (a benchmark moves it within a batch); default: a new one.
+        done: The items the run folder held when the run started (:func:`~attrdist.bench.config.open_run` reads
+            them before any process writes); default: what the store reads now (a single process).
 
     Returns:
         The number of items computed now.
     """
     shard = shard or current_shard()
-    todo, total = _todo(store, items, shard)
+    todo, total = _todo(store.done() if done is None else done, items, shard)
     bar = progress or Progress()
     bar.open(len(todo), total, f"{desc} [rank {shard.rank}/{shard.world}]" if shard.world > 1 else desc)
     writer = _Writer(store, shard.rank)
@@ -302,5 +311,5 @@ def run_batches(
             writer.close()  # raises the writer's error (a full disk): the bar still closes, ending its line
         finally:
             bar.close()
-    _barrier(shard)
+    barrier(shard)
     return len(todo)

@@ -3,9 +3,14 @@
 Each item's records (:mod:`~attrdist.bench.records`: scores, map checks, curves, curve skips, unit attributes,
 timings) and its completion mark are written in one transaction (the runner writes a batch of items in one): after
 a kill at any point an item is either fully stored or absent, and the primary keys rule out duplicates. Every kind
-of record has its own table and is read back as its record type. Several processes (torchrun ranks) may write to
-one store (WAL journal, busy timeout), and several threads of one process (the runner writes from a background
-thread) share a connection under a lock.
+of record has its own table and is read back as its record type. Several threads of one process (the runner writes
+from a background thread) share a connection under a lock.
+
+A run folder may hold several parts: a single process (and rank 0 of torchrun) writes ``results.sqlite``, rank ``r``
+writes ``results.rank{r}.sqlite`` (:func:`part_path`), each in SQLite's rollback-journal mode, so that no file is
+ever written by two processes: a run folder on a network file system (NFS, Lustre), shared by several machines,
+is safe, which SQLite's WAL journal is not. Every reader sees the union of the folder's parts (:meth:`done`,
+:meth:`scores`, ...): a resume with another number of processes neither loses nor repeats an item.
 
 Reports and analyses open a store read-only (``read_only=True``): nothing is created or written. Run folders
 written before the records had their own tables (layout 1: one ``results`` table with pseudo-metric rows and
@@ -15,18 +20,18 @@ pseudo-item skips) are read through :mod:`~attrdist.bench.legacy` into the same 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 from urllib.parse import quote
 
 from .legacy import LegacyRecords
 from .records import Curve, CurveSkip, ItemResult, MapCheck, Score, SkippedItem, UnitAttribute
 
-__all__ = ["LAYOUT", "ConfigMismatchError", "ResultStore", "StoredItem"]
+__all__ = ["LAYOUT", "ConfigMismatchError", "ResultStore", "StoredItem", "part_files", "part_path", "read_done"]
 
 #: The store's layout: 2 since every kind of record has its own table (1: one ``results`` table for everything).
 LAYOUT = 2
@@ -50,6 +55,25 @@ CREATE TABLE IF NOT EXISTS timings (
     item TEXT NOT NULL, stage TEXT NOT NULL, seconds REAL NOT NULL, PRIMARY KEY (item, stage)
 );
 """
+
+
+#: The file of rank ``r > 0`` (rank 0 and a single process write ``results.sqlite``).
+_PART = re.compile(r"results(?:\.rank(\d+))?\.sqlite")
+
+
+def part_path(folder: str | Path, rank: int = 0) -> Path:
+    """The store file one process writes in a run folder: ``results.sqlite`` (rank 0) or ``results.rank{r}.sqlite``."""
+    return Path(folder) / ("results.sqlite" if rank == 0 else f"results.rank{rank}.sqlite")
+
+
+def part_files(folder: str | Path) -> list[Path]:
+    """The store files of a run folder, rank 0's first, then by rank."""
+    found = [(int(m.group(1) or 0), p) for p in Path(folder).glob("results*.sqlite")
+             if (m := _PART.fullmatch(p.name)) and p.is_file()]
+    return [p for _, p in sorted(found)]
+
+
+_R = TypeVar("_R", bound="tuple[object, ...] | str")
 
 
 class ConfigMismatchError(ValueError):
@@ -110,24 +134,9 @@ class ResultStore:
             self.db.close()
             raise ValueError(f"{self.path}: a run folder of an older attrdist (one results table); reports still "
                              "read it, but it cannot be resumed: start a new --out folder")
-        self._wal()
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA journal_mode=DELETE")  # rollback journal: safe on a network file system
+        self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
-
-    def _wal(self, wait: float = 120.0) -> None:
-        # switching a new file to WAL answers "database is locked" at once (no busy wait) while another
-        # process (a torchrun rank) creates it: retry until the switch is done or `wait` seconds have passed
-        deadline = time.monotonic() + wait
-        delay = 0.01
-        while True:
-            try:
-                self.db.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as err:
-                if "locked" not in str(err) or time.monotonic() > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(2 * delay, 0.5)
 
     def close(self) -> None:
         """Close the connection."""
@@ -147,19 +156,13 @@ class ResultStore:
         Raises:
             ConfigMismatchError: If the folder holds a run with another configuration.
         """
-        text = json.dumps(config, sort_keys=True)
         self.db.execute("BEGIN IMMEDIATE")
         try:
             row = self.db.execute("SELECT value FROM config WHERE key='run'").fetchone()
             if row is None:
-                self.db.execute("INSERT INTO config VALUES ('run', ?)", (text,))
-            elif row[0] != text:
-                old, new = json.loads(row[0]), config
-                diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-                raise ConfigMismatchError(
-                    f"{self.path.parent} holds a run with another configuration (differs in: {', '.join(diff)}); "
-                    "use a new --out folder or the same options"
-                )
+                self.db.execute("INSERT INTO config VALUES ('run', ?)", (json.dumps(config, sort_keys=True),))
+            else:
+                _check_config(self, config, row[0])
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -256,58 +259,44 @@ class ResultStore:
         return (self._name(row[0], what), self._name(row[1], what), self._name(row[2], what),
                 self._name(row[3], what))
 
+    def _union(self, read: Callable[[ResultStore], list[_R]]) -> list[_R]:
+        """``read`` of this file and of every other part of its run folder (each opened read-only), sorted."""
+        out = read(self)
+        others = [p for p in part_files(self.path.parent) if p.resolve() != self.path.resolve()]
+        if self.layout == 1 or not others:
+            return out
+        for path in others:
+            with ResultStore(path, read_only=True) as part:
+                out += read(part)
+        return sorted(out)
+
     def done(self) -> set[str]:
-        """Items fully stored (or skipped as a whole)."""
-        return {r[0] for r in self._query("SELECT item FROM done UNION SELECT item FROM skipped")}
+        """Items fully stored (or skipped as a whole) in any part of the run folder."""
+        return set(self._union(ResultStore._done))
 
     def scores(self) -> list[Score]:
         """Every score, sorted by item, unit, method, variant and metric."""
-        if self.layout == 1:
-            return list(self._legacy_view().scores)
-        rows = self._query("SELECT * FROM scores ORDER BY item, unit, method, variant, metric")
-        return [Score(*self._key(r, "score"), self._name(r[4], "score"),
-                      _number(r[5], self.path, f"score of {str(r[4])[:60]!r}")) for r in rows]
+        return self._union(ResultStore._scores)
 
     def maps(self) -> list[MapCheck]:
         """Every map refined, with the reason it could not be scored (``None``: scorable), sorted."""
-        if self.layout == 1:
-            return list(self._legacy_view().maps)
-        rows = self._query("SELECT * FROM maps ORDER BY item, unit, method, variant")
-        return [MapCheck(*self._key(r, "map check"), None if r[4] is None else self._name(r[4], "map check"))
-                for r in rows]
+        return self._union(ResultStore._maps)
 
     def curves(self, name: str | None = None) -> list[Curve]:
         """Stored curves (of one ``name`` if given), sorted."""
-        if self.layout == 1:
-            return [c for c in self._legacy_view().curves if name is None or c.name == name]
-        sql = "SELECT * FROM curves" + (" WHERE name=?" if name is not None else "")
-        rows = self._query(sql + " ORDER BY item, unit, method, variant, name", () if name is None else (name,))
-        return [Curve(*self._key(r, "curve"), self._name(r[4], "curve"), tuple(_curve(r[5], self.path)))
-                for r in rows]
+        return [c for c in self._union(ResultStore._curves) if name is None or c.name == name]
 
     def curve_skips(self) -> list[CurveSkip]:
         """Curves that could not be computed, with the reason, sorted."""
-        if self.layout == 1:
-            return list(self._legacy_view().curve_skips)
-        rows = self._query("SELECT * FROM curve_skips ORDER BY item, unit, method, variant, name")
-        return [CurveSkip(*self._key(r, "curve skip"), self._name(r[4], "curve skip"), self._name(r[5], "curve skip"))
-                for r in rows]
+        return self._union(ResultStore._curve_skips)
 
     def unit_attributes(self) -> list[UnitAttribute]:
         """Facts about units (the sanity check's depth fractions), sorted."""
-        if self.layout == 1:
-            return list(self._legacy_view().attributes)
-        rows = self._query("SELECT * FROM unit_attributes ORDER BY item, unit, name")
-        return [UnitAttribute(self._name(r[0], "unit attribute"), self._name(r[1], "unit attribute"),
-                              self._name(r[2], "unit attribute"), _number(r[3], self.path, "unit attribute"))
-                for r in rows]
+        return self._union(ResultStore._attributes)
 
     def skipped(self) -> list[SkippedItem]:
         """Items skipped as a whole and their reasons."""
-        if self.layout == 1:
-            return list(self._legacy_view().skipped)
-        return [SkippedItem(self._name(r[0], "skip"), self._name(r[1], "skip"))
-                for r in self._query("SELECT item, reason FROM skipped ORDER BY item")]
+        return self._union(ResultStore._skipped)
 
     def timings(self) -> dict[str, tuple[float, int]]:
         """Mean seconds per item of each recorded stage, and the items that recorded it: ``stage -> (mean, n)``.
@@ -315,11 +304,60 @@ class ResultStore:
         ``"item"`` is the whole computation of an item (every run records it); a benchmark may record its own stages
         (the sanity check: ``depth003``, the cost of one image at that depth).
         """
-        mean, n = self._query("SELECT AVG(seconds), COUNT(*) FROM done")[0]
-        out = {"item": (mean, n)} if n else {}
-        out.update({r[0]: (r[1], r[2]) for r in self._query(
-            "SELECT stage, AVG(seconds), COUNT(*) FROM timings GROUP BY stage ORDER BY stage")})
-        return out
+        rows = self._union(lambda s: [("item", float(t)) for (t,) in s._query("SELECT seconds FROM done")]
+                           + [(st, float(t)) for st, t in s._query("SELECT stage, seconds FROM timings")])
+        by: dict[str, list[float]] = {}
+        for stage, seconds in rows:
+            by.setdefault(stage, []).append(seconds)
+        order = (["item"] if "item" in by else []) + sorted(k for k in by if k != "item")
+        return {k: (sum(by[k]) / len(by[k]), len(by[k])) for k in order}
+
+    # one part's records ------------------------------------------------------------------------------------
+
+    def _done(self) -> list[str]:
+        return [str(r[0]) for r in self._query("SELECT item FROM done UNION SELECT item FROM skipped")]
+
+    def _scores(self) -> list[Score]:
+        if self.layout == 1:
+            return list(self._legacy_view().scores)
+        rows = self._query("SELECT * FROM scores ORDER BY item, unit, method, variant, metric")
+        return [Score(*self._key(r, "score"), self._name(r[4], "score"),
+                      _number(r[5], self.path, f"score of {str(r[4])[:60]!r}")) for r in rows]
+
+    def _maps(self) -> list[MapCheck]:
+        if self.layout == 1:
+            return list(self._legacy_view().maps)
+        rows = self._query("SELECT * FROM maps ORDER BY item, unit, method, variant")
+        return [MapCheck(*self._key(r, "map check"), None if r[4] is None else self._name(r[4], "map check"))
+                for r in rows]
+
+    def _curves(self) -> list[Curve]:
+        if self.layout == 1:
+            return list(self._legacy_view().curves)
+        rows = self._query("SELECT * FROM curves ORDER BY item, unit, method, variant, name")
+        return [Curve(*self._key(r, "curve"), self._name(r[4], "curve"), tuple(_curve(r[5], self.path)))
+                for r in rows]
+
+    def _curve_skips(self) -> list[CurveSkip]:
+        if self.layout == 1:
+            return list(self._legacy_view().curve_skips)
+        rows = self._query("SELECT * FROM curve_skips ORDER BY item, unit, method, variant, name")
+        return [CurveSkip(*self._key(r, "curve skip"), self._name(r[4], "curve skip"), self._name(r[5], "curve skip"))
+                for r in rows]
+
+    def _attributes(self) -> list[UnitAttribute]:
+        if self.layout == 1:
+            return list(self._legacy_view().attributes)
+        rows = self._query("SELECT * FROM unit_attributes ORDER BY item, unit, name")
+        return [UnitAttribute(self._name(r[0], "unit attribute"), self._name(r[1], "unit attribute"),
+                              self._name(r[2], "unit attribute"), _number(r[3], self.path, "unit attribute"))
+                for r in rows]
+
+    def _skipped(self) -> list[SkippedItem]:
+        if self.layout == 1:
+            return list(self._legacy_view().skipped)
+        return [SkippedItem(self._name(r[0], "skip"), self._name(r[1], "skip"))
+                for r in self._query("SELECT item, reason FROM skipped ORDER BY item")]
 
     def _legacy_view(self) -> LegacyRecords:
         """The records of a first-layout store, read once."""
@@ -334,3 +372,38 @@ def _curve(data: object, path: Path) -> list[float]:
     if not isinstance(values, list):
         raise ValueError(f"{path}: a stored curve is not a list of numbers")
     return [_number(v, path, "curve") for v in values]
+
+
+def _check_config(store: ResultStore, config: dict, stored: str | None = None) -> None:
+    """Refuse a run folder part that holds another configuration (nothing stored yet: nothing to refuse)."""
+    if stored is None:
+        row = next(iter(store._query("SELECT value FROM config WHERE key='run'")), None)
+        if row is None:
+            return
+        stored = str(row[0])
+    if stored == json.dumps(config, sort_keys=True):
+        return
+    old = json.loads(stored)
+    diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+    raise ConfigMismatchError(f"{store.path.parent} holds a run with another configuration (differs in: "
+                              f"{', '.join(diff)}); use a new --out folder or the same options")
+
+
+def read_done(folder: str | Path, config: dict) -> set[str]:
+    """The items every existing part of a run folder holds, each part read-only and checked against ``config``.
+
+    Every process of a run calls this before any of them writes (the runner then waits for all at a barrier), so
+    that no file is read by one machine while another writes it.
+
+    Raises:
+        ConfigMismatchError: If a part holds a run of another configuration.
+    """
+    done: set[str] = set()
+    for path in part_files(folder):
+        with ResultStore(path, read_only=True) as part:
+            if part.layout == 1:
+                raise ValueError(f"{path}: a run folder of an older attrdist (one results table); reports still "
+                                 "read it, but it cannot be resumed: start a new --out folder")
+            _check_config(part, config)
+            done.update(part._done())
+    return done
