@@ -115,12 +115,17 @@ def test_the_deadline_is_checked_between_class_gradients():
     assert len(class_gradients(out, torch.arange(6)[None], [x], "sequential")) == 1
 
 
-def test_a_request_stops_within_its_limit_during_the_class_gradients(lite0):
+def _slow_gradients(lite0, delay=1.0):
+    """lite0 whose every class gradient sleeps ``delay`` seconds (its forward is as fast as lite0's)."""
     model = copy.deepcopy(lite0.model)
-    model._fc = torch.nn.Sequential(_SlowBackward(1.0), model._fc)
-    slow = LoadedModel(model=model, preprocess=lite0.preprocess, class_names=lite0.class_names, name="slow",
+    model._fc = torch.nn.Sequential(_SlowBackward(delay), model._fc)
+    return LoadedModel(model=model, preprocess=lite0.preprocess, class_names=lite0.class_names, name="slow",
                        weights="test")
-    explorer = Explorer(AppConfig(port=0, request_timeout=2.5, models=("slow",)), models={"slow": slow})
+
+
+def test_a_request_stops_within_its_limit_during_the_class_gradients(lite0):
+    explorer = Explorer(AppConfig(port=0, request_timeout=2.5, models=("slow",)),
+                        models={"slow": _slow_gradients(lite0)})
     with serving(explorer) as port:
         start = time.monotonic()
         status, _, body = _get(port, "/api/explain?model=slow&sample=chelsea&methods=gradcam&classes=top8",
@@ -129,6 +134,25 @@ def test_a_request_stops_within_its_limit_during_the_class_gradients(lite0):
     assert status == 422 and "--request-timeout" in json.loads(body)["error"], body
     assert took < 5.0, took  # 8 class gradients of 1 s each (measured in two modes) would take 10 s and more
     assert explorer.model_calls == 0 and len(explorer.cache) == 0
+
+
+def test_a_client_that_leaves_during_the_class_gradients_is_noticed(lite0):
+    explorer = Explorer(AppConfig(port=0, request_timeout=0, models=("slow",)),
+                        models={"slow": _slow_gradients(lite0)})
+    with serving(explorer) as port:
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.sendall(f"POST /api/explain?model=slow&sample=chelsea&methods=gradcam&classes=top8 HTTP/1.1\r\n"
+                  f"Host: 127.0.0.1:{port}\r\nContent-Type: image/png\r\nContent-Length: 0\r\n\r\n".encode())
+        end = time.monotonic() + 30
+        while not explorer.jobs.running and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(2.5)  # the forward is done: the class gradients run
+        s.close()
+        left = time.monotonic()
+        while explorer.stopped["disconnected"] == 0 and time.monotonic() < left + 10:
+            time.sleep(0.05)
+        assert explorer.stopped["disconnected"] == 1 and time.monotonic() - left < 3.0, explorer.stats()
+        assert explorer.model_calls == 0
 
 
 def _trickle(port, data, step, stop):
