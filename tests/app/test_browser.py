@@ -83,10 +83,14 @@ def stats(url):
     return json.loads(urllib.request.urlopen(url + "/api/stats").read())
 
 
-def fresh(pg, url):
-    """Load the page anew (a link that differs only in its hash would not reload it)."""
+def fresh(pg, url, explain=False):
+    """Load the page anew (a link that differs only in its hash would not reload it); with ``explain``, press Explain
+    once the link has filled the form (a link runs no model by itself)."""
     pg.goto("about:blank")
     pg.goto(url)
+    if explain:
+        pg.wait_for_selector("#methods input")
+        pg.click("#explain")
 
 
 def explained(pg, timeout=300_000):
@@ -159,7 +163,7 @@ def test_sample_explain_target_by_click_and_instant_var(server, page, tmp_path):
 
 
 def test_preset_sets_its_margin_and_downloads_are_named(server, page):
-    fresh(page, server + "/#source=sample&sample=chelsea&methods=gradcam&classes=top3%2Bworst")
+    fresh(page, server + "/#source=sample&sample=chelsea&methods=gradcam&classes=top3%2Bworst", explain=True)
     explained(page)
     var_change(page, lambda: page.select_option("#preset", "authors-code"))
     assert page.locator("#tau").input_value() == "0.01"  # the margin that applies: authors-code's tau_ranked
@@ -176,7 +180,8 @@ def test_preset_sets_its_margin_and_downloads_are_named(server, page):
 
 
 def test_map_enlarges_on_click_and_closes(server, page):
-    fresh(page, server + "/#source=sample&sample=chelsea&methods=gradcam&classes=top3%2Bworst&preset=paper")
+    fresh(page, server + "/#source=sample&sample=chelsea&methods=gradcam&classes=top3%2Bworst&preset=paper",
+          explain=True)
     explained(page)
     img = page.locator(GRADCAM_VAR).nth(1)
     img.click()
@@ -196,7 +201,7 @@ def test_map_enlarges_on_click_and_closes(server, page):
 
 def test_class_names_in_class_set_and_permalink(server, page):
     fresh(page, server + "/#source=sample&sample=chelsea&methods=gradcam&classes=tabby,%20Tiger%20Cat,%20285"
-              "&target=egyptian%20cat")
+              "&target=egyptian%20cat", explain=True)
     explained(page)
     names = page.locator("#classtable tbody tr td:first-child").all_text_contents()
     assert [n.replace(" (target)", "") for n in names] == ["tabby", "tiger cat", "Egyptian cat"]
@@ -208,7 +213,8 @@ def test_class_names_in_class_set_and_permalink(server, page):
 
 
 def test_failed_request_marks_results_stale_and_shows_error_at_top(server, page):
-    fresh(page, server + "/#source=sample&sample=chelsea&methods=gradcam&classes=top3%2Bworst&preset=paper")
+    fresh(page, server + "/#source=sample&sample=chelsea&methods=gradcam&classes=top3%2Bworst&preset=paper",
+          explain=True)
     explained(page)
     assert not page.locator("#stale").is_visible()
     page.fill("#classes", "tabby, zebrafishcat")
@@ -234,7 +240,8 @@ def test_failed_request_marks_results_stale_and_shows_error_at_top(server, page)
 
 
 def test_cancel_stops_a_running_explain(server, page):
-    fresh(page, server + "/#source=sample&sample=chelsea&methods=gradcam&classes=top3%2Bworst&preset=paper")
+    fresh(page, server + "/#source=sample&sample=chelsea&methods=gradcam&classes=top3%2Bworst&preset=paper",
+          explain=True)
     explained(page)
     page.locator("#methods input[value=gradcam]").uncheck()
     page.locator("#methods input[value=integrated_gradients]").check()
@@ -252,6 +259,11 @@ def test_cancel_stops_a_running_explain(server, page):
 def test_permalink_restores_settings(server, page):
     fresh(page, server + "/#source=sample&sample=coffee&model=efficientnet_lite0&methods=gradcam&classes=best-vs-worst"
               "&preset=paper&tau=0.1")
+    page.wait_for_selector("#methods input")  # the form is filled before anything runs
+    assert page.locator("#sample").input_value() == "coffee"
+    assert page.locator("#classes").input_value() == "best-vs-worst"
+    assert "press Explain" in page.locator("#status").text_content()
+    page.click("#explain")
     page.wait_for_function("() => document.querySelectorAll('#classtable tbody tr').length === 2", timeout=300_000)
     page.wait_for_selector(GRADCAM_VAR, timeout=300_000)
     assert page.locator("#sample").input_value() == "coffee" and page.locator("#preset").input_value() == "paper"
@@ -293,7 +305,8 @@ def _overlap(a, b):
 
 def test_phone_layout(server, phone, tmp_path):
     pg = phone
-    fresh(pg, server + "/#source=sample&sample=chelsea&methods=gradcam,guided_backprop&classes=top3%2Bworst")
+    fresh(pg, server + "/#source=sample&sample=chelsea&methods=gradcam,guided_backprop&classes=top3%2Bworst",
+          explain=True)
     explained(pg)
     pg.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
     assert (tmp_path / "phone.png").stat().st_size > 10_000
@@ -328,3 +341,74 @@ def test_phone_layout(server, phone, tmp_path):
                       " return {top: r.top, bottom: r.bottom, height: r.height}; })()")
     assert pg.evaluate("scrollY") > 1000 and 0 <= box["top"] < 5 and box["bottom"] <= 844 and box["height"] > 10
     assert pg.evaluate("document.documentElement.scrollWidth") <= width
+
+
+# issue 34, item 2: a link runs no model by itself, and no other site can frame the explorer
+
+#: A class set no other test explains (so a model call would show in the counter, not hit the cache).
+UNSEEN = "#source=sample&sample=chelsea&methods=gradient&classes=top5"
+
+
+def _explains(pg):
+    """The /api/explain requests the browser sends from ``pg`` (any frame), recorded from now on."""
+    sent = []
+    pg.on("request", lambda r: sent.append(r.url) if "/api/explain" in r.url else None)
+    return sent
+
+
+def test_a_link_fills_the_form_and_explains_only_on_a_click(server, browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    try:
+        sent = _explains(pg)
+        calls = stats(server)["model_calls"]
+        pg.goto(server + "/" + UNSEEN)
+        pg.wait_for_selector("#methods input")
+        assert pg.locator("#classes").input_value() == "top5"
+        assert pg.locator("#methods input[value=gradient]").is_checked()
+        pg.evaluate("location.hash = 'source=sample&sample=coffee&methods=gradient&classes=top6'")  # a new link
+        pg.wait_for_function("() => document.querySelector('#classes').value === 'top6'")
+        time.sleep(2.0)
+        assert sent == [] and stats(server)["model_calls"] == calls and not pg.locator("#busy.on").count()
+        pg.click("#explain")
+        explained(pg)
+        assert len(sent) == 1 and stats(server)["model_calls"] == calls + 1
+    finally:
+        ctx.close()
+
+
+@pytest.fixture
+def other_site(tmp_path, server):
+    """A page on another origin (another port, named localhost) that frames the explorer with a link."""
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "frame.html").write_text(f'<!doctype html><title>elsewhere</title>'
+                                         f'<iframe id="f" src="{server}/{UNSEEN}" width="800" height="600"></iframe>')
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://localhost:{srv.server_address[1]}/frame.html"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_another_site_cannot_frame_the_explorer(server, browser, other_site):
+    ctx = browser.new_context()
+    pg = ctx.new_page()
+    try:
+        sent = _explains(pg)
+        loaded = []
+        pg.on("request", lambda r: loaded.append(r.url) if "/api/options" in r.url else None)
+        calls = stats(server)["model_calls"]
+        pg.goto(other_site)
+        pg.wait_for_load_state("load")
+        end = time.monotonic() + 15  # long enough for a framed page to have explained (it did, before issue 34)
+        while time.monotonic() < end and stats(server)["model_calls"] == calls:
+            time.sleep(0.5)
+        assert stats(server)["model_calls"] == calls
+        assert sent == [] and loaded == []  # the framed page never ran (its script would ask for the options)
+    finally:
+        ctx.close()
