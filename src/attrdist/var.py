@@ -141,7 +141,7 @@ def _kth_largest(flat: Tensor, top: int) -> Tensor:
     candidates = flat >= bound
     counts = candidates.sum(1)
     if bool((counts >= top).all()):
-        rows = flat[candidates].split(counts.tolist())  # one selection for all rows, row after row
+        rows = torch.split(flat[candidates], counts.tolist())  # one selection for all rows, row after row
         return torch.stack([row.topk(top, sorted=False).values.amin() for row in rows])
     return flat.topk(top, dim=1, sorted=False).values.amin(1)
 
