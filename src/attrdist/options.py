@@ -33,9 +33,10 @@ def read_yaml(text: str) -> object:
     import yaml
 
     class _NoAliases(yaml.SafeLoader):
-        def compose_node(self, parent: object, index: object) -> object:
-            if self.check_event(yaml.events.AliasEvent) or getattr(self.peek_event(), "anchor", None):
-                raise yaml.YAMLError(f"anchors and aliases are not allowed ({self.peek_event().start_mark})")
+        def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+            event = self.peek_event()
+            if self.check_event(yaml.events.AliasEvent) or getattr(event, "anchor", None):
+                raise yaml.YAMLError(f"anchors and aliases are not allowed ({event.start_mark})")
             return super().compose_node(parent, index)
 
     return yaml.load(text, Loader=_NoAliases)  # noqa: S506 (a SafeLoader)

@@ -17,16 +17,21 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from .imagenet import imagenet_class_names
 
+if TYPE_CHECKING:
+    from pycocotools.coco import COCO
+
 __all__ = [
     "DatasetLayoutError",
+    "CocoImage",
     "CocoObject",
     "LabeledImage",
     "coco_category_sets",
@@ -65,6 +70,15 @@ class CocoObject:
     area_fraction: float
     mask: Callable[[], np.ndarray] = field(compare=False)
     bbox_fraction: float = 0.0
+
+
+class CocoImage(NamedTuple):
+    """An image of COCO and its kept objects (:func:`read_coco`)."""
+
+    path: Path
+    height: int
+    width: int
+    objects: list[CocoObject]
 
 
 def _wnid_index() -> dict[str, int]:
@@ -191,6 +205,11 @@ def _decode_rle_or_poly(seg: object, h: int, w: int) -> np.ndarray:
     return mask_utils.decode(rle).astype(bool)
 
 
+def _union_mask(segs: list[object], h: int, w: int) -> np.ndarray:
+    """The union of an image's segmentations (polygons or RLE) as one boolean ``[h, w]`` mask."""
+    return np.any([_decode_rle_or_poly(s, h, w) for s in segs], axis=0)
+
+
 def read_part_segmentations(root: str | Path, annotations: str | Path | None = None) -> list[LabeledImage]:
     """Images with object masks from a COCO-format segmentation file (PartImageNet's layout).
 
@@ -228,7 +247,7 @@ def read_part_segmentations(root: str | Path, annotations: str | Path | None = N
         h, w, segs = img["height"], img["width"], anns[img["id"]]
         out.append(LabeledImage(
             Path(img["file_name"]).stem, path, index[m.group(0)],
-            mask=lambda segs=segs, h=h, w=w: np.any([_decode_rle_or_poly(s, h, w) for s in segs], axis=0),
+            mask=partial(_union_mask, segs, h, w),
         ))
     if not out:
         raise DatasetLayoutError(f"{annotations}: no annotated image in {root} has a WordNet id in its file name")
@@ -244,7 +263,7 @@ def coco_category_sets() -> tuple[dict[str, tuple[int, ...]], tuple[str, ...]]:
 
 
 def read_coco(root: str | Path, annotations: str | Path | None = None, min_area: float = 0.01,
-              area_from: str = "mask") -> dict[int, tuple]:
+              area_from: str = "mask") -> dict[int, CocoImage]:
     """COCO objects per image, keeping objects of at least ``min_area`` of the image with an ImageNet set.
 
     Args:
@@ -255,7 +274,7 @@ def read_coco(root: str | Path, annotations: str | Path | None = None, min_area:
             the VAR authors' ``filter_large_objects`` measures it, with ``min_area=0.025``).
 
     Returns:
-        ``{image_id: (path, height, width, [CocoObject, ...])}`` for images with at least one kept object.
+        ``{image_id: CocoImage}`` for the images with at least one kept object.
 
     Raises:
         DatasetLayoutError: If the annotation file or the images are missing.
@@ -278,7 +297,7 @@ def read_coco(root: str | Path, annotations: str | Path | None = None, min_area:
         coco = COCO(str(ann))
     sets, _ = coco_category_sets()
     names = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
-    out: dict[int, tuple] = {}
+    out: dict[int, CocoImage] = {}
     for img in coco.loadImgs(sorted(coco.getImgIds())):
         path = image_dir / img["file_name"]
         h, w = img["height"], img["width"]
@@ -289,9 +308,14 @@ def read_coco(root: str | Path, annotations: str | Path | None = None, min_area:
             if cat not in sets or (box if area_from == "bbox" else a["area"]) < min_area * h * w:
                 continue
             objs.append(CocoObject(img["id"], a["id"], cat, sets[cat], a["area"] / (h * w),
-                                   mask=lambda a=a: coco.annToMask(a).astype(bool), bbox_fraction=box / (h * w)))
+                                   mask=partial(_annotation_mask, coco, a), bbox_fraction=box / (h * w)))
         if objs and path.exists():
-            out[img["id"]] = (path, h, w, objs)
+            out[img["id"]] = CocoImage(path, h, w, objs)
     if not out:
         raise DatasetLayoutError(f"{image_dir}: no image of {ann} found with an object of a mapped category")
     return out
+
+
+def _annotation_mask(coco: COCO, annotation: dict[str, object]) -> np.ndarray:
+    """One COCO annotation's boolean mask."""
+    return np.asarray(coco.annToMask(annotation), dtype=bool)

@@ -1,8 +1,9 @@
 """Metrics: pure batched functions over maps and regions, registered with the direction that makes them better.
 
 The registry (:data:`METRICS`: names, tasks, directions) is read without importing torch: the built-in metrics are
-declared in :mod:`attrdist.metrics.base` and their functions load with their module (:mod:`.localization`,
-:mod:`.similarity`, :mod:`.checks`, :mod:`.insertion`, :mod:`.rise`) on first use. This package's face reads the
+declared in :mod:`.catalog` and registered here; their functions load with their module (:mod:`.localization`,
+:mod:`.similarity`) on first use, and :mod:`.checks`, :mod:`.insertion` and :mod:`.rise` hold what the benchmarks
+compute themselves. This package's face reads the
 functions below from those modules when first asked for, as ``attrdist``'s does. Any other module of this package
 registers its own metrics and is imported here: a new metric is one new file (see ``docs/extending.md``).
 """
@@ -14,6 +15,7 @@ import pkgutil
 from typing import TYPE_CHECKING
 
 from .base import BINARIZATION_RULES, METRICS, Metric, metrics_for, metrics_of, register_metric
+from .catalog import BUILT_IN
 
 if TYPE_CHECKING:
     from .checks import degenerate
@@ -42,11 +44,14 @@ _EXPORTS = {
     "region_attribution": "localization",
     "smooth": "localization",
 }
-#: The modules of the built-in metrics' functions (their metrics are declared in ``base``).
-_BUILT_IN = frozenset({"base", "checks", "insertion", "localization", "rise", "similarity"})
+for _metric in BUILT_IN:
+    METRICS.register(_metric.name)(_metric)
+
+#: The modules of the built-in metrics (declared in ``catalog``); any other module here is a plugin, imported here.
+_BUILT_IN_MODULES = frozenset({"base", "catalog", "checks", "insertion", "localization", "rise", "similarity"})
 
 for _module in pkgutil.iter_modules(__path__):
-    if _module.name not in _BUILT_IN:
+    if _module.name not in _BUILT_IN_MODULES:
         importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [

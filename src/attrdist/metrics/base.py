@@ -10,18 +10,16 @@ improvement from a regression. Tasks and their functions:
 * ``insertion`` and ``count``: computed inside their benchmark (``fn`` is ``None``); registered for their
   direction.
 
-The built-in metrics are declared here, with the place of their function (``"module:name"``, imported when the
-function is first used): their names, tasks and directions (the command line's choices, the report's reading)
-cost no import of torch. A metric of one's own registers a function with :func:`register_metric`.
+The built-in metrics are declared in :mod:`attrdist.metrics.catalog` with a :class:`Deferred` function (imported
+with its module when first used): their names, tasks and directions (the command line's choices, the report's
+reading) cost no import of torch. A metric of one's own registers a function with :func:`register_metric`.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
 from ..registry import Registry
 
@@ -32,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BINARIZATION_RULES",
     "METRICS",
+    "Deferred",
     "PAPER_BORDER",
     "PAPER_KERNEL",
     "PAPER_SIGMA",
@@ -55,7 +54,9 @@ MetricFn: TypeAlias = "LocalizationFn | SimilarityFn"
 #: The paper's smoothing (appendix B): an 11x11 Gaussian. Sigma and border follow the VAR authors' demo, which
 #: calls OpenCV's ``GaussianBlur(map, (11, 11), 0)``: sigma ``0.3 * ((11 - 1) * 0.5 - 1) + 0.8 = 2.0`` and
 #: reflect-101 borders.
-PAPER_KERNEL, PAPER_SIGMA, PAPER_BORDER = 11, 2.0, "reflect"
+PAPER_KERNEL: Final = 11
+PAPER_SIGMA: Final = 2.0
+PAPER_BORDER: Final = "reflect"
 
 #: Binarisation rules of a map's positive part (:data:`attrdist.metrics.localization.BINARIZATIONS` implements
 #: them): ``A+ > value * mean(A+)``, ``A+ > value * max(A+)``, the ``|R|`` highest pixels.
@@ -63,11 +64,11 @@ Binarization = Literal["mean", "max_fraction", "region_size"]
 BINARIZATION_RULES: tuple[Binarization, ...] = ("mean", "max_fraction", "region_size")
 
 
-@cache
-def _resolve(ref: str) -> MetricFn:
-    module, name = ref.split(":")
-    fn: MetricFn = getattr(importlib.import_module(module), name)
-    return fn
+@dataclass(frozen=True)
+class Deferred:
+    """A metric's function that lives in a module imported on first use: ``load()`` imports it and returns it."""
+
+    load: Callable[[], MetricFn]
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,8 @@ class Metric:
         name: The name results are stored under.
         task: ``localization``, ``similarity``, ``insertion`` or ``count``.
         higher_is_better: Direction of improvement.
-        function: The function (see the module docstring), or where it lives (``"module:name"``, imported on
-            first use), or ``None`` where the benchmark computes it.
+        function: The function (see the module docstring), a :class:`Deferred` one (imported on first use), or
+            ``None`` where the benchmark computes it.
         summary: One line for the docs and the report.
         default: Computed unless a run names its metrics.
         relative: The report shows changes against vanilla in percent (``False``: as differences, for metrics
@@ -89,7 +90,7 @@ class Metric:
     name: str
     task: str
     higher_is_better: bool
-    function: MetricFn | str | None = None
+    function: MetricFn | Deferred | None = None
     summary: str = ""
     default: bool = True
     relative: bool = True
@@ -97,7 +98,7 @@ class Metric:
     @property
     def fn(self) -> MetricFn | None:
         """The metric's function (imported from its module on first use), or ``None``."""
-        return _resolve(self.function) if isinstance(self.function, str) else self.function
+        return self.function.load() if isinstance(self.function, Deferred) else self.function
 
 
 #: Every metric, the single list the benchmarks, the report and the docs read.
@@ -139,48 +140,3 @@ def metrics_for(task: str, names: list[str] | tuple[str, ...] | None = None) -> 
     if bad:
         raise ValueError(f"unknown {task} metric(s) {bad}; choose from {', '.join(of_task)}")
     return {n: of_task[n] for n in names}
-
-
-def _declare(task: str, function: str | None, rows: tuple[tuple[str, bool, str], ...], **extra: bool) -> None:
-    """Declare built-in metrics ``(name, higher_is_better, summary)``.
-
-    ``function`` is where each one's function lives, ``"module:name"`` with ``{name}`` for the metric's name
-    (``None``: its benchmark computes it).
-    """
-    for name, higher, summary in rows:
-        where = f"attrdist.metrics.{function.format(name=name)}" if function else None
-        METRICS.register(name)(Metric(name, task, higher, where, summary, **extra))
-
-
-_declare("count", None, (
-    ("zeroed", False, "maps that cannot be scored (all zero after VAR, or constant), counted, never averaged"),
-    ("no_positive", False, "maps without positive mass (nothing for region attribution to share), counted"),
-))
-_declare("localization", "localization:score_{name}", (
-    ("region_attribution", True, "share of the positive attribution inside the region (energy pointing game)"),
-    ("iou", True, "intersection over union of the binarised map and the region"),
-    ("precision", True, "share of the binarised map inside the region"),
-    ("recall", True, "share of the region covered by the binarised map"),
-    ("f1", True, "harmonic mean of precision and recall"),
-))
-_declare("insertion", None, (
-    ("sic_auc", True, "area under the softmax information curve (PIC), per image"),
-    ("aic_auc", True, "area under the accuracy information curve (PIC), per image"),
-    ("sic_median_curve", True, "area under the median SIC curve over images (the PIC paper's aggregate)"),
-    ("aic_median_curve", True, "area under the median AIC curve over images (the PIC paper's aggregate)"),
-    ("insertion_auc", True, "RISE insertion: area under the class probability as salient pixels are inserted"),
-    ("deletion_auc", False, "RISE deletion: area under the class probability as salient pixels are deleted"),
-))
-# in a sanity check the similarity to the original map should fall as weights are randomised: lower is better
-_declare("similarity", "similarity:{name}", (
-    ("spearman_abs", False, "Spearman rank correlation of |map| (Adebayo et al.)"),
-    ("spearman", False, "Spearman rank correlation of the signed maps"),
-    ("pearson", False, "Pearson correlation of the signed maps"),
-    ("cosine", False, "cosine similarity of the signed maps"),
-    ("ssim", False, "SSIM of the maps scaled to [-1, 1], window 5 (the paper)"),
-    ("hog_pearson", False, "Pearson correlation of HOG features (the paper)"),
-), relative=False)
-_declare("similarity", "similarity:{name}", (
-    ("ssim_notebook", False, "SSIM as in the authors' notebook (min-max [0, 1], Gaussian window)"),
-    ("hog_spearman", False, "Spearman correlation of HOG features (the authors' notebook)"),
-), relative=False, default=False)

@@ -203,7 +203,8 @@ def webp_size(image: np.ndarray) -> int:
 
 
 def pic_from_predictions(
-    entropies: Sequence[float], scores: Sequence[float], min_pred: float = 0.8, keep_monotonous: bool = True,
+    entropies: Sequence[float], scores: Sequence[float] | np.ndarray, min_pred: float = 0.8,
+    keep_monotonous: bool = True,
     points: int = 1000,
 ) -> PicCurve | PicSkip:
     """The information curve from the entropies and scores of [original, fully blurred, thresholds...].
@@ -337,7 +338,8 @@ def pic_curves_many(
     Raises:
         ValueError: On a saliency map of the wrong shape.
     """
-    keys, todo = [], {}
+    keys: list[list[bytes]] = []
+    todo: dict[bytes, np.ndarray] = {}
     for saliency in saliencies:
         if saliency.shape != base.image.shape[:2]:
             raise ValueError(f"saliency {saliency.shape} must be {base.image.shape[:2]}")

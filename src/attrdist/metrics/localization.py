@@ -122,7 +122,7 @@ def binarize(maps: Tensor, masks: Tensor, rule: str = "mean", value: float = 1.0
     if rule not in BINARIZATIONS:
         raise ValueError(f"unknown binarisation {rule!r}; choose one of {sorted(BINARIZATIONS)}")
     pos = maps.clamp(min=0).flatten(1)
-    out = BINARIZATIONS[cast(Binarization, rule)](pos, masks, value) & (pos > 0)
+    out = BINARIZATIONS[rule](pos, masks, value) & (pos > 0)
     return out.view_as(maps)
 
 

@@ -22,7 +22,7 @@ import torch
 from scipy import stats
 from torch import Tensor
 
-from .base import METRICS, SimilarityFn, metrics_for
+from .base import METRICS, Deferred, SimilarityFn, metrics_for
 
 __all__ = [
     "DEFAULT_SIMILARITIES",
@@ -120,10 +120,10 @@ def hog_spearman(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
     return spearman(_hog(_min_max(a)), _hog(_min_max(b)))
 
 
-#: The similarity measures of this module by name (:mod:`attrdist.metrics.base` declares them, with their direction,
-#: as ``similarity`` metrics).
+#: The built-in similarity measures by name (:mod:`attrdist.metrics.catalog` declares them, with their direction, as
+#: ``similarity`` metrics).
 SIMILARITIES: dict[str, SimilarityFn] = {
-    name: globals()[name] for name, m in METRICS.items() if m.function == f"{__name__}:{name}"}
+    name: globals()[name] for name, m in METRICS.items() if m.task == "similarity" and isinstance(m.function, Deferred)}
 
 #: The measures a sanity run computes unless told otherwise: the paper's, plus Pearson and cosine.
 DEFAULT_SIMILARITIES = tuple(metrics_for("similarity"))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from ..datasets import read_coco
+from functools import partial
+
+from ..datasets import CocoImage, read_coco
 from ..images import read_image
-from . import Dataset, DatasetKind, ImageItem, ObjectsItem, register_dataset
+from .base import Dataset, DatasetKind, ImageItem, ObjectsItem, register_dataset
 
 
 class CocoDataset(Dataset):
@@ -16,9 +18,9 @@ class CocoDataset(Dataset):
 
     def __init__(self, root: str) -> None:
         self.root = root
-        self._cache: dict[tuple, dict] = {}
+        self._cache: dict[tuple[float, str], dict[int, CocoImage]] = {}
 
-    def _read(self, min_area: float, area_from: str) -> dict:
+    def _read(self, min_area: float, area_from: str) -> dict[int, CocoImage]:
         key = (min_area, area_from)
         if key not in self._cache:
             self._cache[key] = read_coco(self.root, min_area=min_area, area_from=area_from)
@@ -27,7 +29,7 @@ class CocoDataset(Dataset):
     def objects(self, min_area: float = 0.01, area_from: str = "mask") -> list[ObjectsItem]:
         """Images by id with their objects of at least ``min_area`` of the image (mask or box area)."""
         found = self._read(min_area, area_from)
-        return [ObjectsItem(str(i), lambda p=found[i][0]: read_image(p), tuple(found[i][3])) for i in sorted(found)]
+        return [ObjectsItem(str(i), partial(read_image, found[i].path), tuple(found[i].objects)) for i in sorted(found)]
 
     def images(self) -> list[ImageItem]:
         """The images that hold at least one mapped object of 1% of the image (unlabelled)."""

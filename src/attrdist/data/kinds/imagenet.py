@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from ..datasets import LabeledImage, read_image_folder, read_imagenet_val
 from ..images import read_image
-from . import Dataset, DatasetKind, ImageItem, register_dataset
+from .base import Dataset, DatasetKind, ImageItem, register_dataset
 
 
 class LabeledFolder(Dataset):
@@ -22,7 +23,7 @@ class LabeledFolder(Dataset):
 
     def images(self) -> list[ImageItem]:
         """The images with their labels (and object masks where the records have them), sorted by id."""
-        return [ImageItem(r.id, lambda p=r.path: read_image(p), r.label, r.mask)
+        return [ImageItem(r.id, partial(read_image, r.path), r.label, r.mask)
                 for r in sorted(self.records, key=lambda r: r.id)]
 
 

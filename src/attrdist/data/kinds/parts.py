@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..datasets import read_part_segmentations
-from . import DatasetKind, register_dataset
+from .base import DatasetKind, register_dataset
 from .imagenet import LabeledFolder
 
 

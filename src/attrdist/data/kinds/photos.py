@@ -22,7 +22,7 @@ import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib import resources
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from PIL import Image, ImageOps
 from ..grids import Grid
 from ..images import ImageReadError, read_image, read_image_bytes
 from ..rcc import RccError, read_member
-from . import Dataset, DatasetKind, ImageItem, register_dataset
+from .base import Dataset, DatasetKind, ImageItem, register_dataset
 
 __all__ = ["MissingPhotosError", "Photo", "PhotosDataset", "read_manifest"]
 
@@ -167,7 +167,7 @@ class PhotosDataset(Dataset):
         The order is by a checksum of the id, so that the first N (``--max-items``) are not all birds.
         """
         ids = sorted(self.found, key=lambda i: (zlib.crc32(i.encode()), i))
-        return [ImageItem(i, lambda i=i: self._image(i), label=self.found[i][0].label) for i in ids]
+        return [ImageItem(i, partial(self._image, i), label=self.found[i][0].label) for i in ids]
 
     def grid_image(self, item: str) -> Image.Image:
         """A photo padded to a square with white (mirrored for ``~flip``): the cell of a grid.

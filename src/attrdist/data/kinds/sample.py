@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from functools import partial
 
 from PIL import Image
 
 from ..grids import Grid
 from ..prepare import sample_view
 from ..samples import SAMPLES
-from . import Dataset, DatasetKind, ImageItem, register_dataset
+from .base import Dataset, DatasetKind, ImageItem, register_dataset
 
 #: Views of each sample photo for single-image benchmarks: the photo, its mirror image, the centred 80% crop
 #: of both.
@@ -23,7 +24,7 @@ class SampleDataset(Dataset):
     def images(self) -> list[ImageItem]:
         """Every view of every photo, sorted by id (``chelsea``, ``chelsea~flip``, ...)."""
         ids = sorted(f"{n}{v}" for n in SAMPLES for v in VIEWS)
-        return [ImageItem(i, lambda i=i: sample_view(i)) for i in ids]
+        return [ImageItem(i, partial(sample_view, i)) for i in ids]
 
     def grid_image(self, item: str) -> Image.Image:
         """A photo's centred square (mirrored for ``~flip``): the cell of a sample grid."""
