@@ -18,7 +18,9 @@ single page and a small JSON API:
 Safe by construction: requests name a model the server was started with (``--models``), never a path;
 checkpoints load with ``weights_only`` unless the command line says ``--trust-checkpoint``; images are decoded
 with a pixel limit; every malformed request gets a 4xx with a message (no traceback, no 5xx); a full job
-queue answers 503 with ``Retry-After``. It binds to 127.0.0.1 unless told otherwise, and warns when not.
+queue answers 503 with ``Retry-After`` (explains, VAR panels, figures and downloads alike); a request that arrives
+slower than ``--header-timeout`` / ``--body-timeout`` gets 408; no answer may be framed by another page. It binds to
+127.0.0.1 unless told otherwise, and warns when not.
 
 Layers: the handler here parses each request into a typed request (:mod:`attrdist.app.params`) and gives it, with
 the request's own :class:`~attrdist.app.deadline.Deadline`, to the :class:`~attrdist.app.explorer.Explorer`.
