@@ -313,7 +313,8 @@ def test_explorer_errors():
         AppConfig(models=())
 
 
-@pytest.mark.parametrize("field", ["max_upload_mb", "max_megapixels"])
+@pytest.mark.parametrize("field", ["max_upload_mb", "max_megapixels", "header_timeout", "body_timeout",
+                                   "max_answer_mb"])
 @pytest.mark.parametrize("value", [float("inf"), float("nan"), 0.0])
 def test_operator_limits_must_be_finite(field, value):
     with pytest.raises(ValueError, match=f"{field} must be a positive, finite number"):
