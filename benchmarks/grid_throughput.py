@@ -9,6 +9,7 @@ and splits the wall time into model forward passes, the class-gradient backward 
 """
 
 import argparse
+import json
 import tempfile
 import time
 
@@ -48,7 +49,9 @@ def main():
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--json", default=None, help="also write the table as JSON to this file")
     args = p.parse_args()
+    rows = []
 
     lm = load_model(args.model, weights="random")
     lm.model.to(args.device)
@@ -84,6 +87,12 @@ def main():
         outside = total - clock.forward - clock.backward
         print(f"{name:<22}{args.items / total:>9.2f}{total:>9.2f}{clock.forward:>11.2f}{clock.backward:>12.2f}"
               f"{outside / total:>9.1%}", flush=True)
+        rows.append({"method": name, "items_per_s": args.items / total, "seconds": total, "forward_s": clock.forward,
+                     "backward_s": clock.backward, "outside_share": outside / total})
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"model": args.model, "device": args.device, "items": args.items, "cell": args.cell,
+                       "batch_size": args.batch_size, "methods": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import dataclasses
 import glob
+import json
 import math
 import os
 import platform
@@ -170,7 +171,8 @@ def time_items(bench_cls, cfg, lm, items: int, device: str, ig_scale: float) -> 
     stages = Stages(device)
     with tempfile.TemporaryDirectory() as out:
         bench = bench_cls.build(cfg, lm)
-        store, bench.cfg = open_run(bench_cls.resolve(bench.cfg, bench.lm), out, Shard(), bench.methods)
+        opened = open_run(bench_cls.resolve(bench.cfg, bench.lm), out, Shard(), bench.methods)
+        store, bench.cfg = opened.store, opened.config
         bench.store = store
         bench.lm.model.to(device)
         todo = bench.items()[: items + 1]
@@ -254,6 +256,7 @@ def main() -> None:
     p.add_argument("--sanity-depths", type=int, default=3, help="sanity depths measured (the time per depth is "
                                                                  "projected to every depth of the configuration)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--json", default=None, help="also write the projection as JSON to this file")
     args = p.parse_args()
     reuse_freed_memory()  # what `attrdist bench` does first (attrdist._memory)
 
@@ -291,6 +294,7 @@ def main() -> None:
     print("| configuration | items | per item (s) | projected | how |")
     print("|---|---|---|---|---|")
     grand = 0.0
+    projected: list[dict] = []
     for path, prefix, bench, cfg, _ in configs:
         items, source = PROTOCOL_ITEMS[prefix]
         key = (bench.name, cfg.model)
@@ -313,8 +317,13 @@ def main() -> None:
         if prefix == "coco":
             per_item += costs[cfg.model] / 3  # the class set's forward pass (about a third of forward+backward)
         grand += per_item * items
+        projected.append({"config": Path(path).name, "items": items, "seconds_per_item": per_item,
+                          "seconds": per_item * items, "how": how})
         print(f"| {Path(path).name} | {items:,} ({source}) | {per_item:.2f} | {hours(per_item * items)} | {how} |")
     print(f"| **all** | | | **{hours(grand)}** | |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"device": device_name(args.device), "configs": projected,
+                                               "seconds": grand}, indent=1))
 
 
 def _blocks(cfg) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from ..options import BENCHMARK_METHODS, ModelOptions, opt, read_yaml
-from ..var import DEFAULT_PRESET, NORMALIZATIONS, VARConfig, variant_config
+from ..presets import DEFAULT_PRESET, NORMALIZATION_NAMES, VARConfig, variant_config
 
 if typing.TYPE_CHECKING:
     from ..methods import Attributor
@@ -33,7 +33,7 @@ DEFAULT_VARIANTS: dict[str, dict] = {"var": {"preset": DEFAULT_PRESET}}
 ALL_VARIANTS: dict[str, dict] = {
     "paper": {"preset": "paper"},
     "authors-code": {"preset": "authors-code"},
-    **{f"paper+{n}": {"preset": "paper", "normalize": n} for n in NORMALIZATIONS if n != "none"},
+    **{f"paper+{n}": {"preset": "paper", "normalize": n} for n in NORMALIZATION_NAMES if n != "none"},
 }
 
 C = typing.TypeVar("C", bound="RunConfig")
