@@ -277,3 +277,19 @@ def test_var_and_maps_answers_are_bounded(explained, monkeypatch):
         status, _, body = _get(port, path)
         message = json.loads(body)["error"]
         assert status == 422 and "0.05 MB" in message and "MB" in message, (path, message)
+
+
+# item 8: an absolute-form target is served when its host is one this server answers to
+
+
+def test_an_absolute_form_target_of_this_host_is_served(explained):
+    port = explained[0]
+    for target, status in ((f"http://127.0.0.1:{port}/api/options", 200), ("http://evil.example/api/options", 400),
+                           ("//evil.example/api/options", 404)):  # a path (http.server folds the slashes)
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+        s.close()
+        assert got.split(b"\r\n")[0].split()[1] == str(status).encode(), (target, got[:200])
