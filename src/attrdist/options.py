@@ -42,7 +42,9 @@ def read_yaml(text: str) -> object:
     return yaml.load(text, Loader=_NoAliases)  # noqa: S506 (a SafeLoader)
 
 
-def opt(text: str, choices: Sequence[str] | Callable[[], Sequence[str]] | None = None, **extra: object) -> dict:
+def opt(
+    text: str, choices: Sequence[str] | Callable[[], Sequence[str]] | None = None, **extra: object,
+) -> dict[str, object]:
     """Field metadata: the option's one-line help, its choices and extras (``flag="--method-opt"``).
 
     ``choices`` may be a function that lists them from a registry when the parser is built.
@@ -73,7 +75,7 @@ class ModelOptions:
         "efficientnet_lite0 (offline), torchvision:NAME, timm:NAME or a checkpoint path"))
     weights: str | None = field(default=None, metadata=opt(
         "state-dict file, a torchvision weights name (IMAGENET1K_V1: the paper's) or 'random'"))
-    method_options: dict[str, dict] = field(default_factory=dict, metadata=opt(
+    method_options: dict[str, dict[str, object]] = field(default_factory=dict, metadata=opt(
         "method options, repeatable: --method-opt gradcam.layer=layer3 --method-opt integrated_gradients.steps=64",
         flag="--method-opt"))
     device: str = field(default="cpu", metadata=opt("torch device: cpu, cuda, cuda:1 (benchmarks: one GPU per "
@@ -84,6 +86,6 @@ class ModelOptions:
     trust_checkpoint: bool = field(default=False, metadata=opt(
         "allow a --model checkpoint file that holds pickled code (unpickling runs it: only files you trust)"))
 
-    def method_kwargs(self, name: str) -> dict:
+    def method_kwargs(self, name: str) -> dict[str, object]:
         """The options of method ``name``: its ``method_options`` and the precision."""
         return {**({"autocast": self.dtype} if self.dtype != "float32" else {}), **self.method_options.get(name, {})}

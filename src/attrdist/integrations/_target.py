@@ -36,7 +36,8 @@ def check_variant(variant: str | VARConfig) -> str | VARConfig:
     raise ValueError(f"unknown variant {variant!r}; choose {VANILLA!r} or a VAR preset: {', '.join(PRESETS)}")
 
 
-def build_method(method: str | Attributor, model: nn.Module | LoadedModel | None, options: dict) -> Attributor:
+def build_method(method: str | Attributor, model: nn.Module | LoadedModel | None,
+                 options: dict[str, object]) -> Attributor:
     """An :class:`Attributor` from a registered name and a model, or the given one.
 
     Raises:

@@ -31,10 +31,23 @@ if TYPE_CHECKING:
     from ..methods.base import Attributor
     from ..models import LoadedModel
 
-try:
-    from captum.attr import Attribution as _CaptumAttribution
-except ImportError:  # the optional extra is missing: VARAttribution refuses to be built (below)
-    _CaptumAttribution = object
+if TYPE_CHECKING:
+
+    class _CaptumAttribution:
+        """What :class:`VARAttribution` takes from Captum's ``Attribution`` (Captum ships no type information)."""
+
+        forward_func: Callable[..., Tensor]
+
+        def __init__(self, forward_func: Callable[..., Tensor]) -> None: ...
+
+    _HAVE_CAPTUM: bool
+else:
+    try:
+        from captum.attr import Attribution as _CaptumAttribution
+
+        _HAVE_CAPTUM = True
+    except ImportError:  # the optional extra is missing: VARAttribution refuses to be built (below)
+        _CaptumAttribution, _HAVE_CAPTUM = object, False
 
 __all__ = ["VARAttribution"]
 
@@ -81,7 +94,7 @@ class VARAttribution(_CaptumAttribution):
         self, method: str | Attributor, model: nn.Module | LoadedModel | None = None, *,
         variant: str | VARConfig = DEFAULT_PRESET, classes: ClassesLike = DEFAULT_CLASSES, **method_options: object,
     ) -> None:
-        if _CaptumAttribution is object:
+        if not _HAVE_CAPTUM:
             raise ImportError("VARAttribution needs Captum: pip install 'attrdist[peers]' (or pip install captum)")
         attributor = build_method(method, model, dict(method_options))
         self.target_map = TargetMap(attributor, variant, classes)
@@ -135,9 +148,9 @@ class VARAttribution(_CaptumAttribution):
             raise TypeError(f"VARAttribution.attribute got unsupported argument(s) {sorted(kwargs)}; "
                             "it takes inputs and target")
         is_tuple = isinstance(inputs, tuple)
-        if is_tuple and len(inputs) != 1:
+        if isinstance(inputs, tuple) and len(inputs) != 1:
             raise TypeError(f"VARAttribution explains one input tensor, got a tuple of {len(inputs)}")
-        x = inputs[0] if is_tuple else inputs
+        x = inputs[0] if isinstance(inputs, tuple) else inputs
         if isinstance(target, list | tuple) and any(isinstance(t, tuple) for t in target):
             raise ValueError("VARAttribution takes one class per sample; targets per output dimension (tuples) "
                              "do not apply to a classifier's logits")

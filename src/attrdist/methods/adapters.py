@@ -74,7 +74,9 @@ class CallableAdapter(Attributor):
             out = self.fn(x.clone().requires_grad_(True), cls)
         return torch.as_tensor(out, device=x.device)
 
-    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+    def _attribute(
+        self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
         with torch.no_grad():
             logits, cls = self._forward(x, classes, target)

@@ -13,9 +13,9 @@ import contextvars
 import inspect
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypedDict, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,7 @@ __all__ = [
     "Attributor",
     "ClassesLike",
     "MethodNotApplicableError",
+    "MethodOptions",
     "architecture_of",
     "class_gradients",
     "get_method",
@@ -46,6 +47,14 @@ __all__ = [
 ]
 
 VJPMode = Literal["auto", "batched", "sequential"]
+
+
+class MethodOptions(TypedDict, total=False):
+    """The keyword options of :class:`Attributor` that every method passes on to it (``**kwargs``)."""
+
+    vjp: VJPMode
+    autocast: str | None
+
 #: How :func:`class_gradients` computes the K VJPs (``"auto"`` picks one of these).
 _GradMode = Literal["batched", "sequential"]
 
@@ -58,7 +67,10 @@ class MethodNotApplicableError(ValueError):
     """The method does not apply to the model's architecture (the message names the methods that do)."""
 
 
-def register_method(name: str):  # noqa: ANN201
+_A = TypeVar("_A", bound="type[Attributor]")
+
+
+def register_method(name: str) -> Callable[[_A], _A]:
     """Register an :class:`Attributor` subclass under ``name`` (sets its ``name`` attribute).
 
     Example:
@@ -67,11 +79,12 @@ def register_method(name: str):  # noqa: ANN201
         ...     def _post(self, x, grads): return grads.abs()
     """
 
-    def decorate(cls: type[Attributor]) -> type[Attributor]:
+    def decorate(cls: _A) -> _A:
         cls.name = name
         if "display_name" not in cls.__dict__:
             cls.display_name = name
-        return METHODS.register(name)(cls)
+        METHODS.register(name)(cls)
+        return cls
 
     return decorate
 
@@ -107,15 +120,15 @@ def get_method(name: str, model: nn.Module | LoadedModel, **options: object) -> 
     preprocess = getattr(model, "preprocess", None)
     # the model's class names travel with the method into its results (VARResult.class_names)
     labels = getattr(model, "class_names", None) or getattr(getattr(model, "config", None), "id2label", None)
-    if not isinstance(model, nn.Module) and preprocess is not None:  # a LoadedModel
-        if cls.uses_normalization:
+    if not isinstance(model, nn.Module):
+        if preprocess is None:
+            raise TypeError(f"model must be a torch.nn.Module or a LoadedModel, got {type(model).__name__}")
+        if cls.uses_normalization:  # a LoadedModel
             options.setdefault("normalization", (tuple(preprocess.mean), tuple(preprocess.std)))
         model = model.model
     from ..models.hf import as_classifier
 
     model = as_classifier(model)  # a transformers model returns its logits
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module or a LoadedModel, got {type(model).__name__}")
     arch = architecture_of(model)
     if arch not in cls.applies_to:
         kind = {"vit": "a Vision Transformer", "cnn": "a CNN"}[arch]
@@ -155,7 +168,8 @@ class Attribution:
 
 
 # (method, model class, device type, dtype, input shape, K) -> the mode measured fastest
-_VJP_CHOICE: dict[tuple, _GradMode] = {}
+_VJPKey = tuple[str, str, str, torch.dtype, tuple[int, ...], int]
+_VJP_CHOICE: dict[_VJPKey, _GradMode] = {}
 
 
 @dataclass
@@ -242,6 +256,9 @@ class Attributor(abc.ABC):
     uses_normalization: ClassVar[bool] = False
     #: The model's class names, one per output, when :func:`get_method` knows them (results carry them), else None.
     class_names: list[str] | None = None
+    #: The options :func:`get_method` built the method with (what :meth:`settings` reports where no attribute holds
+    #: an option's value).
+    _given: dict[str, object]
 
     def __init__(self, model: nn.Module, *, vjp: VJPMode = "auto", autocast: str | None = None) -> None:
         if not isinstance(model, nn.Module):
@@ -400,7 +417,7 @@ class Attributor(abc.ABC):
         _record(mode)
         return grads
 
-    def _to_input_size(self, maps: Tensor, size: tuple[int, int], mode: str = "bilinear") -> Tensor:
+    def _to_input_size(self, maps: Tensor, size: tuple[int, ...], mode: str = "bilinear") -> Tensor:
         """Upsample ``[B, K, h, w]`` maps to the input size."""
         if tuple(maps.shape[-2:]) == tuple(size):
             return maps
@@ -435,7 +452,7 @@ def _record(mode: str) -> None:
 
 
 def _measure(
-    key: tuple, outputs: Tensor, classes: Tensor, inputs: Sequence[Tensor], retain_graph: bool
+    key: _VJPKey, outputs: Tensor, classes: Tensor, inputs: Sequence[Tensor], retain_graph: bool
 ) -> tuple[list[Tensor], _GradMode]:
     """Time sequential and batched VJPs for this key; cache the faster and return its result.
 

@@ -68,7 +68,9 @@ class _CAM(Attributor):
                              "layer")
         return t
 
-    def _layer_maps(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None) -> tuple:
+    def _layer_maps(
+        self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Forward once, capture the layer, return ``(cam [B, K, h, w], classes, logits)`` (graph kept)."""
         with capture_output(self.layer, as_leaf=True) as cap:
             logits, cls = self._forward(x, classes, target)
@@ -80,7 +82,9 @@ class _CAM(Attributor):
             cam = cam.clamp(min=0)
         return cam.transpose(0, 1), cls, logits
 
-    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+    def _attribute(
+        self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
         with torch.enable_grad():
             cam, cls, logits = self._layer_maps(x, classes, target)
@@ -158,7 +162,9 @@ class GuidedGradCAM(GradCAM):
     summary = "guided backprop x Grad-CAM (one forward pass for both)"
     reference = "Selvaraju et al. Grad-CAM: Visual Explanations from Deep Networks. ICCV 2017"
 
-    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+    def _attribute(
+        self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
         state = GuidedState(guided=False)
         with guided_activations(self.model, state):

@@ -31,7 +31,9 @@ class Gradient(Attributor):
     summary = "input gradient of the class logit (signed, channel-summed)"
     reference = "Simonyan, Vedaldi, Zisserman. Deep Inside Convolutional Networks. ICLR-W 2014"
 
-    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+    def _attribute(
+        self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
         xg = x.clone().requires_grad_(True)
         logits, cls = self._forward(xg, classes, target)
@@ -69,7 +71,9 @@ class GuidedBackprop(Gradient):
     summary = "guided backpropagation: negative gradients clamped at every activation"
     reference = "Springenberg et al. Striving for Simplicity: The All Convolutional Net. ICLR-W 2015"
 
-    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+    def _attribute(
+        self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
         with guided_activations(self.model, GuidedState(guided=True)):
             return super()._attribute(x, classes, target)
@@ -138,7 +142,7 @@ def parse_memory(value: float | str | None) -> int | None:
 
 
 # (method, model class, device, dtype, input shape, K, budget) -> points per forward pass measured to fit
-_CHUNK_CHOICE: dict[tuple, int] = {}
+_CHUNK_CHOICE: dict[tuple[str, str, str, torch.dtype, tuple[int, ...], int, int], int] = {}
 
 
 class _SampledGradient(Attributor):
@@ -186,7 +190,9 @@ class _SampledGradient(Attributor):
         (g,) = self._gradients(out, cls.repeat(s, 1), [xs])
         return (g.view(k, s, *x.shape) * weights.to(g).view(1, s, 1, 1, 1, 1)).sum(1)
 
-    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+    def _attribute(
+        self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
         with torch.inference_mode():
             logits, cls = self._forward(x, classes, target)

@@ -6,7 +6,7 @@ import contextlib
 import difflib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -39,12 +39,19 @@ def resolve_module(model: nn.Module, layer: str | nn.Module) -> nn.Module:
         if not any(m is layer for m in model.modules()):
             raise ValueError(f"layer {type(layer).__name__} is not a sub-module of the model")
         return layer
-    modules = dict(model.named_modules())
+    modules: dict[str, nn.Module] = dict(model.named_modules())
     if layer in modules:
-        return modules[layer]
+        found: nn.Module = modules[layer]
+        return found
     close = difflib.get_close_matches(layer, [n for n in modules if n], n=5, cutoff=0.4)
     hint = f"; closest: {', '.join(close)}" if close else ""
     raise ValueError(f"the model has no layer {layer!r}{hint}")
+
+
+class _InPlace(Protocol):
+    """A module with an ``inplace`` switch (``nn.ReLU``, ``nn.Dropout``, ...)."""
+
+    inplace: bool
 
 
 @contextlib.contextmanager
@@ -63,21 +70,22 @@ def model_scope(model: nn.Module) -> Iterator[nn.Module]:
     """
     modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
-    inplace = [(m, m.inplace) for m in model.modules() if isinstance(getattr(m, "inplace", None), bool)]
+    inplace = [(cast(_InPlace, m), flag) for m in model.modules()
+               if isinstance(flag := getattr(m, "inplace", None), bool)]
     try:
         model.eval()
         for p, _ in flags:
             p.requires_grad_(False)
-        for m, _ in inplace:
-            m.inplace = False
+        for switch, _ in inplace:
+            switch.inplace = False
         yield model
     finally:
         for m, mode in modes:
             m.training = mode
         for p, flag in flags:
             p.requires_grad_(flag)
-        for m, flag in inplace:
-            m.inplace = flag
+        for switch, flag in inplace:
+            switch.inplace = flag
 
 
 @dataclass
@@ -116,7 +124,7 @@ def capture_output(module: nn.Module, as_leaf: bool = False) -> Iterator[Capture
     """
     cap = Capture(module)
 
-    def hook(mod: nn.Module, args: tuple, out: object) -> Tensor:
+    def hook(mod: nn.Module, args: tuple[object, ...], out: object) -> Tensor:
         if not isinstance(out, Tensor):
             raise TypeError(f"layer {type(mod).__name__} returns {type(out).__name__}, not a tensor")
         if as_leaf:
@@ -140,11 +148,15 @@ class GuidedState:
     guided: bool = True
 
 
+#: ``x -> f'(x)`` of an activation (a mask or the derivative's values).
+_Derivative = Callable[[Tensor], Tensor]
+
+
 class _GuidedContext(Protocol):
     """The autograd context of :class:`_GuidedGrad`: its saved tensor and the two values it stores on it."""
 
     saved_tensors: tuple[Tensor, ...]
-    deriv_fn: Callable[[Tensor], Tensor] | None
+    deriv_fn: _Derivative | None
     state: GuidedState
 
     def save_for_backward(self, *tensors: Tensor | None) -> None: ...
@@ -158,17 +170,19 @@ class _GuidedGrad(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(x: Tensor, saved: Tensor, y: Tensor, deriv_fn: object, state: GuidedState) -> Tensor:
+    def forward(x: Tensor, saved: Tensor, y: Tensor, deriv_fn: _Derivative | None, state: GuidedState) -> Tensor:
         return y.view_as(y)
 
     @staticmethod
-    def setup_context(ctx: _GuidedContext, inputs: tuple, output: Tensor) -> None:
+    def setup_context(
+        ctx: _GuidedContext, inputs: tuple[Tensor, Tensor, Tensor, _Derivative | None, GuidedState], output: Tensor,
+    ) -> None:
         _, saved, _, deriv_fn, state = inputs
         ctx.save_for_backward(saved)
         ctx.deriv_fn, ctx.state = deriv_fn, state
 
     @staticmethod
-    def backward(ctx: _GuidedContext, grad: Tensor) -> tuple:
+    def backward(ctx: _GuidedContext, grad: Tensor) -> tuple[Tensor, None, None, None, None]:
         (saved,) = ctx.saved_tensors
         deriv_fn = ctx.deriv_fn
         gx = grad * (saved if deriv_fn is None else deriv_fn(saved))
@@ -177,7 +191,7 @@ class _GuidedGrad(torch.autograd.Function):
         return gx, None, None, None, None
 
 
-def _piecewise_derivative(module: nn.Module) -> object | None:
+def _piecewise_derivative(module: nn.Module) -> _Derivative | None:
     """``x -> f'(x)`` of a piecewise-linear activation (evaluated in backward), or ``None``."""
     if isinstance(module, nn.ReLU):
         return lambda x: x > 0
@@ -218,15 +232,15 @@ def guided_activations(model: nn.Module, state: GuidedState) -> Iterator[list[nn
     """
     mods = [m for m in model.modules() if isinstance(m, GUIDED_ACTIVATIONS)]
 
-    def hook(mod: nn.Module, args: tuple, out: Tensor) -> Tensor:
+    def hook(mod: nn.Module, args: tuple[Tensor, ...], out: Tensor) -> Tensor:
         x = args[0]
         deriv_fn = _piecewise_derivative(mod)
         if deriv_fn is not None:
-            return _GuidedGrad.apply(x, x.detach(), out.detach(), deriv_fn, state)
+            return cast(Tensor, _GuidedGrad.apply(x, x.detach(), out.detach(), deriv_fn, state))
         with torch.enable_grad():
             xd = x.detach().requires_grad_(True)
             (deriv,) = torch.autograd.grad(mod.forward(xd).sum(), xd)  # forward(): no hook
-        return _GuidedGrad.apply(x, deriv.detach(), out.detach(), None, state)
+        return cast(Tensor, _GuidedGrad.apply(x, deriv.detach(), out.detach(), None, state))
 
     handles = [m.register_forward_hook(hook) for m in mods]
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -15,16 +16,21 @@ if TYPE_CHECKING:  # zennit is imported when an LRP method is built (it imports 
     from zennit.canonizers import Canonizer
     from zennit.core import Composite
 
-__all__ = ["LRP", "COMPOSITES"]
+__all__ = ["LRP", "lrp_composites"]
 
-#: Zennit composites (classes of ``zennit.composites``) by name: the ``composite=`` option of ``lrp``.
-COMPOSITES: dict[str, str] = {
-    "epsilon_plus_flat": "EpsilonPlusFlat",
-    "epsilon_plus": "EpsilonPlus",
-    "epsilon_alpha2_beta1_flat": "EpsilonAlpha2Beta1Flat",
-    "epsilon_alpha2_beta1": "EpsilonAlpha2Beta1",
-    "epsilon_gamma_box": "EpsilonGammaBox",
-}
+
+@cache
+def lrp_composites() -> dict[str, type[Composite]]:
+    """Zennit's LRP composites by their name in Zennit's own registry (``zennit.composites.COMPOSITES``).
+
+    The ``composite=`` option of ``lrp``: ``epsilon_plus_flat`` (the default), ``epsilon_plus``,
+    ``epsilon_alpha2_beta1_flat``, ``epsilon_alpha2_beta1`` and ``epsilon_gamma_box``, the composites whose dense
+    layers take the epsilon rule. Zennit's other composites (DeconvNet, guided backprop, excitation backprop,
+    beta-smooth) modify gradients without being LRP.
+    """
+    from zennit.composites import COMPOSITES
+
+    return {name: cls for name, cls in COMPOSITES.items() if name.startswith("epsilon_")}
 
 
 @register_method("lrp")
@@ -37,7 +43,7 @@ class LRP(Attributor):
 
     Args:
         model: The classifier.
-        composite: Name in :data:`COMPOSITES` (default ``"epsilon_plus_flat"``) or a Zennit composite.
+        composite: A name of :func:`lrp_composites` (default ``"epsilon_plus_flat"``) or a Zennit composite.
         canonizers: Zennit canonizers; default: those of the model's architecture family (BatchNorm
             merging, residual sums, one activation module per use).
         **kwargs: See :class:`Attributor`. ``epsilon_gamma_box`` needs ``low``/``high`` bounds and is
@@ -59,21 +65,21 @@ class LRP(Attributor):
 
             canonizers = family_of(model).canonizers()
         self.canonizers = list(canonizers)
-        if isinstance(composite, str) and composite not in COMPOSITES:
-            raise ValueError(f"unknown LRP composite {composite!r}; choose one of {sorted(COMPOSITES)}")
+        if isinstance(composite, str) and composite not in lrp_composites():
+            raise ValueError(f"unknown LRP composite {composite!r}; choose one of {sorted(lrp_composites())}")
         self.composite = composite
 
     def _composite(self, x: Tensor) -> Composite:
         if not isinstance(self.composite, str):
             return self.composite
-        from zennit import composites
-
-        factory = getattr(composites, COMPOSITES[self.composite])
+        factory = lrp_composites()[self.composite]
         if self.composite == "epsilon_gamma_box":
             return factory(low=float(x.min()), high=float(x.max()), canonizers=self.canonizers)
         return factory(canonizers=self.canonizers)
 
-    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+    def _attribute(
+        self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
         # Zennit's BatchNorm merging leaves a factor 1/sqrt(1 + eps) per BatchNorm, so the canonized logits
         # differ slightly (~1e-4) from the model's: the class set and the returned logits come from a

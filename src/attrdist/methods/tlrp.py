@@ -26,13 +26,15 @@ recomputes.
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import torch
 from torch import Tensor, nn
 
 from ..classes import ClassSet
 from ..models.vit import block_flows, block_parts, head_parts
 from .base import register_method
-from .transformer import _AttentionMethod, _eye_like, _row_normalize
+from .transformer import AttentionOptions, _AttentionMethod, _built, _eye_like, _row_normalize
 
 __all__ = ["TLRP"]
 
@@ -97,7 +99,7 @@ class TLRP(_AttentionMethod):
     reference = "Chefer, Gur, Wolf. Transformer Interpretability Beyond Attention Visualization. CVPR 2021"
 
     def __init__(self, model: nn.Module, *, start_layer: int = 0, row_normalize: bool = True,
-                 **kwargs: object) -> None:
+                 **kwargs: Unpack[AttentionOptions]) -> None:
         super().__init__(model, **kwargs)
         self.norm, self.head = head_parts(model, self.info)
         self.parts = [block_parts(b, self.info.kind) for b in self.info.blocks]
@@ -120,7 +122,9 @@ class TLRP(_AttentionMethod):
             out[..., 0, :] = normed[:, 0] * _div(r, normed[:, 0])
         return out
 
-    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+    def _attribute(
+        self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
         traces, logits, cls, grads = self._traced(x, classes, target, start=self.start_layer)
         kind = self.info.kind
@@ -136,7 +140,7 @@ class TLRP(_AttentionMethod):
                 r = _copies_rule(f.mid, r_res, r_mlp)
                 r_res, r_att = _residual_rule(r, f.x_in, f.attn_branch)
                 r_att = _linear_rule(parts.proj.weight, f.proj_in, r_att)
-                r_att = r_att.unflatten(-1, (parts.heads, -1)).transpose(-2, -3)  # [K, B, h, N, d]
+                r_att = torch.unflatten(r_att, -1, (parts.heads, -1)).transpose(-2, -3)  # [K, B, h, N, d]
                 r_a, r_v = _product_rule(f.attn, f.v, r_att)
                 cam = (grads[i - self.start_layer] * r_a).clamp(min=0).mean(2)  # [K, B, N, N]
                 m = cam + _eye_like(cam)
@@ -149,4 +153,4 @@ class TLRP(_AttentionMethod):
                 r_qkv = r_qkv.permute(0, 1, 4, 3, 2, 5).flatten(-3)  # [K, B, N, (3 h d)]
                 r_att = _linear_rule(parts.qkv_weight, f.norm1, r_qkv)
                 r = _copies_rule(f.x_in, r_res, r_att)
-        return self._to_maps(row[..., 0, :].transpose(0, 1), x), cls, logits
+        return self._to_maps(_built(row)[..., 0, :].transpose(0, 1), x), cls, logits

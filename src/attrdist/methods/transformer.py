@@ -13,16 +13,54 @@ the batch into the heads).
 from __future__ import annotations
 
 import warnings
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, Unpack
 
 import torch
 from torch import Tensor, nn
 
 from ..classes import ClassSet
 from ..models.vit import BlockTrace, block_flows, head_parts, trace_attention, vit_info
-from .base import Attributor, register_method
+from .base import Attributor, MethodOptions, register_method
 
-__all__ = ["AttentionGradCAM", "AttentionRollout", "BiAttn", "GAE", "GradRollout", "InFlow", "TAttn"]
+__all__ = ["AttentionGradCAM", "AttentionOptions", "AttentionRollout", "BiAttn", "GAE", "GradRollout", "InFlow",
+           "TAttn"]
+
+
+class AttentionOptions(MethodOptions, total=False):
+    """The keyword options every attention method passes on to :class:`_AttentionMethod` (``**kwargs``)."""
+
+    resolution: Literal["input", "native"]
+
+
+@dataclass(frozen=True)
+class _Trace:
+    """What one block computed in the traced forward pass (:class:`~attrdist.models.vit.BlockTrace`, filled)."""
+
+    attn: Tensor  # post-softmax attention [B, heads, N, N]
+    x_in: Tensor  # block input [B, N, D]
+    attn_out: Tensor  # attention branch output [B, N, D]
+    mlp_out: Tensor  # MLP branch output [B, N, D]
+
+    @classmethod
+    def of(cls, trace: BlockTrace) -> _Trace:
+        """The filled trace of a block the forward pass ran.
+
+        Raises:
+            RuntimeError: If the block recorded nothing (the forward pass did not reach it).
+        """
+        if trace.attn is None or trace.x_in is None or trace.attn_out is None or trace.mlp_out is None:
+            raise RuntimeError("a ViT block recorded nothing in the traced forward pass (did the model skip it?)")
+        return cls(trace.attn, trace.x_in, trace.attn_out, trace.mlp_out)
+
+
+class _Traced(NamedTuple):
+    """One traced forward pass (:meth:`_AttentionMethod._traced`)."""
+
+    traces: list[_Trace]  # every block's
+    logits: Tensor  # [B, num_classes], detached
+    classes: Tensor  # [B, K]
+    grads: list[Tensor]  # the K class gradients of the attention of blocks start:, each [K, B, heads, N, N]
 
 
 class _AttentionMethod(Attributor):
@@ -39,7 +77,7 @@ class _AttentionMethod(Attributor):
     applies_to = frozenset({"vit"})
 
     def __init__(self, model: nn.Module, *, resolution: Literal["input", "native"] = "input",
-                 **kwargs: Any) -> None:
+                 **kwargs: Unpack[MethodOptions]) -> None:
         super().__init__(model, **kwargs)
         self.info = vit_info(model)
         self.resolution = resolution
@@ -59,25 +97,33 @@ class _AttentionMethod(Attributor):
                              f"start_layer=0..{depth - 1} (this ViT has {depth} blocks)")
         return start_layer
 
-    def _traced(self, x: Tensor, classes: ClassSet | Tensor, target: Tensor | int | None,
-               need_grads: bool = True, start: int = 0) -> tuple[list[BlockTrace], Tensor, Tensor, list[Tensor] | None]:
+    def _traced(
+        self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None, start: int = 0
+    ) -> _Traced:
         """Forward once with the blocks traced; the K class gradients of the attention of blocks ``start:``.
 
         Returns:
-            ``(traces, logits, classes, grads)`` with ``grads[l]`` (block ``start + l``) of shape
-            ``[K, B, heads, N, N]``.
+            The traces, logits and classes, with ``grads[l]`` (block ``start + l``) of shape ``[K, B, heads, N, N]``.
         """
         xg = x.clone().requires_grad_(True)  # attention must be in the graph
-        with trace_attention(self.model) as traces:
+        with trace_attention(self.model) as recorded:
             logits, cls = self._forward(xg, classes, target)
-        grads = self._gradients(logits, cls, [t.attn for t in traces[start:]]) if need_grads else None
-        return traces, logits.detach(), cls, grads
+        traces = [_Trace.of(t) for t in recorded]
+        grads = self._gradients(logits, cls, [t.attn for t in traces[start:]])
+        return _Traced(traces, logits.detach(), cls, grads)
 
     def _to_maps(self, rows: Tensor, x: Tensor) -> Tensor:
         """CLS rows ``[B, K, N]`` -> maps ``[B, K, H, W]`` (patch tokens on their grid)."""
         h, w = x.shape[-2] // self.info.patch[0], x.shape[-1] // self.info.patch[1]
         maps = rows[..., self.info.prefix :].reshape(*rows.shape[:2], h, w)
         return maps if self.resolution == "native" else self._to_input_size(maps, tuple(x.shape[-2:]))
+
+
+def _built(acc: Tensor | None) -> Tensor:
+    """A product or sum accumulated over the blocks used (``None`` only if no block was: a bug)."""
+    if acc is None:
+        raise RuntimeError("no ViT block contributed to the map")
+    return acc
 
 
 def _eye_like(a: Tensor) -> Tensor:
@@ -112,11 +158,14 @@ class AttentionGradCAM(_AttentionMethod):
     summary = "attention Grad-CAM of the last block (CLS attention row x head-wise mean gradient), ViT"
     reference = "Selvaraju et al. ICCV 2017; attention form of Chefer, Gur, Wolf, CVPR 2021 (baseline)"
 
-    def __init__(self, model: nn.Module, *, relu: bool = True, minmax: bool = False, **kwargs: object) -> None:
+    def __init__(self, model: nn.Module, *, relu: bool = True, minmax: bool = False,
+                 **kwargs: Unpack[AttentionOptions]) -> None:
         super().__init__(model, **kwargs)
         self.relu, self.minmax = relu, minmax
 
-    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+    def _attribute(
+        self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
         last = len(self.info.blocks) - 1
         traces, logits, cls, grads = self._traced(x, classes, target, start=last)
@@ -148,19 +197,21 @@ class AttentionRollout(_AttentionMethod):
     reference = "Abnar & Zuidema. Quantifying Attention Flow in Transformers. ACL 2020"
     class_agnostic = True
 
-    def __init__(self, model: nn.Module, *, start_layer: int = 0, **kwargs: object) -> None:
+    def __init__(self, model: nn.Module, *, start_layer: int = 0, **kwargs: Unpack[AttentionOptions]) -> None:
         super().__init__(model, **kwargs)
         self.start_layer = self._block_index(start_layer)
 
-    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+    def _attribute(
+        self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
-        with torch.inference_mode(), trace_attention(self.model) as traces:
+        with torch.inference_mode(), trace_attention(self.model) as recorded:
             logits, cls = self._forward(x, classes, target)
         joint = None
-        for tr in traces[self.start_layer :]:
+        for tr in map(_Trace.of, recorded[self.start_layer :]):
             a = _row_normalize(tr.attn.mean(1) + _eye_like(tr.attn.mean(1)))
             joint = a if joint is None else a @ joint
-        rows = joint[:, 0, :].unsqueeze(1).expand(-1, cls.shape[1], -1)
+        rows = _built(joint)[:, 0, :].unsqueeze(1).expand(-1, cls.shape[1], -1)
         return self._to_maps(rows, x), cls, logits
 
 
@@ -181,13 +232,15 @@ class GradRollout(_AttentionMethod):
     summary = "gradient-weighted attention rollout with discarding, ViT"
     reference = "Gildenblat. Exploring Explainability for Vision Transformers (vit-explain), 2020"
 
-    def __init__(self, model: nn.Module, *, discard_ratio: float = 0.9, **kwargs: object) -> None:
+    def __init__(self, model: nn.Module, *, discard_ratio: float = 0.9, **kwargs: Unpack[AttentionOptions]) -> None:
         super().__init__(model, **kwargs)
         if not 0 <= discard_ratio < 1:
             raise ValueError(f"discard_ratio must lie in [0, 1), got {discard_ratio}")
         self.discard_ratio = discard_ratio
 
-    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+    def _attribute(
+        self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
         traces, logits, cls, grads = self._traced(x, classes, target)
         joint = None
@@ -202,7 +255,7 @@ class GradRollout(_AttentionMethod):
                 flat = flat * keep
             a = _row_normalize((flat.view_as(fused) + _eye_like(fused)) / 2)
             joint = a if joint is None else a @ joint
-        return self._to_maps(joint[..., 0, :].transpose(0, 1), x), cls, logits
+        return self._to_maps(_built(joint)[..., 0, :].transpose(0, 1), x), cls, logits
 
 
 @register_method("gae")
@@ -222,11 +275,13 @@ class GAE(_AttentionMethod):
     summary = "Chefer et al. ICCV'21 gradient x attention relevance propagation, ViT"
     reference = "Chefer, Gur, Wolf. Generic Attention-model Explainability. ICCV 2021"
 
-    def __init__(self, model: nn.Module, *, start_layer: int = 0, **kwargs: object) -> None:
+    def __init__(self, model: nn.Module, *, start_layer: int = 0, **kwargs: Unpack[AttentionOptions]) -> None:
         super().__init__(model, **kwargs)
         self.start_layer = self._block_index(start_layer)
 
-    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+    def _attribute(
+        self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
         traces, logits, cls, grads = self._traced(x, classes, target, start=self.start_layer)
         r = None
@@ -234,7 +289,7 @@ class GAE(_AttentionMethod):
             cam = (g * tr.attn.detach().unsqueeze(0)).clamp(min=0).mean(2)  # [K, B, N, N]
             r = _eye_like(cam) if r is None else r
             r = r + cam @ r
-        return self._to_maps(r[..., 0, :].transpose(0, 1), x), cls, logits
+        return self._to_maps(_built(r)[..., 0, :].transpose(0, 1), x), cls, logits
 
 
 class _IGWeighted(_AttentionMethod):
@@ -248,7 +303,7 @@ class _IGWeighted(_AttentionMethod):
     reference_start_layer = 4
 
     def __init__(self, model: nn.Module, *, start_layer: int | None = None, steps: int = 20, chunk_size: int = 20,
-                 **kwargs: object) -> None:
+                 **kwargs: Unpack[AttentionOptions]) -> None:
         super().__init__(model, **kwargs)
         if steps < 2 or chunk_size < 1:
             raise ValueError("steps must be >= 2 and chunk_size >= 1")
@@ -269,7 +324,7 @@ class _IGWeighted(_AttentionMethod):
         total = None
         b = x.shape[0]
 
-        def leaf_input(module: nn.Module, args: tuple) -> tuple:
+        def leaf_input(module: nn.Module, args: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
             return (args[0].detach().requires_grad_(True), *args[1:])
 
         handle = self.info.blocks[-1].register_forward_pre_hook(leaf_input)
@@ -279,12 +334,13 @@ class _IGWeighted(_AttentionMethod):
                 xs = (a.view(-1, 1, 1, 1, 1) * x).reshape(-1, *x.shape[1:])
                 with torch.enable_grad(), trace_attention(self.model, slice(-1, None)) as traces:
                     out = self.model(xs)
-                (g,) = self._gradients(out, cls.repeat(len(a), 1), [traces[-1].attn])  # [K, S*B, h, N, N]
+                last = _Trace.of(traces[-1])
+                (g,) = self._gradients(out, cls.repeat(len(a), 1), [last.attn])  # [K, S*B, h, N, N]
                 g = g.view(g.shape[0], len(a), b, *g.shape[2:]).sum(1)
                 total = g if total is None else total + g
         finally:
             handle.remove()
-        return (total / self.steps).clamp(min=0).mean(2)
+        return (_built(total) / self.steps).clamp(min=0).mean(2)
 
 
 @register_method("bi_attn")
@@ -339,7 +395,9 @@ class BiAttn(_IGWeighted):
                              f"ViT has {depth} blocks)")
         return start_layer
 
-    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+    def _attribute(
+        self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
         traces, logits, cls, grads = self._traced(x, classes, target)
         r = None
@@ -353,7 +411,7 @@ class BiAttn(_IGWeighted):
             cam = (ih[..., None, None] * a).sum(2)  # [K, B, N, N]
             r = _eye_like(cam) if r is None else r
             r = r + cam @ r
-        rows = (self._ig_weights(x, cls) * r)[..., 0, :]
+        rows = (self._ig_weights(x, cls) * _built(r))[..., 0, :]
         return self._to_maps(rows.transpose(0, 1), x), cls, logits
 
 
@@ -394,10 +452,13 @@ class TAttn(_IGWeighted):
             return min(self.reference_start_layer, len(self.info.blocks) - 1)
         return self._block_index(start_layer)
 
-    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+    def _attribute(
+        self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
-        with torch.inference_mode(), trace_attention(self.model) as traces:
+        with torch.inference_mode(), trace_attention(self.model) as recorded:
             logits, cls = self._forward(x, classes, target)
+        traces = [_Trace.of(t) for t in recorded]
         s = traces[-1].attn.mean(1)[:, 0, :]  # [B, N]
         for tr in reversed(traces[self.start_layer : len(traces) - 1]):
             s = (s.unsqueeze(1) @ tr.attn.mean(1)).squeeze(1) + s
@@ -435,7 +496,7 @@ class InFlow(_AttentionMethod):
     reference = "Walker et al. InFlow: Attention flow for Vision Transformer explanation. AISTATS 2025"
 
     def __init__(self, model: nn.Module, *, block_gradient: bool = True, block_readout: str = "cls",
-                 **kwargs: object) -> None:
+                 **kwargs: Unpack[AttentionOptions]) -> None:
         super().__init__(model, **kwargs)
         if block_readout not in ("cls", "mean"):
             raise ValueError(f"block_readout must be 'cls' or 'mean', got {block_readout!r}")
@@ -443,7 +504,7 @@ class InFlow(_AttentionMethod):
         if block_gradient:
             self._head = head_parts(model, self.info)
 
-    def _block_logit_gradients(self, traces: list[BlockTrace], cls: Tensor) -> list[Tensor]:
+    def _block_logit_gradients(self, traces: list[_Trace], cls: Tensor) -> list[Tensor]:
         """``dz_i[c] / dA_i`` for every block ``i`` and class: ``[K, B, heads, N, N]`` per block."""
         norm, head = self._head
         attns, total = [], None
@@ -456,9 +517,11 @@ class InFlow(_AttentionMethod):
                     h = mod(h)
                 attns.append(flows.attn)
                 total = h if total is None else total + h  # z_i depends on A_i only: the sum separates
-        return self._gradients(total, cls, attns)
+        return self._gradients(_built(total), cls, attns)
 
-    def _attribute(self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None) -> tuple:
+    def _attribute(
+        self, x: Tensor, classes: ClassSet | Tensor | None, target: Tensor | int | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Compute the maps (see :meth:`Attributor._attribute`)."""
         traces, logits, cls, grads = self._traced(x, classes, target)
         block_grads = self._block_logit_gradients(traces, cls) if self.block_gradient else [None] * len(traces)
@@ -479,7 +542,7 @@ class InFlow(_AttentionMethod):
             m1 = att * b1[:, None, :] + torch.diag_embed(a1)
             m = _row_normalize(m1 @ torch.diag_embed(r * b2 + a2))
             joint = m if joint is None else m @ joint
-        return self._to_maps(joint[..., 0, :].transpose(0, 1), x), cls, logits
+        return self._to_maps(_built(joint)[..., 0, :].transpose(0, 1), x), cls, logits
 
 
 def _shares(u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
