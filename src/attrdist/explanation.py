@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 from PIL import Image
 
+from ._files import atomic_open, write_text_atomic
 from ._lazy import lazy
 from .classes import class_id
 from .var import PRESETS, VARConfig, VARResult, get_preset, preset_margins
@@ -336,9 +337,10 @@ class Explanation:
         figure = self.figure(**figure_options)
         written = save_figure(figure, *(out / f"{stem}.{f}" for f in formats), dpi=dpi)
         path = out / f"{stem}.json"
-        path.write_text(json.dumps(self.record(), indent=2))
+        write_text_atomic(path, json.dumps(self.record(), indent=2))  # a link at the name is replaced, not followed
         written.append(path)
         path = out / f"{stem}.npz"
-        np.savez_compressed(path, **cast("dict[str, Any]", self.arrays()))
+        with atomic_open(path, "wb") as f:
+            np.savez_compressed(f, **cast("dict[str, Any]", self.arrays()))
         written.append(path)
         return written

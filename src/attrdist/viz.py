@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypedDict, cast, run
 
 import numpy as np
 
+from ._files import atomic_open
 from ._lazy import lazy
 from .classes import class_id
 from .explain_config import FORMATS, SIGNS
@@ -828,8 +829,9 @@ def save_figure(fig: Figure, *paths: str | Path, dpi: int = 200) -> list[Path]:
     try:
         if bad:
             raise ValueError(f"unknown figure format(s) {bad}; use {', '.join(FORMATS)}")
-        for path in out:
-            fig.savefig(path, dpi=dpi, format=path.suffix.lstrip(".").lower())
+        for path in out:  # a new file renamed over the name: a link or a FIFO there is replaced, never followed
+            with atomic_open(path, "wb") as f:
+                fig.savefig(f, dpi=dpi, format=path.suffix.lstrip(".").lower())
     finally:
         plt.close(fig)
     return out

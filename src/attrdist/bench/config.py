@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from .._files import write_text_atomic
 from ..options import BENCHMARK_METHODS, ModelOptions, opt, read_yaml
 from ..presets import DEFAULT_PRESET, NORMALIZATION_NAMES, VARConfig, variant_config
 
@@ -168,8 +169,8 @@ class ImageRunConfig(RunConfig):
 
 
 def write_yaml(path: str | Path, data: dict) -> None:
-    """Write a mapping as YAML in field order."""
-    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+    """Write a mapping as YAML in field order (a new file renamed over the name: a link there is not followed)."""
+    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def shareable(config: ModelOptions) -> dict:

@@ -25,6 +25,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .._files import write_text_atomic
 from ..options import opt
 from .base import Benchmark, RunResult
 from .config import RunConfig
@@ -169,8 +170,8 @@ class Study(Benchmark):
         out = result.folder
         config.save(out / "study.yaml")
         analysis = analyse(out, bootstrap=config.bootstrap, seed=config.seed)
-        (out / "study.json").write_text(json.dumps(analysis, indent=1))
-        (out / "study.md").write_text(markdown(analysis))
+        write_text_atomic(out / "study.json", json.dumps(analysis, indent=1))
+        write_text_atomic(out / "study.md", markdown(analysis))
         frontier_plot([(r["variant"], r["eligible"], r["mean_ra_change"],
                         sum(b[0] for b in analysis["unscorable"].get(r["variant"], {}).values()))
                        for r in analysis["default"]["ranking"]], out / "frontier.png")

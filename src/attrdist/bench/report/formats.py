@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Protocol
 
+from ..._files import atomic_open, write_text_atomic
 from ..results import is_count, relative
 from ..store import ResultStore
 from .figures import fresh
@@ -291,10 +292,10 @@ def write_report(run_dir: str | Path, benchmark: ReportHooks) -> dict[str, Path]
         raise ValueError(f"{db}: not a readable results database ({err})") from None
     written = {"markdown": fresh(run / "report.md"), "latex": fresh(run / "report.tex"),
                "html": fresh(run / "report.html"), "csv": fresh(run / "report.csv")}
-    written["markdown"].write_text(markdown(t), encoding="utf-8")
-    written["latex"].write_text(latex(t), encoding="utf-8")
-    written["html"].write_text(html(t, figures), encoding="utf-8")
-    with written["csv"].open("w", newline="", encoding="utf-8") as f:
+    write_text_atomic(written["markdown"], markdown(t))  # new files renamed over the names: a link, a hard link
+    write_text_atomic(written["latex"], latex(t))  # or a FIFO there is replaced, never written through or opened
+    write_text_atomic(written["html"], html(t, figures))
+    with atomic_open(written["csv"], "w", newline="") as f:
         csv.writer(f).writerows([[_csv_cell(v) for v in row] for row in csv_rows(t)])
     written.update(figures)
     return written
