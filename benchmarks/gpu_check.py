@@ -52,8 +52,8 @@ def steps(device: str, dry: bool, tmp: Path) -> dict[str, tuple[list[str], int, 
                         "--model", "torchvision:resnet18", "--device", device, "--json", str(tmp / "runner.json")],
                        240, tmp / "runner.json"),
             "protocol": ([py, str(HERE / "stage_timing.py"), "--configs", "configs/paper/quad-resnet50.yaml",
-                          "--items", "1", "--ig-steps", "2", "--device", device, "--json", str(tmp / "protocol.json")],
-                         400, tmp / "protocol.json"),
+                          "--items", "1", "--methods", "gradcam", "--device", device, "--json",
+                          str(tmp / "protocol.json")], 400, tmp / "protocol.json"),
         }
     return {
         "cuda_tests": ([py, "-m", "pytest", "-q", "tests/test_cuda.py"], 150, None),

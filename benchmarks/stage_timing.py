@@ -129,7 +129,7 @@ def device_name(device: str) -> str:
     return cpu_name()
 
 
-def load_config(path: str, ig_steps: int | None, sanity_depths: int | None):
+def load_config(path: str, ig_steps: int | None, sanity_depths: int | None, methods: list[str] | None = None):
     """The configuration of a paper file, on the bundled sample data (and the factor its IG time is scaled by)."""
     prefix = Path(path).stem.split("-")[0]
     bench = BENCHMARKS.get(BENCHMARK_OF[prefix])
@@ -139,6 +139,8 @@ def load_config(path: str, ig_steps: int | None, sanity_depths: int | None):
         shared = {f.name for f in dataclasses.fields(bench.config)}
         cfg = bench.config(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name in shared})
     changes: dict = {"dataset": "sample"}
+    if methods:  # a smoke test: only these of the configuration's methods (the projection is then partial)
+        changes["methods"] = [m for m in cfg.methods if m in methods] or cfg.methods[:1]
     if prefix in ("coco", "partquad"):  # Quad grids stand in for them
         changes.update({k: v for k, v in {"grid": 2, "cell": 112, "selection": "authors"}.items()
                         if hasattr(cfg, k)})
@@ -257,6 +259,8 @@ def main() -> None:
                                                                  "projected to every depth of the configuration)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", default=None, help="also write the projection as JSON to this file")
+    p.add_argument("--methods", default="", help="time only these methods of each configuration (a smoke test: "
+                                                 "the projection leaves the others out)")
     args = p.parse_args()
     reuse_freed_memory()  # what `attrdist bench` does first (attrdist._memory)
 
@@ -266,7 +270,8 @@ def main() -> None:
           f"one warm-up; IG steps {args.ig_steps or 'as configured'}; sanity depths measured {args.sanity_depths}")
     measured: dict[tuple[str, str], tuple[dict[str, float], int, int]] = {}
     costs: dict[str, float] = {}
-    configs = [(path, *load_config(path, args.ig_steps, args.sanity_depths)) for path in paths]
+    only = [m for m in args.methods.split(",") if m]
+    configs = [(path, *load_config(path, args.ig_steps, args.sanity_depths, only)) for path in paths]
     for _path, _prefix, bench, cfg, ig_scale in configs:
         key = (bench.name, cfg.model)
         if key in measured or (wanted and cfg.model.split(":")[-1] not in wanted):
