@@ -128,3 +128,58 @@ def test_report_does_not_block_on_a_fifo(tmp_path):
         pytest.fail("report blocked on a FIFO at report.md")
     assert done.returncode == 0, done.stderr
     assert (run / "report.md").is_file()
+
+
+# ------------------------------------------------------------------------------------ item 1: no code from a folder
+
+EVIL = "import pathlib\npathlib.Path(__file__).with_name('RAN').write_text('ran')\n"
+
+
+def _evil_folder(folder, **config):
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "model.safetensors").write_bytes(b"\0" * 16)
+    (folder / "evil.py").write_text(EVIL)
+    return folder
+
+
+@pytest.mark.parametrize(("config", "field"), [
+    ({"model_type": "evilnet", "auto_map": {"AutoConfig": "evil.EvilConfig",
+                                            "AutoModelForImageClassification": "evil.EvilModel"}}, "auto_map"),
+    ({"model_type": "resnet", "auto_map": {"AutoConfig": "evil.EvilConfig"}}, "auto_map"),
+    ({"model_type": "evilnet"}, "model_type"),
+])
+def test_a_folder_never_runs_its_code_nor_asks(tmp_path, config, field):
+    pytest.importorskip("transformers")
+    folder = _evil_folder(tmp_path / "m", **config)
+    done = _run("classes", "--model", "hf:x/evil", "--weights", folder, stdin="y\n" * 10)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(folder / "config.json") in lines[0] and field in lines[0], done.stderr
+    assert "[y/N]" not in done.stdout + done.stderr and not (folder / "RAN").exists()
+
+
+def _tiny_resnet_folder(folder):
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=3)
+    transformers.ResNetForImageClassification(cfg).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize(("file", "content", "words"), [
+    ("config.json", "{not json", "not valid JSON"),
+    ("config.json", '{"model_type": "bert", "vocab_size": 10}', "'model_type' is 'bert'"),
+    ("preprocessor_config.json", "{not json", "not valid JSON"),
+    ("preprocessor_config.json", '{"size": "big"}', "field 'size'"),
+    ("preprocessor_config.json", '{"size": {"shortest_edge": 64}, "crop_pct": 0}', "field 'crop_pct'"),
+    ("preprocessor_config.json", '{"size": 10000000}', "field 'size'"),
+    ("preprocessor_config.json", '{"size": 224, "image_std": [0, 1, 1]}', "field 'image_std'"),
+])
+def test_a_bad_model_folder_names_the_file_and_the_field(tmp_path, capsys, file, content, words):
+    folder = _tiny_resnet_folder(tmp_path / "m")
+    (folder / file).write_text(content)
+    capsys.readouterr()
+    assert main(["classes", "--model", "hf:x/tiny", "--weights", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    lines = [line for line in err.splitlines() if not line.startswith("Loading weights")]  # transformers' bar
+    assert len(lines) == 1 and str(folder / file) in lines[0] and words in lines[0], err
