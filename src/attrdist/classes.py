@@ -19,13 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
-from ._lazy import lazy
+import torch
+
 from .presets import DEFAULT_CLASSES
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-torch = lazy("torch")
 
 __all__ = [
     "DEFAULT_CLASSES",

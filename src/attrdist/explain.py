@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+import torch
 from PIL import Image
 
-from ._lazy import lazy
 from .classes import DEFAULT_CLASSES, ClassSet, class_id, class_rule, class_set, is_ranked, resolve_classes
 from .data.grids import grid_classes
 from .data.prepare import fit, model_input
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
     from .models import LoadedModel
 
-torch = lazy("torch")
 
 __all__ = ["ExplainConfig", "explain_image", "grid_classes"]
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import torch
 from PIL import Image
 
 from ._files import atomic_open, write_text_atomic
-from ._lazy import lazy
 from .classes import class_id
 from .var import PRESETS, VARConfig, VARResult, get_preset, preset_margins
 from .version import __version__
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
     from .viz import FigureOptions
 
-torch = lazy("torch")
 
 __all__ = ["Explanation", "preset_label"]
 

@@ -7,15 +7,11 @@ gradients all use :func:`smooth`; the module imports nothing of attrdist, so eve
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from ._lazy import lazy
-
-if TYPE_CHECKING:
-    from torch import Tensor
-
-torch = lazy("torch")
-F = lazy("torch.nn.functional")
+import torch
+import torch.nn.functional as F
+from torch import Tensor
 
 __all__ = ["gaussian_radius", "smooth"]
 

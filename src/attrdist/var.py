@@ -34,7 +34,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING
 
-from ._lazy import lazy
+import torch
+
 from .classes import DEFAULT_CLASSES, ClassesLike, ClassSet, is_ranked, parse_class_set
 from .presets import (
     DEFAULT_PRESET,
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 
     from .methods.base import Attributor
 
-torch = lazy("torch")
 
 __all__ = [
     "DEFAULT_PRESET",

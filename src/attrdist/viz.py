@@ -28,10 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypedDict, cast, runtime_checkable
 
+import matplotlib
+import matplotlib.cm as mcm
+import matplotlib.colors as mcolors
+import matplotlib.patches as mpatches
+import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 from ._files import atomic_open
-from ._lazy import lazy
 from .classes import class_id
 from .explain_config import FORMATS, SIGNS
 
@@ -42,12 +47,6 @@ if TYPE_CHECKING:
     from PIL import Image
     from torch import Tensor
 
-torch = lazy("torch")
-matplotlib = lazy("matplotlib")
-plt = lazy("matplotlib.pyplot")
-mcm = lazy("matplotlib.cm")
-mcolors = lazy("matplotlib.colors")
-mpatches = lazy("matplotlib.patches")
 
 __all__ = [
     "CLASS_COLORS",
