@@ -27,8 +27,8 @@ def _imported_after(code: str) -> list[str]:
     return [m for m in json.loads(out.stdout.strip().splitlines()[-1]) if m in HEAVY]
 
 
-LIGHT = ("attrdist", "attrdist.bench", "attrdist.app", "attrdist.presets", "attrdist.explain_config", "attrdist.metrics",
-         "attrdist.metrics.insertion", "attrdist.data.kinds")
+LIGHT = ("attrdist", "attrdist.bench", "attrdist.app", "attrdist.presets", "attrdist.explain_config",
+         "attrdist.metrics", "attrdist.metrics.insertion", "attrdist.data.kinds")
 
 
 def test_import_attrdist_is_light():
