@@ -183,3 +183,78 @@ def test_a_bad_model_folder_names_the_file_and_the_field(tmp_path, capsys, file,
     err = capsys.readouterr().err.strip()
     lines = [line for line in err.splitlines() if not line.startswith("Loading weights")]  # transformers' bar
     assert len(lines) == 1 and str(folder / file) in lines[0] and words in lines[0], err
+
+
+# ----------------------------------------------------------------------------------------- item 8: smaller ones
+
+
+@pytest.mark.parametrize(("env", "words"), [
+    ({"RANK": "1", "WORLD_SIZE": "1"}, ("RANK=1", "WORLD_SIZE=1")),
+    ({"RANK": "abc"}, ("RANK='abc'",)),
+    ({"WORLD_SIZE": "0"}, ("WORLD_SIZE='0'",)),
+    ({"LOCAL_RANK": "-1"}, ("LOCAL_RANK='-1'",)),
+])
+def test_torchrun_variables_are_checked_and_named(tmp_path, capsys, monkeypatch, env, words):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["bench", "localization", "--out", str(tmp_path / "r"), "--max-items", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and all(w in err for w in words), err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("value", ["abc", "nan", "-1"])
+def test_the_log_interval_is_checked_and_named(monkeypatch, value):
+    from attrdist.bench.runner import Progress
+
+    monkeypatch.setenv("ATTRDIST_LOG_INTERVAL", value)
+    with pytest.raises(ValueError, match="ATTRDIST_LOG_INTERVAL"):
+        Progress().open(3, 3, "x")
+
+
+@pytest.mark.parametrize("value", ["0", "no", "false", ""])
+def test_attrdist_debug_0_keeps_tracebacks_off(monkeypatch, capsys, value):
+    import attrdist.cli as cli
+
+    def broken(args):
+        raise RuntimeError("something inside broke")
+
+    monkeypatch.setitem(cli.COMMAND_RUNNERS, "models", broken)
+    monkeypatch.setenv("ATTRDIST_DEBUG", value)
+    assert main(["models"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+EVIL_LABEL = "tabby\x1b]0;pwned\x07\x1b[31mred\x00"
+
+
+def test_label_escapes_never_reach_the_terminal(tiny_cnn, monkeypatch, tmp_path, capsys):
+    names = [f"class {i}" for i in range(9)] + [EVIL_LABEL]
+    lm = LoadedModel(model=tiny_cnn, preprocess=Preprocess(resize=40, crop=32), class_names=names, name="tiny",
+                     weights="random")
+    monkeypatch.setattr(attrdist.models, "load_model", lambda *a, **k: lm)
+    assert main(["classes", "--model", "tiny:x", "tabby"]) == 0
+    out = capsys.readouterr().out
+    assert "\\x1b]0;pwned\\x07" in out and not any(c in out for c in "\x1b\x07\x00")
+    photo = tmp_path / "photo.png"
+    Image.fromarray((torch.rand(48, 40, 3) * 255).byte().numpy()).save(photo)
+    assert main(["explain", str(photo), "--methods", "gradient", "--classes", "1,9", "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "\\x1b[31m" in err and not any(c in err for c in "\x1b\x07\x00")
+
+
+def test_control_characters_never_reach_report_csv(tmp_path, capsys):
+    run = _store(tmp_path / "run", methods=("m\x1b[31m\x07\x00",))
+    assert main(["report", str(run)]) == 0
+    csv_text = (run / "report.csv").read_text()
+    assert "m\\x1b[31m\\x07\\x00" in csv_text and not any(c in csv_text for c in "\x1b\x07\x00")
+
+
+def test_estimate_with_an_out_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    assert main(["bench", "localization", "--estimate", "1", "--out", str(tmp_path / "afile")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "afile" in err and "a file, not a run folder" in err
+    assert (tmp_path / "afile").read_text() == "x"

@@ -297,6 +297,11 @@ BUILDERS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
 }
 
 
+def _shown(text: str) -> str:
+    """``text`` safe for a terminal: control characters (an ANSI escape, BEL, NUL) as their Python escapes."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def _error(message: object) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 2
@@ -357,7 +362,7 @@ def _cmd_classes(args: argparse.Namespace) -> int:
         except ValueError as err:
             return _error(err)
     for i, n in hits:
-        print(f"{i:>5}  {n}")
+        print(f"{i:>5}  {_shown(n)}")  # a label from a model folder may hold terminal escapes
     return 0
 
 
@@ -481,7 +486,7 @@ def _explain_one(run: _ExplainRun, source: str, kind: str) -> Explanation:
     folder, stem = run.places.get(source, (Path(), "sample_grid"))
     written = exp.save(Path(cfg.out) / folder, stem, cfg.format, dpi=cfg.dpi, sign=cfg.sign,
                        multiply_input=cfg.multiply_input, width=cfg.width)
-    listing = ", ".join(f"{c} {n} ({p:.3f}){' *' if c == exp.target else ''}"
+    listing = ", ".join(f"{c} {_shown(n)} ({p:.3f}){' *' if c == exp.target else ''}"
                         for c, n, p in zip(exp.classes, exp.class_names, exp.probabilities, strict=True))
     tqdm.write(f"{source}: class set (* the explained class) {listing}\n"
                f"  wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
@@ -537,6 +542,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         cfg = bench.config.load(args.config) if args.config else bench.config()
         cfg = dataclasses.replace(cfg, **_given(args, bench.config))
         if getattr(args, "estimate", None) is not None:  # each run of a suite, like one run
+            if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+                return _error(f"{args.out}: a file, not a run folder (choose another --out)")
             print(bench.estimate(cfg, args.out, items=args.estimate))
             return 0
         result = bench.run(cfg, args.out)
@@ -612,7 +619,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - one line for the user; the traceback on request
         import os
 
-        if os.environ.get("ATTRDIST_DEBUG"):
+        if os.environ.get("ATTRDIST_DEBUG", "").strip().lower() in ("1", "true", "yes"):  # not "0" or "no"
             raise
         if type(err).__module__ == "sqlite3":  # the run folder's database: name it, and the usual causes
             folder = getattr(args, "out", None) or getattr(args, "run_dir", None)

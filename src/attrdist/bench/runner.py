@@ -15,6 +15,7 @@ method, per randomisation depth), so that a long item shows what it is doing.
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import sys
@@ -66,7 +67,7 @@ class Progress:
             now = time.monotonic()
             self._log = {"desc": desc, "total": total, "start": total - todo, "n": float(total - todo), "t0": now,
                          "last": now, "what": "",
-                         "every": float(os.environ.get("ATTRDIST_LOG_INTERVAL", 60))}
+                         "every": env_number("ATTRDIST_LOG_INTERVAL", 60.0, 0.0, float)}
             return
         from tqdm import tqdm
 
@@ -130,10 +131,37 @@ class Shard:
         return f"cuda:{self.local_rank}" if requested == "cuda" else requested
 
 
+def env_number(name: str, default: float, low: float, kind: type[int] | type[float] = int) -> float:
+    """An environment variable as a number ``>= low`` (``default`` when unset or empty).
+
+    Raises:
+        ValueError: Naming the variable, when it is not a (finite) number or is below ``low``.
+    """
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < low:
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"environment variable {name}={raw!r}: expected {what} >= {low:g}")
+    return value
+
+
 def current_shard() -> Shard:
-    """The shard from torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``); one process otherwise."""
-    return Shard(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                 int(os.environ.get("LOCAL_RANK", 0)))
+    """The shard from torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``); one process otherwise.
+
+    Raises:
+        ValueError: Naming the variable, if one is not a whole number in range, or ``RANK`` is not below
+            ``WORLD_SIZE`` (a stale ``RANK`` left in the shell would otherwise compute nothing and succeed).
+    """
+    rank, world = int(env_number("RANK", 0, 0)), int(env_number("WORLD_SIZE", 1, 1))
+    if rank >= world:
+        raise ValueError(f"environment variables RANK={rank} and WORLD_SIZE={world}: RANK must be below WORLD_SIZE "
+                         "(a stale RANK? unset it, or start the processes with torchrun)")
+    return Shard(rank, world, int(env_number("LOCAL_RANK", 0, 0)))
 
 
 def barrier(shard: Shard) -> None:

@@ -186,6 +186,10 @@ _CSV_COLUMNS = ["method", "variant", "metric", "kind", "mean", "ci_low", "ci_hig
                 "change_high", "change_unit", "higher_is_better", "n", "items", "unscorable", "maps"]
 
 
+#: Control characters other than tab, line feed and carriage return (C0, DEL, C1).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _csv_cell(value: object) -> object:
     """A CSV cell: numbers stay numbers (nan: empty); text that a spreadsheet would run as a formula gets a ``'``."""
     if value is None:
@@ -194,7 +198,7 @@ def _csv_cell(value: object) -> object:
         return value
     if isinstance(value, float):
         return "" if math.isnan(value) else value
-    text = str(value)
+    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(value))  # no NUL, ESC, BEL in a cell: escaped
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
