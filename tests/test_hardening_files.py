@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -258,3 +259,20 @@ def test_estimate_with_an_out_that_is_a_file(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "afile" in err and "a file, not a run folder" in err
     assert (tmp_path / "afile").read_text() == "x"
+
+
+# ------------------------------------------------------------------------------------ item 5: bounded reports
+
+
+def test_a_report_of_3000_methods_is_quick_and_draws_no_huge_figure(tmp_path, capsys):
+    metrics = [f"metric_{i}" for i in range(20)]
+    run = _store(tmp_path / "run", methods=tuple(f"method {i:04d}" for i in range(3000)), metrics=("x",))
+    _store(tmp_path / "wide", methods=("a", "b"), metrics=tuple(metrics))
+    start = time.monotonic()
+    assert main(["report", str(run)]) == 0
+    assert time.monotonic() - start < 60  # was 184 s and a 449-megapixel PNG
+    pngs = list(run.glob("*.png"))
+    assert pngs and all(Image.open(p).size[0] * Image.open(p).size[1] < 20e6 for p in pngs)
+    assert sum(p.stat().st_size for p in pngs) < 1e6 and (run / "report.html").stat().st_size < 5e6
+    assert main(["report", str(tmp_path / "wide")]) == 0
+    assert len(list((tmp_path / "wide").glob("*.png"))) == 13  # 12 figures and a note for the 8 others

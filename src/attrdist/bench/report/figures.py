@@ -50,12 +50,46 @@ def fresh(path: Path) -> Path:
     return path
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    """Lay out, write (PNG, 200 dpi) and close a figure."""
+#: A report's bounded cost (a results database may come from anyone): methods per chart (a group of bars, a
+#: colour of curves), variants per chart, pixels per figure and figures per report. Beyond a cap the figure is
+#: a one-line note (the report's tables still hold every number).
+MAX_METHODS_PER_CHART = 40
+MAX_VARIANTS_PER_CHART = 12
+MAX_MEGAPIXELS = 20.0
+MAX_FIGURES = 12
+_DPI = 200
+
+
+def _save(fig: Figure, path: Path, layout: bool = True) -> Path:
+    """Lay out (unless done), write (PNG, 200 dpi) and close a figure; a note instead beyond the pixel cap."""
     from ...viz import save_figure
 
-    fig.tight_layout()
-    return save_figure(fig, fresh(path))[0]
+    width, height = fig.get_size_inches()
+    megapixels = width * height * _DPI**2 / 1e6
+    if megapixels > MAX_MEGAPIXELS:
+        return _note(path, f"not drawn: {megapixels:.0f} megapixels, more than {MAX_MEGAPIXELS:g}; see the tables")
+    if layout:
+        fig.tight_layout()
+    return save_figure(fig, path, dpi=_DPI)[0]
+
+
+def _note(path: Path, text: str) -> Path:
+    """A small figure holding one line of text, in place of a figure the caps did not let draw."""
+    from ...viz import save_figure
+
+    fig, ax = _pyplot().subplots(figsize=(6.4, 0.6))
+    ax.axis("off")
+    ax.text(0.0, 0.5, _label(f"{path.stem}: {text}", limit=110), fontsize=9, va="center")
+    return save_figure(fig, path, dpi=100)[0]
+
+
+def _too_many(methods: list[str], variants: list[str]) -> str | None:
+    """Why a chart of ``methods`` x ``variants`` is not drawn (more than the caps), or ``None``."""
+    if len(methods) > MAX_METHODS_PER_CHART:
+        return f"not drawn: {len(methods)} methods, more than {MAX_METHODS_PER_CHART} per chart; see the tables"
+    if len(variants) > MAX_VARIANTS_PER_CHART:
+        return f"not drawn: {len(variants)} variants, more than {MAX_VARIANTS_PER_CHART} per chart; see the tables"
+    return None
 
 
 def _label(value: object, limit: int = 48) -> str:
@@ -126,8 +160,6 @@ def _ordered(found: Iterable[str], order: list[str]) -> list[str]:
 
 def curve_plots(store: ResultStore, table: Table, run: Path) -> dict[str, Path]:
     """Median PIC curves (a figure per curve kind with curves): a colour per method, dashed vanilla, solid variants."""
-    from ...viz import save_figure
-
     plt = _pyplot()
     out = {}
     for name in ("aic", "sic"):
@@ -140,6 +172,10 @@ def curve_plots(store: ResultStore, table: Table, run: Path) -> dict[str, Path]:
             continue
         methods = _ordered((m for m, _ in by_key), table.methods)
         variants = _ordered((v for _, v in by_key), table.variants)
+        reason = _too_many(methods, variants)
+        if reason:
+            out[f"curve_{name}"] = _note(run / f"curve_{name}.png", reason)
+            continue
         fig, ax = plt.subplots(figsize=(5.5, 4.0 + _legend_height(methods, variants, 5.5)))
         for i, method in enumerate(methods):
             for v in variants:
@@ -151,7 +187,7 @@ def curve_plots(store: ResultStore, table: Table, run: Path) -> dict[str, Path]:
         ax.set_ylabel(f"{name.upper()} (median over images)")
         ax.grid(alpha=0.3)
         _legend_below(fig, methods, variants)
-        out[f"curve_{name}"] = save_figure(fig, fresh(run / f"curve_{name}.png"))[0]
+        out[f"curve_{name}"] = _save(fig, run / f"curve_{name}.png", layout=False)
     return out
 
 
@@ -162,8 +198,6 @@ def sanity_plot(store: ResultStore, table: Table, run: Path) -> dict[str, Path]:
     method, dashed vanilla, solid VAR variants), with bootstrap 95% error bars; each depth through the one
     aggregation (:func:`~attrdist.bench.results.aggregate`: a variant's mean over the maps vanilla could score).
     """
-    from ...viz import save_figure
-
     plt = _pyplot()
     fraction = {a.unit: a.value for a in store.unit_attributes() if a.name == "fraction"}
     scores, maps = store.scores(), store.maps()
@@ -178,6 +212,10 @@ def sanity_plot(store: ResultStore, table: Table, run: Path) -> dict[str, Path]:
         return {}
     methods = _ordered((k[1] for k in points), table.methods)
     variants = _ordered((k[2] for k in points), table.variants)
+    reason = _too_many(methods, variants) or (f"not drawn: {len(metrics)} similarities, more than {MAX_FIGURES} "
+                                              "panels; see the tables" if len(metrics) > MAX_FIGURES else None)
+    if reason:
+        return {"sanity": _note(run / "sanity.png", reason)}
     cols = min(3, len(metrics))
     rows_n = -(-len(metrics) // cols)
     height = 3.4 * rows_n + 0.3 + _legend_height(methods, variants, 4.2 * cols)
@@ -201,7 +239,7 @@ def sanity_plot(store: ResultStore, table: Table, run: Path) -> dict[str, Path]:
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
     _legend_below(fig, methods, variants)
-    return {"sanity": save_figure(fig, fresh(run / "sanity.png"))[0]}
+    return {"sanity": _save(fig, run / "sanity.png", layout=False)}
 
 
 def _yerr(cells: list[Cell | None]) -> np.ndarray:
@@ -214,13 +252,24 @@ def _yerr(cells: list[Cell | None]) -> np.ndarray:
 def bar_plots(store: ResultStore, t: Table, run: Path) -> dict[str, Path]:
     """One bar chart per metric with data: a group per method with data, a bar per variant, 95% error bars."""
     plt = _pyplot()
-    out = {}
+    out: dict[str, Path] = {}
     used: set[str] = set()
-    for metric in (m for m in t.metrics if not is_count(m)):  # counts are in the tables, not bars
+    metrics = [m for m in t.metrics if not is_count(m)]  # counts are in the tables, not bars
+    for metric in metrics:
         cells = {(m, v): c for (m, v, mt), c in t.cells.items() if mt == metric and math.isfinite(c.mean)}
         methods = [m for m in t.methods if any((m, v) in cells for v in t.variants)]
         variants = [v for v in t.variants if any((m, v) in cells for m in methods)]
         if not methods:
+            continue
+        if len(out) == MAX_FIGURES:
+            rest = len(metrics) - metrics.index(metric)
+            out["plot_more"] = _note(run / _file_name("plot_", "more", used), f"{rest} more metrics not drawn (at "
+                                     f"most {MAX_FIGURES} figures per report); see the tables")
+            break
+        path = run / _file_name("plot_", metric, used)
+        reason = _too_many(methods, variants)
+        if reason:
+            out[f"plot_{metric}"] = _note(path, reason)
             continue
         fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(methods), 3.4))
         width = 0.8 / len(variants)
@@ -234,7 +283,7 @@ def bar_plots(store: ResultStore, t: Table, run: Path) -> dict[str, Path]:
         ax.set_ylabel(_label(metric) + ("" if higher_is_better(metric) else " (lower is better)"))
         ax.set_title("mean, bootstrap 95% interval", fontsize=8)
         ax.legend(fontsize=7)
-        out[f"plot_{metric}"] = _save(fig, run / _file_name("plot_", metric, used))
+        out[f"plot_{metric}"] = _save(fig, path)
     return out
 
 
