@@ -132,8 +132,6 @@ def test_the_stored_reasons_come_back_with_the_maps():
     assert len(dead) == 16 and {m.variant for m in dead} == {"dead"} and {m.reason for m in dead} == {NO_REASON}
 
 
-@pytest.mark.xfail(strict=True, reason="/tmp/coord/bench_bugs.txt 1: the legacy reader keeps the no_positive row of "
-                                       "an unscorable map; a new run writes no score for it")
 def test_an_unscorable_old_map_has_no_score():
     """A new run writes no score at all for a map it could not score, no_positive included."""
     with ResultStore(V1 / "localization" / "results.sqlite", read_only=True) as store:
@@ -142,8 +140,6 @@ def test_an_unscorable_old_map_has_no_score():
     assert dead and not dead & scored
 
 
-@pytest.mark.xfail(strict=True, reason="/tmp/coord/bench_bugs.txt 2: ResultStore.done() of a layout-1 store lists the "
-                                       "pseudo-item ids of its skipped table (item/method/variant)")
 @pytest.mark.parametrize("bench", ["insertion", "sanity"])
 def test_an_old_folders_done_items_are_items(bench):
     raw = Raw(V1 / bench / "results.sqlite")
@@ -246,11 +242,4 @@ def test_an_old_folder_reports_as_the_same_run_in_the_new_layout_would(tmp_path,
             assert markdown(summarize(store, unit=benchmark.report_unit(store))) == reports[folder]
         assert set(written) >= {"markdown", "latex", "html", "csv"}
     old, fresh = reports[run], reports[new]
-    if bench == "localization":  # bench_bugs.txt 1: the old no_positive rows of unscorable maps are still counted
-        old, fresh = (_without(r, "## maps counted") for r in (old, fresh))
     assert old == fresh
-
-
-def _without(md, heading):
-    head, rest = md.split(heading, 1)
-    return head + "## " + rest.split("\n## ", 1)[1]

@@ -42,6 +42,7 @@ class LegacyRecords:
     curve_skips: list[CurveSkip] = field(default_factory=list)
     attributes: list[UnitAttribute] = field(default_factory=list)
     skipped: list[SkippedItem] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
 
     @classmethod
     def read(cls, db: sqlite3.Connection, path: Path) -> LegacyRecords:
@@ -70,7 +71,10 @@ class LegacyRecords:
                 out.maps.append(MapCheck(item, unit, method, variant, (why or NOT_RECORDED) if dead else None))
             elif value is not None and math.isfinite(value):
                 out.scores.append(Score(item, unit, method, variant, metric, float(value)))
+        dead = {(m.item, m.unit, m.method, m.variant) for m in out.maps if not m.scorable}
+        out.scores = [s for s in out.scores if (s.item, s.unit, s.method, s.variant) not in dead]  # no score: no map
         out.attributes = [UnitAttribute(i, u, "fraction", v) for (i, u), v in sorted(attributes.items())]
+        out.done = sorted(done | {s.item for s in out.skipped})
         for row in db.execute("SELECT item, unit, method, variant, name, data FROM curves "
                               "ORDER BY item, unit, method, variant, name"):
             item, unit, method, variant, name, data = (str(v) for v in row)

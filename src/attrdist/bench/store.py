@@ -315,6 +315,8 @@ class ResultStore:
     # one part's records ------------------------------------------------------------------------------------
 
     def _done(self) -> list[str]:
+        if self.layout == 1:  # its skipped table also holds the reasons of maps and curves under invented ids
+            return list(self._legacy_view().done)
         return [str(r[0]) for r in self._query("SELECT item FROM done UNION SELECT item FROM skipped")]
 
     def _scores(self) -> list[Score]:
