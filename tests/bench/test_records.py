@@ -5,6 +5,8 @@ Expectations are the records written here, read back by name."""
 
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,9 +122,6 @@ def test_an_items_records_are_written_in_one_transaction(tmp_path):
 
 def test_a_killed_write_leaves_the_item_absent(tmp_path):
     """SIGKILL mid-transaction (simulated: a process that exits inside the transaction) stores nothing of it."""
-    import subprocess
-    import sys
-
     path = tmp_path / "results.sqlite"
     with ResultStore(path) as store:
         store.write_item("a", _result("a"))
@@ -161,3 +160,15 @@ def test_a_first_layout_store_opens_for_reading_only(tmp_path):
         assert (run / "results.sqlite").read_bytes() == before  # nothing created in it
         with ResultStore(run / "results.sqlite", read_only=True) as store:
             assert store.layout == 1 and store.done()
+
+
+def test_a_second_process_writing_the_same_part_is_refused_in_one_line(tmp_path):
+    """Issue 34: two `attrdist bench` on one run folder; the second said "is the disk full?" after computing."""
+    code = ("from attrdist.bench.store import ResultStore\n"
+            f"try:\n    ResultStore({str(tmp_path / 'results.sqlite')!r})\n"
+            "except ValueError as err:\n    print(err)\nelse:\n    print('opened')")
+    with ResultStore(tmp_path / "results.sqlite"):
+        held = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    free = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert held.count("\n") == 1 and "another process is writing this run folder" in held
+    assert free.strip() == "opened"  # the lock goes with the store (and with a killed process)

@@ -19,13 +19,14 @@ pseudo-item skips) are read through :mod:`~attrdist.bench.legacy` into the same 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import IO, NamedTuple, TypeVar
 from urllib.parse import quote
 
 from .legacy import LegacyRecords
@@ -59,6 +60,22 @@ CREATE TABLE IF NOT EXISTS timings (
 
 #: The file of rank ``r > 0`` (rank 0 and a single process write ``results.sqlite``).
 _PART = re.compile(r"results(?:\.rank(\d+))?\.sqlite")
+
+
+def _claim(path: Path) -> IO[bytes]:
+    """An exclusive lock on ``path``'s writing (``path.lock``), held while the returned file is open.
+
+    Raises:
+        ValueError: If another process writes the file (two ``attrdist bench`` on one run folder and rank).
+    """
+    hold = open(path.parent / f"{path.name}.lock", "ab")  # noqa: SIM115 - held open as the lock
+    try:
+        fcntl.lockf(hold, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        hold.close()
+        raise ValueError(f"{path}: another process is writing this run folder (the same command, still running?); "
+                         "wait for it to finish or choose another --out") from None
+    return hold
 
 
 def part_path(folder: str | Path, rank: int = 0) -> Path:
@@ -118,6 +135,7 @@ class ResultStore:
         self.read_only = read_only
         self.lock = threading.RLock()
         self._legacy: LegacyRecords | None = None
+        self._hold: IO[bytes] | None = None
         if read_only:
             if not self.path.is_file():
                 raise FileNotFoundError(f"{self.path}: no such results database")
@@ -125,6 +143,7 @@ class ResultStore:
                                       isolation_level=None, check_same_thread=False)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._hold = _claim(self.path)  # one writing process per file, or a one-line refusal
             self.db = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
         tables = {r[0] for r in self._query("SELECT name FROM sqlite_master WHERE type='table'")}
         self.layout = 1 if "results" in tables else LAYOUT
@@ -139,8 +158,11 @@ class ResultStore:
         self.db.executescript(_SCHEMA)
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (and let another process write the file)."""
         self.db.close()
+        if self._hold is not None:
+            self._hold.close()
+            self._hold = None
 
     def __enter__(self) -> ResultStore:
         return self
