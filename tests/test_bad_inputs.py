@@ -281,7 +281,7 @@ CLI = {
     "config missing": (["bench", "localization", "--config", "{d}/nothere.yaml", "--out", "{d}/r5"], "nothere.yaml"),
     "methods of mappings": (["bench", "localization", "--config", "{d}/m1.yaml", "--out", "{d}/r1"], "list[str]"),
     "method options not mappings": (["bench", "localization", "--config", "{d}/m2.yaml", "--out", "{d}/r2"],
-                                    "dict[str, dict]"),
+                                    "must be dict[str, dict"),
     "unknown dataset": (["bench", "localization", "--dataset", "nope", "--out", "{d}/r6"], "nope"),
     "report of garbage": (["report", "{d}/run"], "not a readable results database"),
     "report of a file": (["report", "{d}/afile"], "no results.sqlite"),

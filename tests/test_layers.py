@@ -5,7 +5,7 @@ as an eager one, only later); imports under ``if TYPE_CHECKING:`` are annotation
 
 Floors, from the ground up (a module may import from its own floor and those below):
 
-0. foundations: ``registry``, ``options``, ``smoothing``, ``labels``, ``version``, ``_lazy``, ``_paths``, ``_memory``;
+0. foundations: ``registry``, ``options``, ``smoothing``, ``labels``, ``version``, ``_files``, ``_paths``, ``_memory``;
    the light configurations ``presets`` (VAR's parameters and presets) and ``explain_config``
 1. inputs and measures: ``classes``, ``data``, ``models``, ``metrics``
 2. ``methods``
@@ -32,7 +32,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "attrdist"
 FLOORS = {
-    "registry": 0, "options": 0, "smoothing": 0, "labels": 0, "version": 0, "_lazy": 0, "_paths": 0, "_memory": 0,
+    "registry": 0, "options": 0, "smoothing": 0, "labels": 0, "version": 0, "_files": 0, "_paths": 0, "_memory": 0,
     "presets": 0, "explain_config": 0,
     "classes": 1, "data": 1, "models": 1, "metrics": 1,
     "methods": 2, "var": 3, "viz": 3, "explanation": 4, "explain": 4,

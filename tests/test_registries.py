@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 
-from attrdist.bench import BENCHMARKS, Benchmark, register_benchmark
+from attrdist.bench import BENCHMARKS, Benchmark, ItemResult, Score, register_benchmark
 from attrdist.bench.config import RunConfig
 from attrdist.cli import main
 from attrdist.metrics import METRICS, register_metric
@@ -56,7 +56,7 @@ class ToyBench(Benchmark):
         from attrdist import get_method
 
         value = float(get_method("gradient", self.lm).attribute(prepared.x).maps.abs().mean()) * self.cfg.scale
-        return [("image", "gradient", "vanilla", "toy_mean", value)]
+        return ItemResult(scores=[Score(item, "image", "gradient", "vanilla", "toy_mean", value)])
 
 
 @pytest.fixture
