@@ -16,7 +16,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .records import Curve, CurveSkip, MapCheck, Score, SkippedItem, UnitAttribute
+from .records import FRACTION, Curve, CurveSkip, MapCheck, Score, SkippedItem, UnitAttribute
 
 __all__ = ["LegacyRecords"]
 
@@ -73,7 +73,7 @@ class LegacyRecords:
                 out.scores.append(Score(item, unit, method, variant, metric, float(value)))
         dead = {(m.item, m.unit, m.method, m.variant) for m in out.maps if not m.scorable}
         out.scores = [s for s in out.scores if (s.item, s.unit, s.method, s.variant) not in dead]  # no score: no map
-        out.attributes = [UnitAttribute(i, u, "fraction", v) for (i, u), v in sorted(attributes.items())]
+        out.attributes = [UnitAttribute(i, u, FRACTION, v) for (i, u), v in sorted(attributes.items())]
         out.done = sorted(done | {s.item for s in out.skipped})
         for row in db.execute("SELECT item, unit, method, variant, name, data FROM curves "
                               "ORDER BY item, unit, method, variant, name"):

@@ -22,10 +22,15 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-__all__ = ["Curve", "CurveSkip", "ItemResult", "MapCheck", "Score", "Skip", "SkippedItem", "UnitAttribute"]
+__all__ = ["FRACTION", "Curve", "CurveSkip", "ItemResult", "MapCheck", "Score", "Skip", "SkippedItem", "UnitAttribute",
+           "unit_values"]
+
+#: The sanity check's :class:`UnitAttribute`: the fraction of the model's blocks randomised at a depth (a unit).
+FRACTION = "fraction"
 
 
 class Score(NamedTuple):
@@ -83,6 +88,16 @@ class UnitAttribute(NamedTuple):
     unit: str
     name: str
     value: float
+
+
+def unit_values(attributes: Iterable[UnitAttribute], name: str) -> dict[str, float]:
+    """``unit -> value`` of the attributes called ``name`` (the sanity check's :data:`FRACTION` per depth).
+
+    Example:
+        >>> unit_values([UnitAttribute("a", "depth003", FRACTION, 0.5)], FRACTION)
+        {'depth003': 0.5}
+    """
+    return {a.unit: a.value for a in attributes if a.name == name}
 
 
 class SkippedItem(NamedTuple):

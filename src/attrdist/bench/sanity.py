@@ -24,7 +24,7 @@ from ..metrics.base import metrics_for, metrics_of
 from ..options import opt
 from .base import Benchmark, ImageInput
 from .config import ImageRunConfig, RunConfig
-from .records import ItemResult, Score, Skip, UnitAttribute
+from .records import FRACTION, ItemResult, Score, Skip, UnitAttribute, unit_values
 from .registry import register_benchmark
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ class Sanity(Benchmark):
         from ..metrics.similarity import similarities
 
         unit = f"depth{d:03d}"
-        out = ItemResult(attributes=[UnitAttribute(item, unit, "fraction", d / len(self.cfg.blocks))])
+        out = ItemResult(attributes=[UnitAttribute(item, unit, FRACTION, d / len(self.cfg.blocks))])
         for (name, variant), m in maps.items():
             check = self.check_map(item, unit, name, variant, m, original=original[(name, variant)])
             out.maps.append(check)
@@ -181,7 +181,7 @@ class Sanity(Benchmark):
     @staticmethod
     def report_unit(store: ResultStore) -> str | None:
         """The report's table shows the similarity once every block is randomised (the largest fraction)."""
-        fractions = {a.unit: a.value for a in store.unit_attributes() if a.name == "fraction"}
+        fractions = unit_values(store.unit_attributes(), FRACTION)
         return max(fractions, key=lambda u: (fractions[u], u)) if fractions else None
 
     @staticmethod

@@ -32,7 +32,7 @@ from .config import RunConfig
 from .insertion import Insertion, InsertionConfig
 from .localization import Localization, LocalizationConfig
 from .ranking import UNSCORABLE_SHARE, Verdict, judge, rank
-from .records import MapCheck, Score
+from .records import FRACTION, MapCheck, Score, unit_values
 from .registry import register_benchmark
 from .report.figures import frontier_plot
 from .results import Cell, aggregate
@@ -274,7 +274,7 @@ class _Run:
     @classmethod
     def read(cls, store: ResultStore) -> _Run:
         return cls(store.config(), store.scores(), store.maps(),
-                   {a.unit: a.value for a in store.unit_attributes() if a.name == "fraction"})
+                   unit_values(store.unit_attributes(), FRACTION))
 
     def parts(self) -> list[tuple[list[Score], list[MapCheck], str]]:
         """What is compared at once: all of it, or the sanity check's randomised depths one by one (``@0.50``)."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..records import FRACTION, unit_values
 from ..results import Cell, aggregate, is_count
 from ..store import ResultStore
 from .tables import Table, display, higher_is_better, metric_key, plain
@@ -199,7 +200,7 @@ def sanity_plot(store: ResultStore, table: Table, run: Path) -> dict[str, Path]:
     aggregation (:func:`~attrdist.bench.results.aggregate`: a variant's mean over the maps vanilla could score).
     """
     plt = _pyplot()
-    fraction = {a.unit: a.value for a in store.unit_attributes() if a.name == "fraction"}
+    fraction = unit_values(store.unit_attributes(), FRACTION)
     scores, maps = store.scores(), store.maps()
     points: dict[tuple[str, str, str], list[tuple[float, Cell]]] = defaultdict(list)
     for unit, f in fraction.items():
