@@ -265,8 +265,8 @@ def _bench_parser(p: argparse.ArgumentParser) -> None:
                              formatter_class=_Formatter)
         bp.add_argument("--config", default=None, help="YAML configuration (options given here override it)")
         bp.add_argument("--out", required=True, help="run folder (results.sqlite, config.yaml); run again to resume")
-        bp.add_argument("--estimate", nargs="?", type=int, const=3, default=None, metavar="N",
-                        help="run N items (default 3, after one warm-up) into a temporary folder and print the "
+        bp.add_argument("--estimate", nargs="?", type=int, const=2, default=None, metavar="N",
+                        help="time N items (default 2, after one warm-up) in a temporary folder and print the "
                              "projected time and disk of the whole run; nothing is written to --out")
         add_dataclass_options(bp, bench.config, optional_defaults=True)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -80,6 +81,10 @@ class Estimate:
         seconds_per_item: Wall time per item (model, VAR, metrics, store).
         bytes_per_item: Growth of the run's store per item.
         stages: Mean seconds per item of each stage the benchmark records (the sanity check: per depth).
+        spread: Half the range of the timed items' times, relative to their mean (nan with one item timed): the
+            estimate's own uncertainty, beside what items of another size or content cost.
+        scaled: How the timed items stand for the run's (:meth:`Benchmark.estimate_plan`), when they do not
+            run the whole configuration (the sanity check: 2 of its depths).
     """
 
     benchmark: str
@@ -89,6 +94,8 @@ class Estimate:
     seconds_per_item: float
     bytes_per_item: float
     stages: dict[str, float] = dataclasses.field(default_factory=dict)
+    spread: float = math.nan
+    scaled: str = ""
 
     @property
     def seconds(self) -> float:
@@ -102,8 +109,11 @@ class Estimate:
 
     def __str__(self) -> str:
         todo = self.items - self.done
+        spread = "" if math.isnan(self.spread) else f" (+-{self.spread:.0%} between the items timed)"
+        scaled = f"; {self.scaled}" if self.scaled else ""
         lines = [f"{self.benchmark}: {self.items:,} items ({todo:,} to do), measured on {self.measured} after one "
-                 f"warm-up: {self.seconds_per_item:.2f} s and {self.bytes_per_item / 1024:.1f} KiB per item",
+                 f"warm-up{scaled}: {self.seconds_per_item:.2f} s{spread} and {self.bytes_per_item / 1024:.1f} KiB "
+                 f"per item",
                  f"  projected time: {duration_text(self.seconds)} ({3600 / max(self.seconds_per_item, 1e-9):,.0f} "
                  f"items/h); disk: {_size(self.bytes)}"]
         lines += [f"  {stage}: {seconds:.2f} s per item" for stage, seconds in self.stages.items()]
@@ -318,7 +328,7 @@ class Benchmark:
                 f"({variants}); run folder {out_dir}")
 
     @classmethod
-    def estimate(cls, config: RunConfig, out_dir: str | Path | None = None, items: int = 3,
+    def estimate(cls, config: RunConfig, out_dir: str | Path | None = None, items: int = 2,
                  lm: LoadedModel | None = None) -> Estimates:
         """Project the time and disk of a whole run (each run of :meth:`runs`) from a few of its items.
 
@@ -356,6 +366,7 @@ class Benchmark:
         import tempfile
 
         bench = cls.build(config, lm)
+        timed, scale, scaled = cls.estimate_plan(config, bench.lm)
         all_items = bench.items()
         done = 0
         stored = out_dir / "results.sqlite" if out_dir is not None else None
@@ -370,13 +381,26 @@ class Benchmark:
               f"{bench.describe(len(all_items), done, out_dir or '-').split(': ', 1)[1]}", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory(prefix="attrdist-estimate-") as tmp:
             start = time.perf_counter()
-            store = cls.run_one(dataclasses.replace(config, max_items=few), tmp, Shard(), lm=bench.lm,
+            store = cls.run_one(dataclasses.replace(timed, max_items=few), tmp, Shard(), lm=bench.lm,
                                 on_item=lambda _: stamps.append(time.perf_counter()), announce=False)
             stages = {k: v for k, (v, _) in store.timings().items() if k != "item"}
             store.close()
             disk = _store_bytes(Path(tmp))
-        return Estimate(cls.name, len(all_items), done, *_per_item(stamps, warm, start), _per_byte(disk, stamps),
-                        stages)
+        measured, seconds, spread = _per_item(stamps, warm, start)
+        return Estimate(cls.name, len(all_items), done, measured, seconds * scale, _per_byte(disk, stamps) * scale,
+                        stages, spread, scaled)
+
+    @classmethod
+    def estimate_plan(cls, config: RunConfig, lm: LoadedModel) -> tuple[RunConfig, float, str]:
+        """What an estimate times instead of the whole configuration, and the factor to the real items' cost.
+
+        Default: the configuration itself (factor 1). The sanity check times 2 of its depths and scales by the
+        number of depths.
+
+        Returns:
+            ``(configuration timed, factor, how it is scaled in words)``.
+        """
+        return config, 1.0, ""
 
     @classmethod
     def build(cls, config: RunConfig, lm: LoadedModel | None = None) -> Benchmark:
@@ -553,12 +577,18 @@ def _store_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.glob("results.sqlite*") if f.is_file())
 
 
-def _per_item(stamps: list[float], warm: int, start: float) -> tuple[int, float]:
-    """``(items measured, seconds per item)`` from the times items finished, without the warm-up batch."""
+def _per_item(stamps: list[float], warm: int, start: float) -> tuple[int, float, float]:
+    """``(items measured, seconds per item, spread)`` from the times items finished, without the warm-up batch.
+
+    The spread is half the range of the timed items' times relative to their mean (nan with fewer than 2).
+    """
     timed = len(stamps) - min(warm, len(stamps))
-    if timed > 0:
-        return timed, (stamps[-1] - stamps[warm - 1]) / timed
-    return len(stamps), (stamps[-1] - start) / len(stamps) if stamps else 0.0
+    if timed <= 0:
+        return len(stamps), (stamps[-1] - start) / len(stamps) if stamps else 0.0, math.nan
+    each = [b - a for a, b in zip(stamps[warm - 1:], stamps[warm:], strict=False)]
+    mean = (stamps[-1] - stamps[warm - 1]) / timed
+    spread = (max(each) - min(each)) / 2 / mean if len(each) > 1 and mean > 0 else math.nan
+    return timed, mean, spread
 
 
 def _per_byte(disk: int, stamps: list[float]) -> float:

@@ -114,6 +114,19 @@ class Sanity(Benchmark):
         assert isinstance(config, SanityConfig)
         return dataclasses.replace(config, blocks=randomization_blocks(lm.model, config.blocks))
 
+    @classmethod
+    def estimate_plan(cls, config: RunConfig, lm: LoadedModel) -> tuple[RunConfig, float, str]:
+        """An estimate times the original model and every block randomised (2 depths), scaled to the run's depths."""
+        from ..models.randomize import randomization_blocks
+
+        assert isinstance(config, SanityConfig)
+        n = len(randomization_blocks(lm.model, config.blocks))
+        full = len(depths_of(n, config.depths))
+        if full <= 2:
+            return config, 1.0, ""
+        return (dataclasses.replace(config, depths=2), full / 2,
+                f"2 of its {full} depths timed (the first and the last), scaled x{full / 2:g}")
+
     @cached_property
     def depths(self) -> list[int]:
         """The randomisation depths of the run, 0 (the original model) first."""
