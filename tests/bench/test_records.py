@@ -172,3 +172,21 @@ def test_a_second_process_writing_the_same_part_is_refused_in_one_line(tmp_path)
     free = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert held.count("\n") == 1 and "another process is writing this run folder" in held
     assert free.strip() == "opened"  # the lock goes with the store (and with a killed process)
+
+
+def test_a_store_or_its_lock_that_is_a_link_is_never_written_through(tmp_path):
+    """Issue 34: no write follows a link; a run folder may come from someone else."""
+    target = tmp_path / "elsewhere.sqlite"
+    target.write_bytes(b"")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.sqlite").symlink_to(target)
+    with pytest.raises(ValueError, match="a link, not a results database"):
+        ResultStore(run / "results.sqlite")
+    assert target.read_bytes() == b""
+    other = tmp_path / "run2"
+    other.mkdir()
+    (other / "results.sqlite.lock").symlink_to(tmp_path / "not-there")  # a dangling link: nothing is created
+    with pytest.raises(ValueError, match="cannot be opened"):
+        ResultStore(other / "results.sqlite")
+    assert not (tmp_path / "not-there").exists()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -68,7 +69,15 @@ def _claim(path: Path) -> IO[bytes]:
     Raises:
         ValueError: If another process writes the file (two ``attrdist bench`` on one run folder and rank).
     """
-    hold = open(path.parent / f"{path.name}.lock", "ab")  # noqa: SIM115 - held open as the lock
+    if path.is_symlink():
+        raise ValueError(f"{path}: a link, not a results database; a run folder's store is a plain file (choose "
+                         "another --out)")
+    try:  # never through a link: a run folder may come from someone else
+        fd = os.open(path.parent / f"{path.name}.lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as err:
+        raise ValueError(f"{path}.lock: cannot be opened ({err.strerror}); a run folder's files are plain "
+                         "files") from None
+    hold = os.fdopen(fd, "wb")
     try:
         fcntl.lockf(hold, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
