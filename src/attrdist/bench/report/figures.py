@@ -24,7 +24,7 @@ from .tables import Table, display, higher_is_better, metric_key, plain
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["bar_plots", "curve_plots", "fresh", "frontier_plot", "sanity_plot"]
+__all__ = ["bar_plots", "curve_plots", "frontier_plot", "sanity_plot"]
 
 
 class _Figures:
@@ -42,13 +42,6 @@ class _Figures:
 def _pyplot() -> _Figures:
     """What the report's figures are drawn with (matplotlib imported only when a report is drawn)."""
     return _Figures()
-
-
-def fresh(path: Path) -> Path:
-    """``path`` ready to be written: a link there is removed (a run folder may come from someone else)."""
-    if path.is_symlink():
-        path.unlink()
-    return path
 
 
 #: A report's bounded cost (a results database may come from anyone): methods per chart (a group of bars, a

@@ -16,7 +16,6 @@ from typing import Protocol
 from ..._files import atomic_open, write_text_atomic
 from ..results import is_count, relative
 from ..store import ResultStore
-from .figures import fresh
 from .tables import Table, config_yaml, header, higher_is_better, notes, plain, sections, summarize
 
 __all__ = ["ReportHooks", "csv_rows", "html", "latex", "markdown", "report_benchmark", "run_folders", "write_report"]
@@ -294,8 +293,8 @@ def write_report(run_dir: str | Path, benchmark: ReportHooks) -> dict[str, Path]
                          "full?)") from None
     except sqlite3.DatabaseError as err:
         raise ValueError(f"{db}: not a readable results database ({err})") from None
-    written = {"markdown": fresh(run / "report.md"), "latex": fresh(run / "report.tex"),
-               "html": fresh(run / "report.html"), "csv": fresh(run / "report.csv")}
+    written = {"markdown": run / "report.md", "latex": run / "report.tex", "html": run / "report.html",
+               "csv": run / "report.csv"}
     write_text_atomic(written["markdown"], markdown(t))  # new files renamed over the names: a link, a hard link
     write_text_atomic(written["latex"], latex(t))  # or a FIFO there is replaced, never written through or opened
     write_text_atomic(written["html"], html(t, figures))
