@@ -99,6 +99,10 @@ def part_files(folder: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+#: Why a first-layout store is not resumed.
+_OLD_LAYOUT = ("a run folder of an older attrdist (one results table); reports still read it, but it cannot be "
+               "resumed: start a new --out folder")
+
 _R = TypeVar("_R", bound="tuple[object, ...] | str")
 
 
@@ -160,8 +164,7 @@ class ResultStore:
             return
         if self.layout == 1:
             self.db.close()
-            raise ValueError(f"{self.path}: a run folder of an older attrdist (one results table); reports still "
-                             "read it, but it cannot be resumed: start a new --out folder")
+            raise ValueError(f"{self.path}: {_OLD_LAYOUT}")
         self.db.execute("PRAGMA journal_mode=DELETE")  # rollback journal: safe on a network file system
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
@@ -435,8 +438,7 @@ def read_done(folder: str | Path, config: dict) -> set[str]:
     for path in part_files(folder):
         with ResultStore(path, read_only=True) as part:
             if part.layout == 1:
-                raise ValueError(f"{path}: a run folder of an older attrdist (one results table); reports still "
-                                 "read it, but it cannot be resumed: start a new --out folder")
+                raise ValueError(f"{path}: {_OLD_LAYOUT}")
             _check_config(part, config)
             done.update(part._done())
     return done
